@@ -1,0 +1,308 @@
+//! The configuration of one function version, as stored and as scheduled.
+//! Manifests and the Lambda API both produce this shape.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The family of runtime a function runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    Python3,
+    Nodejs,
+    Provided,
+    Wasm,
+}
+
+impl RuntimeKind {
+    /// Accepts Updraft's names and Lambda's runtime identifiers as aliases
+    /// (`python3.12`, `nodejs20.x`, `provided.al2023`).
+    pub fn parse(id: &str) -> Option<RuntimeKind> {
+        let id = id.trim();
+        let kind = if id == "python3" || id.starts_with("python3.") {
+            RuntimeKind::Python3
+        } else if id == "nodejs" || (id.starts_with("nodejs") && id.ends_with(".x")) {
+            RuntimeKind::Nodejs
+        } else if id == "provided" || id.starts_with("provided.") {
+            RuntimeKind::Provided
+        } else if id == "wasm" {
+            RuntimeKind::Wasm
+        } else {
+            return None;
+        };
+        Some(kind)
+    }
+
+    pub const EXPECTED: &'static str =
+        "one of python3, nodejs, provided, wasm (or a Lambda id such as python3.12, nodejs20.x, provided.al2023)";
+}
+
+impl fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RuntimeKind::Python3 => "python3",
+            RuntimeKind::Nodejs => "nodejs",
+            RuntimeKind::Provided => "provided",
+            RuntimeKind::Wasm => "wasm",
+        })
+    }
+}
+
+/// Who may call a function's own URL (`/fn/{name}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UrlAuth {
+    /// Credentials required (Lambda's AuthType AWS_IAM).
+    #[default]
+    Private,
+    /// Anyone (Lambda's AuthType NONE).
+    Public,
+}
+
+/// Scaling limits of one function.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scaling {
+    pub min_instances: u32,
+    pub max_instances: u32,
+    pub per_instance: u32,
+    pub idle_timeout_ms: u64,
+    pub max_queue_wait_ms: u64,
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Scaling {
+            min_instances: 0,
+            max_instances: 10,
+            per_instance: 1,
+            idle_timeout_ms: 5 * 60 * 1000,
+            max_queue_wait_ms: 10 * 1000,
+        }
+    }
+}
+
+/// A manifest `http` route: `METHOD /path/{param}/{proxy+}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HttpRoute {
+    /// Upper-case method, or `ANY`.
+    pub method: String,
+    pub path: String,
+}
+
+impl HttpRoute {
+    /// Parses `"GET /hello/{name}"`; the error says what was expected.
+    pub fn parse(text: &str) -> Result<HttpRoute, String> {
+        let mut parts = text.split_whitespace();
+        let (Some(method), Some(path), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!(
+                "expected \"METHOD /path\" such as \"GET /hello/{{name}}\", got {text:?}"
+            ));
+        };
+        let method = method.to_ascii_uppercase();
+        const METHODS: [&str; 8] = ["ANY", "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+        if !METHODS.contains(&method.as_str()) {
+            return Err(format!("expected a method among {}, got {method:?}", METHODS.join(", ")));
+        }
+        if !path.starts_with('/') {
+            return Err(format!("expected the path to start with '/', got {path:?}"));
+        }
+        if path.starts_with("/fn/") || path == "/fn" || path.starts_with("/api/") || path.starts_with("/2015-03-31/") || path.starts_with("/2021-10-31/") || path == "/healthz" || path == "/metrics" || path.starts_with("/ui") {
+            return Err(format!("the path {path:?} is reserved by Updraft (/fn, /api, /healthz, /metrics, /ui and the Lambda API)"));
+        }
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        for (i, seg) in segments.iter().enumerate() {
+            if seg.starts_with('{') || seg.ends_with('}') {
+                let inner = seg.trim_start_matches('{').trim_end_matches('}');
+                let ok = seg.starts_with('{') && seg.ends_with('}') && !inner.is_empty()
+                    && inner.trim_end_matches('+').bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                if !ok {
+                    return Err(format!("expected a parameter segment like {{name}}, got {seg:?} in {path:?}"));
+                }
+                if inner.ends_with('+') && i + 1 != segments.len() {
+                    return Err(format!("a greedy {{{inner}}} segment must be the last one, in {path:?}"));
+                }
+            }
+        }
+        Ok(HttpRoute { method, path: path.to_string() })
+    }
+
+    /// The key API Gateway reports as `routeKey`.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+
+    /// The path with parameter names erased, so `/a/{x}` and `/a/{y}` compare equal.
+    pub fn shape(&self) -> String {
+        self.path
+            .split('/')
+            .map(|s| {
+                if s.starts_with('{') && s.ends_with("+}") {
+                    "{+}"
+                } else if s.starts_with('{') {
+                    "{}"
+                } else {
+                    s
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    /// Two routes conflict when one request could be claimed by both at equal rank.
+    pub fn conflicts_with(&self, other: &HttpRoute) -> bool {
+        self.shape() == other.shape()
+            && (self.method == other.method || self.method == "ANY" || other.method == "ANY")
+    }
+}
+
+/// What starts a function besides its URL and the APIs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Http(HttpRoute),
+}
+
+/// Everything that defines the behaviour of one function version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionConfig {
+    /// The runtime id as the user wrote it (`python3`, `python3.12`, …).
+    pub runtime: String,
+    pub handler: String,
+    pub memory_mb: u32,
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub url: UrlAuth,
+    #[serde(default)]
+    pub scaling: Scaling,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+    #[serde(default)]
+    pub description: String,
+}
+
+impl FunctionConfig {
+    pub fn kind(&self) -> RuntimeKind {
+        RuntimeKind::parse(&self.runtime).unwrap_or(RuntimeKind::Provided)
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = &HttpRoute> {
+        self.triggers.iter().map(|t| match t {
+            Trigger::Http(r) => r,
+        })
+    }
+
+    /// Checks the values every entry point must respect; errors name the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if RuntimeKind::parse(&self.runtime).is_none() {
+            return Err(format!("runtime: expected {}, got {:?}", RuntimeKind::EXPECTED, self.runtime));
+        }
+        match self.kind() {
+            RuntimeKind::Python3 | RuntimeKind::Nodejs => {
+                let ok = self.handler.rsplit_once('.').is_some_and(|(m, f)| !m.is_empty() && !f.is_empty());
+                if !ok {
+                    return Err(format!(
+                        "handler: expected \"module.function\" (python3) or \"file.export\" (nodejs), got {:?}",
+                        self.handler
+                    ));
+                }
+            }
+            RuntimeKind::Provided | RuntimeKind::Wasm => {}
+        }
+        if !(128..=10240).contains(&self.memory_mb) {
+            return Err(format!("memory_mb: expected a number from 128 to 10240, got {}", self.memory_mb));
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > 900_000 {
+            return Err(format!(
+                "timeout: expected a duration from 1ms to 15m, got {}",
+                crate::duration::format_ms(self.timeout_ms)
+            ));
+        }
+        let s = &self.scaling;
+        if s.max_instances == 0 || s.max_instances > 1000 {
+            return Err(format!("scaling.max_instances: expected 1 to 1000, got {}", s.max_instances));
+        }
+        if s.min_instances > s.max_instances {
+            return Err(format!(
+                "scaling.min_instances: expected at most max_instances ({}), got {}",
+                s.max_instances, s.min_instances
+            ));
+        }
+        if s.per_instance == 0 {
+            return Err("scaling.per_instance: expected at least 1, got 0".into());
+        }
+        if s.per_instance > 1 && self.kind() != RuntimeKind::Wasm {
+            return Err(format!(
+                "scaling.per_instance: process runtimes take one invocation per instance, expected 1, got {}",
+                s.per_instance
+            ));
+        }
+        if s.idle_timeout_ms == 0 {
+            return Err("scaling.idle_timeout: expected a duration above 0".into());
+        }
+        for key in self.env.keys() {
+            let ok = !key.is_empty()
+                && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !key.as_bytes()[0].is_ascii_digit();
+            if !ok {
+                return Err(format!("env: expected names of letters, digits and '_', got {key:?}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(runtime: &str, handler: &str) -> FunctionConfig {
+        FunctionConfig {
+            runtime: runtime.into(),
+            handler: handler.into(),
+            memory_mb: 128,
+            timeout_ms: 3000,
+            env: BTreeMap::new(),
+            url: UrlAuth::Private,
+            scaling: Scaling::default(),
+            triggers: vec![],
+            description: String::new(),
+        }
+    }
+
+    #[test]
+    fn runtime_aliases() {
+        assert_eq!(RuntimeKind::parse("python3.12"), Some(RuntimeKind::Python3));
+        assert_eq!(RuntimeKind::parse("nodejs20.x"), Some(RuntimeKind::Nodejs));
+        assert_eq!(RuntimeKind::parse("provided.al2023"), Some(RuntimeKind::Provided));
+        assert_eq!(RuntimeKind::parse("java21"), None);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        assert!(cfg("python3", "app.handler").validate().is_ok());
+        assert!(cfg("ruby", "x").validate().unwrap_err().starts_with("runtime:"));
+        assert!(cfg("python3", "nodot").validate().unwrap_err().starts_with("handler:"));
+        let mut c = cfg("nodejs", "index.handler");
+        c.memory_mb = 64;
+        assert!(c.validate().unwrap_err().starts_with("memory_mb:"));
+        let mut c = cfg("nodejs", "index.handler");
+        c.scaling.per_instance = 4;
+        assert!(c.validate().unwrap_err().starts_with("scaling.per_instance:"));
+    }
+
+    #[test]
+    fn routes_parse_and_conflict() {
+        let a = HttpRoute::parse("GET /hello/{name}").unwrap();
+        let b = HttpRoute::parse("ANY /hello/{who}").unwrap();
+        let c = HttpRoute::parse("POST /hello/{name}/x").unwrap();
+        assert!(a.conflicts_with(&b));
+        assert!(!a.conflicts_with(&c));
+        assert!(HttpRoute::parse("GET /a/{proxy+}/b").is_err());
+        assert!(HttpRoute::parse("FETCH /a").is_err());
+        assert!(HttpRoute::parse("/a").is_err());
+        assert!(HttpRoute::parse("GET /fn/x").is_err());
+    }
+}

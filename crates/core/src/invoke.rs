@@ -1,0 +1,133 @@
+//! One invocation and what came of it.
+
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// A request to run a function once.
+#[derive(Clone, Debug)]
+pub struct Invocation {
+    pub request_id: String,
+    pub payload: Vec<u8>,
+    /// Base64 JSON passed by the caller as `X-Amz-Client-Context`.
+    pub client_context: Option<String>,
+    /// The ARN the caller used (with its qualifier, if any).
+    pub invoked_arn: String,
+}
+
+/// How an invocation failed, when it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The handler raised or returned an error.
+    Function,
+    /// The invocation ran past its timeout (`Sandbox.Timedout`).
+    Timeout,
+    /// The instance went over `memory_mb` (`Runtime.OutOfMemory`).
+    OutOfMemory,
+    /// The instance exited or crashed (`Runtime.ExitError`).
+    Crash,
+    /// The instance failed during init (the type it posted to `/init/error`).
+    Init,
+}
+
+impl ErrorKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorKind::Function => "function",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::OutOfMemory => "out_of_memory",
+            ErrorKind::Crash => "crash",
+            ErrorKind::Init => "init",
+        }
+    }
+}
+
+/// The result bytes of a run, or Lambda's error document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success(Vec<u8>),
+    Error {
+        kind: ErrorKind,
+        error_type: String,
+        /// Lambda's `{errorMessage, errorType, stackTrace}` JSON.
+        body: Vec<u8>,
+    },
+}
+
+impl Outcome {
+    /// A platform-made error document (timeouts, crashes, out of memory).
+    pub fn platform_error(kind: ErrorKind, error_type: &str, message: String) -> Outcome {
+        let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
+        Outcome::Error {
+            kind,
+            error_type: error_type.to_string(),
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Outcome::Error { .. })
+    }
+
+    pub fn error_type(&self) -> Option<&str> {
+        match self {
+            Outcome::Success(_) => None,
+            Outcome::Error { error_type, .. } => Some(error_type),
+        }
+    }
+}
+
+/// The measurements metering and REPORT lines are made of.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub start_ms: i64,
+    pub duration_us: u64,
+    pub init_us: Option<u64>,
+    pub memory_mb: u32,
+    pub max_memory_mb: u32,
+}
+
+impl Stats {
+    /// Lambda bills whole milliseconds, rounded up; init is not billed.
+    pub fn billed_ms(&self) -> u64 {
+        self.duration_us.div_ceil(1000).max(1)
+    }
+}
+
+/// A finished invocation.
+#[derive(Clone, Debug)]
+pub struct InvokeResult {
+    pub request_id: String,
+    pub version: i64,
+    pub outcome: Outcome,
+    pub stats: Stats,
+}
+
+/// Microseconds since `start`, for durations.
+pub fn elapsed_us(start: Instant) -> u64 {
+    start.elapsed().as_micros() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn billing_rounds_up() {
+        let s = Stats { duration_us: 1001, ..Default::default() };
+        assert_eq!(s.billed_ms(), 2);
+        let s = Stats { duration_us: 1000, ..Default::default() };
+        assert_eq!(s.billed_ms(), 1);
+        let s = Stats { duration_us: 10, ..Default::default() };
+        assert_eq!(s.billed_ms(), 1);
+    }
+
+    #[test]
+    fn platform_errors_have_lambda_shape() {
+        let o = Outcome::platform_error(ErrorKind::Timeout, "Sandbox.Timedout", "Task timed out".into());
+        let Outcome::Error { body, .. } = o else { panic!() };
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["errorType"], "Sandbox.Timedout");
+        assert_eq!(v["errorMessage"], "Task timed out");
+    }
+}

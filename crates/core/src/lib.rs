@@ -1,0 +1,51 @@
+//! Updraft's shared vocabulary: function configuration, invocations and their
+//! outcomes. No I/O lives here; every other crate speaks these types.
+
+pub mod config;
+pub mod duration;
+pub mod invoke;
+pub mod logs;
+
+pub use config::{FunctionConfig, HttpRoute, RuntimeKind, Scaling, Trigger, UrlAuth};
+pub use invoke::{ErrorKind, Invocation, InvokeResult, Outcome, Stats};
+pub use logs::{LogLine, LogSink};
+
+/// Milliseconds since the Unix epoch, the one clock every record uses.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A fresh request id in Lambda's shape (a UUID v4).
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The ARN Lambda would give a function (SPEC §4: account 000000000000).
+pub fn function_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:lambda:{region}:000000000000:function:{name}")
+}
+
+/// Names follow Lambda's rule: 1–64 of letters, digits, `-` and `_`.
+pub fn valid_function_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names() {
+        assert!(valid_function_name("hello-world_2"));
+        assert!(!valid_function_name(""));
+        assert!(!valid_function_name("a/b"));
+        assert!(!valid_function_name(&"x".repeat(65)));
+    }
+}

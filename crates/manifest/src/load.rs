@@ -1,0 +1,629 @@
+//! From TOML text to [`Manifest`]: strict serde structs first (so unknown keys
+//! and wrong types are refused with a location), then value checks that name
+//! the dotted key.
+
+use crate::{CodeKind, FunctionSpec, Manifest, ManifestError};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use updraft_core::{duration, FunctionConfig, HttpRoute, RuntimeKind, Scaling, Trigger, UrlAuth};
+
+/// Memory when the manifest says nothing (Lambda's default).
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+/// Timeout when the manifest says nothing (Lambda's default).
+pub const DEFAULT_TIMEOUT_MS: u64 = 3_000;
+/// Concurrent invocations per wasm instance when the manifest says nothing.
+pub const DEFAULT_WASM_PER_INSTANCE: u32 = 16;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    app: RawApp,
+    #[serde(default)]
+    functions: BTreeMap<String, RawFunction>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFunction {
+    runtime: String,
+    handler: Option<String>,
+    code: String,
+    build: Option<String>,
+    memory_mb: Option<Int>,
+    timeout: Option<Dur>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    url: Option<String>,
+    scaling: Option<RawScaling>,
+    #[serde(default)]
+    triggers: Vec<RawTrigger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScaling {
+    min_instances: Option<Int>,
+    max_instances: Option<Int>,
+    per_instance: Option<Int>,
+    idle_timeout: Option<Dur>,
+    max_queue_wait: Option<Dur>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    route: String,
+}
+
+/// One `[[triggers]]` entry: a table with exactly one key, the trigger kind.
+enum RawTrigger {
+    Http(RawHttp),
+}
+
+const SUPPORTED_TRIGGERS: &str = "http";
+
+impl<'de> Deserialize<'de> for RawTrigger {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawTrigger;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(
+                    f,
+                    "a table with one trigger kind, such as http = {{ route = \"GET /hello\" }}"
+                )
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTrigger, A::Error> {
+                let mut found: Option<RawTrigger> = None;
+                while let Some(kind) = map.next_key::<String>()? {
+                    // Kinds this release does not run are refused by name (SPEC §2),
+                    // never skipped.
+                    if kind != "http" {
+                        return Err(de::Error::custom(format!(
+                            "trigger kind `{kind}` is not supported by this release; supported: {SUPPORTED_TRIGGERS}"
+                        )));
+                    }
+                    if found.is_some() {
+                        return Err(de::Error::custom(
+                            "expected exactly one trigger kind per [[triggers]] entry, got several",
+                        ));
+                    }
+                    found = Some(RawTrigger::Http(map.next_value()?));
+                }
+                found.ok_or_else(|| {
+                    de::Error::custom(format!(
+                        "expected exactly one trigger kind per [[triggers]] entry ({SUPPORTED_TRIGGERS}), got an empty table"
+                    ))
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A whole number; wider than the target so that range errors can say what
+/// range was expected instead of serde's "invalid value ... expected u32".
+struct Int(i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Int;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Int, E> {
+                Ok(Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Int, E> {
+                Ok(Int(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+        }
+        d.deserialize_i64(V)
+    }
+}
+
+/// A duration string; its own type so that `timeout = 30` says a duration
+/// string was expected rather than "a string".
+struct Dur(String);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration string such as \"30s\", \"5m\" or \"250ms\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+                Ok(Dur(v.to_string()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+pub(crate) fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+    let raw = deserialize(path, text)?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let root = dir.canonicalize().map_err(|source| ManifestError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let file_name = path
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::FILE_NAME.into());
+    let cx = Cx {
+        file: path,
+        root: &root,
+    };
+
+    if !updraft_core::valid_function_name(&raw.app.name) {
+        return Err(cx.invalid(
+            "app.name".into(),
+            format!(
+                "expected 1 to 64 letters, digits, '-' and '_', got {:?}",
+                raw.app.name
+            ),
+        ));
+    }
+
+    let mut functions = Vec::with_capacity(raw.functions.len());
+    for (name, f) in raw.functions {
+        functions.push(cx.function(name, f)?);
+    }
+    check_route_conflicts(&cx, &functions)?;
+
+    Ok(Manifest {
+        path: root.join(file_name),
+        app: raw.app.name,
+        functions,
+    })
+}
+
+fn deserialize(path: &Path, text: &str) -> Result<RawManifest, ManifestError> {
+    let located = |e: toml::de::Error, key: Option<String>| ManifestError::Parse {
+        file: path.to_path_buf(),
+        location: e.span().map(|s| line_column(text, s.start)),
+        key,
+        message: e.message().trim_end().to_string(),
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        let mut err = located(e, None);
+        if let ManifestError::Parse { message, .. } = &mut err {
+            *message = format!("invalid TOML: {message}");
+        }
+        err
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = dotted(e.path());
+        let inner = e.into_inner();
+        // An unknown key is reported before serde_path_to_error records it, so
+        // the path stops at its table; add the key itself.
+        let key = match unknown_field(inner.message()) {
+            Some(field) if !key.ends_with(&key_segment(field)) => {
+                Some(join_key(&key, &key_segment(field)))
+            }
+            _ if key.is_empty() => None,
+            _ => Some(key),
+        };
+        let mut err = located(inner, key);
+        // serde says "field"; a manifest's author thinks in TOML keys.
+        if let ManifestError::Parse { message, .. } = &mut err {
+            if let Some(field) = message.strip_prefix("missing field ") {
+                *message = format!("missing key {field}, which is required");
+            }
+        }
+        err
+    })
+}
+
+/// The field name in serde's "unknown field `x`, expected ..." message.
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(f, _)| f)
+}
+
+fn dotted(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            serde_path_to_error::Segment::Map { key }
+            | serde_path_to_error::Segment::Enum { variant: key } => {
+                out = join_key(&out, &key_segment(key));
+            }
+            serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+fn join_key(base: &str, seg: &str) -> String {
+    if base.is_empty() {
+        seg.to_string()
+    } else {
+        format!("{base}.{seg}")
+    }
+}
+
+/// A key as TOML would need it written: bare when possible, else quoted.
+fn key_segment(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if bare {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+struct Cx<'a> {
+    file: &'a Path,
+    root: &'a Path,
+}
+
+impl Cx<'_> {
+    fn invalid(&self, key: String, message: String) -> ManifestError {
+        ManifestError::Invalid {
+            file: self.file.to_path_buf(),
+            key,
+            message,
+        }
+    }
+
+    fn function(&self, name: String, f: RawFunction) -> Result<FunctionSpec, ManifestError> {
+        let key = |field: &str| format!("functions.{}.{field}", key_segment(&name));
+        if !updraft_core::valid_function_name(&name) {
+            return Err(self.invalid(
+                format!("functions.{}", key_segment(&name)),
+                format!("expected a function name of 1 to 64 letters, digits, '-' and '_', got {name:?}"),
+            ));
+        }
+
+        let Some(kind) = RuntimeKind::parse(&f.runtime) else {
+            return Err(self.invalid(
+                key("runtime"),
+                format!("expected {}, got {:?}", RuntimeKind::EXPECTED, f.runtime),
+            ));
+        };
+
+        let handler = match (f.handler, kind) {
+            (Some(h), _) => h,
+            (None, RuntimeKind::Python3) => {
+                return Err(self.invalid(
+                    key("handler"),
+                    "expected \"module.function\" such as \"app.handler\" for runtime python3, but it is missing".into(),
+                ))
+            }
+            (None, RuntimeKind::Nodejs) => {
+                return Err(self.invalid(
+                    key("handler"),
+                    "expected \"file.export\" such as \"index.handler\" for runtime nodejs, but it is missing".into(),
+                ))
+            }
+            (None, _) => String::new(),
+        };
+
+        let memory_mb = match f.memory_mb {
+            None => DEFAULT_MEMORY_MB,
+            // Out-of-u32 values get the same message validate() gives in range.
+            Some(Int(v)) => u32::try_from(v).map_err(|_| {
+                self.invalid(
+                    key("memory_mb"),
+                    format!("expected a number from 128 to 10240, got {v}"),
+                )
+            })?,
+        };
+
+        let timeout_ms = match f.timeout {
+            None => DEFAULT_TIMEOUT_MS,
+            Some(d) => self.duration_ms(key("timeout"), &d)?,
+        };
+
+        let url = match f.url.as_deref() {
+            None => UrlAuth::default(),
+            Some("private") => UrlAuth::Private,
+            Some("public") => UrlAuth::Public,
+            Some(other) => {
+                return Err(self.invalid(
+                    key("url"),
+                    format!("expected \"public\" or \"private\", got {other:?}"),
+                ))
+            }
+        };
+
+        let mut scaling = Scaling::default();
+        if kind == RuntimeKind::Wasm {
+            scaling.per_instance = DEFAULT_WASM_PER_INSTANCE;
+        }
+        if let Some(s) = f.scaling {
+            let count =
+                |field: &str, v: Option<Int>, into: &mut u32| -> Result<(), ManifestError> {
+                    if let Some(Int(v)) = v {
+                        *into = u32::try_from(v).map_err(|_| {
+                            self.invalid(
+                                key(field),
+                                format!("expected a whole number from 0 to {}, got {v}", u32::MAX),
+                            )
+                        })?;
+                    }
+                    Ok(())
+                };
+            count(
+                "scaling.min_instances",
+                s.min_instances,
+                &mut scaling.min_instances,
+            )?;
+            count(
+                "scaling.max_instances",
+                s.max_instances,
+                &mut scaling.max_instances,
+            )?;
+            count(
+                "scaling.per_instance",
+                s.per_instance,
+                &mut scaling.per_instance,
+            )?;
+            if let Some(d) = s.idle_timeout {
+                scaling.idle_timeout_ms = self.duration_ms(key("scaling.idle_timeout"), &d)?;
+            }
+            if let Some(d) = s.max_queue_wait {
+                scaling.max_queue_wait_ms = self.duration_ms(key("scaling.max_queue_wait"), &d)?;
+            }
+        }
+
+        let mut triggers = Vec::with_capacity(f.triggers.len());
+        for (i, t) in f.triggers.into_iter().enumerate() {
+            match t {
+                RawTrigger::Http(h) => {
+                    let route = HttpRoute::parse(&h.route).map_err(|msg| {
+                        self.invalid(key(&format!("triggers[{i}].http.route")), msg)
+                    })?;
+                    triggers.push(Trigger::Http(route));
+                }
+            }
+        }
+
+        let config = FunctionConfig {
+            runtime: f.runtime,
+            handler,
+            memory_mb,
+            timeout_ms,
+            env: f.env,
+            url,
+            scaling,
+            triggers,
+            description: String::new(),
+        };
+        // The shared rules live in core so that the Lambda API enforces the same
+        // ones; their "field: message" becomes "functions.NAME.field: message".
+        config.validate().map_err(|e| match e.split_once(": ") {
+            Some((field, msg)) => self.invalid(key(field), msg.to_string()),
+            None => self.invalid(format!("functions.{}", key_segment(&name)), e),
+        })?;
+
+        let (code, code_kind) = self.code(&key("code"), &f.code, kind, f.build.is_some())?;
+        if let Some(b) = &f.build {
+            if b.trim().is_empty() {
+                return Err(self.invalid(
+                    key("build"),
+                    "expected a shell command, got an empty string".into(),
+                ));
+            }
+        }
+
+        Ok(FunctionSpec {
+            name,
+            config,
+            code,
+            code_kind,
+            build: f.build,
+            root: self.root.to_path_buf(),
+        })
+    }
+
+    fn duration_ms(&self, key: String, d: &Dur) -> Result<u64, ManifestError> {
+        let parsed = duration::parse(&d.0).map_err(|msg| self.invalid(key, msg))?;
+        Ok(u64::try_from(parsed.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Resolves `code` against the manifest's directory and decides its kind.
+    fn code(
+        &self,
+        key: &str,
+        code: &str,
+        runtime: RuntimeKind,
+        has_build: bool,
+    ) -> Result<(PathBuf, CodeKind), ManifestError> {
+        let wasm = runtime == RuntimeKind::Wasm;
+        let expected = if wasm {
+            "a .wasm component".to_string()
+        } else {
+            "a directory, .zip or .wasm".to_string()
+        };
+        if code.trim().is_empty() {
+            return Err(self.invalid(
+                key.into(),
+                format!(
+                    "expected {expected} relative to {}, got an empty string",
+                    self.root.display()
+                ),
+            ));
+        }
+        let joined = normalize(&self.root.join(code));
+        let by_extension = |p: &Path| match p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+        {
+            Some(e) if e == "zip" => Some(CodeKind::Zip),
+            Some(e) if e == "wasm" => Some(CodeKind::Wasm),
+            _ => None,
+        };
+        let (path, kind) = match std::fs::metadata(&joined) {
+            Ok(meta) if meta.is_dir() => (joined.canonicalize().unwrap_or(joined), CodeKind::Dir),
+            Ok(_) => match by_extension(&joined) {
+                Some(kind) => (joined.canonicalize().unwrap_or(joined), kind),
+                None => {
+                    return Err(self.invalid(
+                        key.into(),
+                        format!(
+                            "expected {expected}, but {} is another kind of file",
+                            joined.display()
+                        ),
+                    ))
+                }
+            },
+            // The build command may be what produces the code; package()
+            // checks again after it ran.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && has_build => {
+                let kind = by_extension(&joined).unwrap_or(CodeKind::Dir);
+                (joined, kind)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self.invalid(
+                    key.into(),
+                    format!(
+                        "expected {expected} relative to {}, but {} does not exist",
+                        self.root.display(),
+                        joined.display()
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(
+                    self.invalid(key.into(), format!("cannot read {}: {e}", joined.display()))
+                );
+            }
+        };
+        match (wasm, kind) {
+            (true, CodeKind::Wasm) | (false, CodeKind::Dir | CodeKind::Zip) => Ok((path, kind)),
+            (true, _) => Err(self.invalid(
+                key.into(),
+                format!(
+                    "expected a .wasm component for runtime wasm, got the {} {}",
+                    if kind == CodeKind::Dir { "directory" } else { "zip" },
+                    path.display()
+                ),
+            )),
+            (false, _) => Err(self.invalid(
+                key.into(),
+                format!(
+                    "expected a directory or .zip for runtime {runtime}, got the WebAssembly file {} (a .wasm component needs runtime = \"wasm\")",
+                    path.display()
+                ),
+            )),
+        }
+    }
+}
+
+/// Removes `.` and folds `..` lexically, so messages show clean paths even
+/// for code that does not exist yet.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push(c);
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Two functions (or two triggers of one) claiming the same request would make
+/// the gateway's choice arbitrary, so the manifest is refused.
+fn check_route_conflicts(cx: &Cx, functions: &[FunctionSpec]) -> Result<(), ManifestError> {
+    let mut seen: Vec<(&str, usize, &HttpRoute)> = Vec::new();
+    for f in functions {
+        for (i, route) in f.config.routes().enumerate() {
+            if let Some((other_fn, other_i, other)) =
+                seen.iter().find(|(_, _, r)| r.conflicts_with(route))
+            {
+                let message = if *other_fn == f.name {
+                    format!(
+                        "route \"{}\" conflicts with route \"{}\" (triggers[{other_i}]) of the same function {other_fn}: a request could match both",
+                        route.key(),
+                        other.key()
+                    )
+                } else {
+                    format!(
+                        "route \"{}\" of function {} conflicts with route \"{}\" of function {other_fn} (functions.{other_fn}.triggers[{other_i}].http.route): a request could match both",
+                        route.key(),
+                        f.name,
+                        other.key()
+                    )
+                };
+                return Err(cx.invalid(
+                    format!("functions.{}.triggers[{i}].http.route", f.name),
+                    message,
+                ));
+            }
+            seen.push((&f.name, i, route));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_columns() {
+        let t = "a = 1\nbé = 2\n";
+        assert_eq!(line_column(t, 0), (1, 1));
+        assert_eq!(line_column(t, 6), (2, 1));
+        assert_eq!(line_column(t, 9), (2, 3));
+    }
+
+    #[test]
+    fn keys_are_quoted_when_needed() {
+        assert_eq!(key_segment("hello-1"), "hello-1");
+        assert_eq!(key_segment("a b"), "\"a b\"");
+    }
+
+    #[test]
+    fn normalizes_paths() {
+        assert_eq!(normalize(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+    }
+}

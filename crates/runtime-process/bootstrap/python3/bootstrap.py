@@ -1,0 +1,432 @@
+"""Updraft Python runtime bootstrap.
+
+A standard-library-only AWS Lambda Runtime API client, modelled on AWS's
+`awslambdaric`. Started by the platform as `python3 bootstrap.py` with the
+usual Lambda environment (AWS_LAMBDA_RUNTIME_API, _HANDLER, LAMBDA_TASK_ROOT...).
+"""
+
+import http.client
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+import urllib.parse
+from collections.abc import Awaitable
+
+_THIS_FILE = os.path.abspath(__file__)
+
+# Python puts the script's directory first on sys.path; user code must not see it.
+if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(_THIS_FILE):
+    del sys.path[0]
+
+# --- Environment (read once) --------------------------------------------------
+_ENV = os.environ
+RUNTIME_API = _ENV.get("AWS_LAMBDA_RUNTIME_API", "")
+HANDLER = _ENV.get("_HANDLER", "")
+TASK_ROOT = _ENV.get("LAMBDA_TASK_ROOT") or os.getcwd()
+FUNCTION_NAME = _ENV.get("AWS_LAMBDA_FUNCTION_NAME")
+FUNCTION_VERSION = _ENV.get("AWS_LAMBDA_FUNCTION_VERSION")
+LOG_GROUP_NAME = _ENV.get("AWS_LAMBDA_LOG_GROUP_NAME")
+LOG_STREAM_NAME = _ENV.get("AWS_LAMBDA_LOG_STREAM_NAME")
+try:
+    MEMORY_LIMIT_IN_MB = int(_ENV.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", ""))
+except ValueError:
+    MEMORY_LIMIT_IN_MB = None
+
+API_PREFIX = "/2018-06-01/runtime"
+ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+JSON_HEADERS = {"Content-Type": "application/json"}
+NEXT_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)  # ~1.5s in total, then exit 1
+
+
+# --- Runtime API client (one keep-alive connection) -------------------------
+class RuntimeClient:
+    def __init__(self, address):
+        self.address = address
+        self.conn = None
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+            self.conn = None
+
+    def request(self, method, path, body=None, headers=None):
+        """One request; on a connection failure reconnect and try once more."""
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.address)  # no timeout: /next long-polls
+            try:
+                self.conn.request(method, path, body=body, headers=headers or {})
+                resp = self.conn.getresponse()
+                data = resp.read()
+                if resp.will_close:
+                    self.close()
+                return resp.status, resp.headers, data
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt:
+                    raise
+
+    def next_invocation(self):
+        for delay in NEXT_RETRY_DELAYS + (None,):
+            try:
+                status, headers, body = self.request("GET", API_PREFIX + "/invocation/next")
+                if status == 200:
+                    return headers, body
+                problem = "HTTP %d: %r" % (status, body[:200])
+            except (OSError, http.client.HTTPException) as e:
+                problem = repr(e)
+            if delay is None:
+                _stderr("Runtime API /invocation/next failed, exiting: " + problem)
+                _flush()
+                os._exit(1)
+            time.sleep(delay)
+
+    def post(self, path, body, headers):
+        _flush()  # user log lines must be out before the platform sees the result
+        try:
+            status, _, data = self.request("POST", path, body=body, headers=headers)
+        except (OSError, http.client.HTTPException) as e:
+            _stderr("Runtime API POST %s failed: %r" % (path, e))
+            return
+        if status >= 300:
+            _stderr("Runtime API POST %s returned HTTP %d: %r" % (path, status, data[:500]))
+
+
+# --- Output helpers ------------------------------------------------------------
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _stderr(msg):
+    try:
+        sys.__stderr__.write(msg + "\n")
+        sys.__stderr__.flush()
+    except Exception:
+        pass
+
+
+for _stream in (sys.stdout, sys.stderr):
+    try:
+        _stream.reconfigure(line_buffering=True)
+    except Exception:
+        pass
+
+
+_current_request_id = None
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record):
+        record.aws_request_id = _current_request_id
+        return True
+
+
+def _install_logging():
+    # Like Lambda: the root logger gets a handler, so logger.setLevel(INFO) +
+    # logger.info(...) works (without one Python's lastResort drops INFO).
+    # Lambda's format minus the timestamp (the platform adds timestamps).
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("[%(levelname)s]\t%(aws_request_id)s\t%(message)s"))
+    handler.addFilter(_RequestIdFilter())
+    logging.getLogger().addHandler(handler)
+
+
+# --- Errors ------------------------------------------------------------------------
+class FaultException(Exception):
+    MARSHAL_ERROR = "Runtime.MarshalError"
+    UNMARSHAL_ERROR = "Runtime.UnmarshalError"
+    IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
+    BUILT_IN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
+    MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
+    USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
+    HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
+
+    def __init__(self, exception_type, msg, trace=None):
+        super().__init__(msg)
+        self.exception_type = exception_type
+        self.msg = msg
+        self.trace = trace
+
+
+def make_error(message, error_type, stack_trace, request_id=None):
+    return {
+        "errorMessage": message or "",
+        "errorType": error_type or "Unknown",
+        "requestId": request_id or "",
+        "stackTrace": stack_trace or [],
+    }
+
+
+_internal_prefixes = [_THIS_FILE, "<frozen importlib", os.path.dirname(importlib.__file__) + os.sep]
+
+
+def build_fault(exc_info, request_id):
+    etype, value, tb = exc_info
+    frames = traceback.extract_tb(tb)
+    # Drop the leading runtime frames (bootstrap, asyncio driver) like awslambdaric.
+    i = 0
+    while i < len(frames) and frames[i].filename.startswith(tuple(_internal_prefixes)):
+        i += 1
+    return make_error(str(value), etype.__name__, traceback.format_list(frames[i:]), request_id)
+
+
+def log_error(error):
+    desc = "[ERROR]"
+    if error.get("errorType"):
+        desc += " " + error["errorType"]
+    if error.get("errorMessage"):
+        if error.get("errorType"):
+            desc += ":"
+        desc += " " + error["errorMessage"]
+    lines = [desc, "Traceback (most recent call last):"]
+    for element in error.get("stackTrace") or []:
+        lines.extend(element.splitlines() if element else [""])
+    try:
+        sys.stderr.write("\n".join(lines) + "\n")
+        sys.stderr.flush()
+    except Exception:
+        _stderr("\n".join(lines))
+
+
+# --- Handler loading -------------------------------------------------------------------
+def load_handler(handler):
+    try:
+        modname, fname = handler.rsplit(".", 1)
+    except ValueError as e:
+        raise FaultException(
+            FaultException.MALFORMED_HANDLER_NAME, "Bad handler '{}': {}".format(handler, e)
+        )
+    modpath = modname.replace("/", ".")
+    try:
+        if modpath.split(".")[0] in sys.builtin_module_names:
+            raise FaultException(
+                FaultException.BUILT_IN_MODULE_CONFLICT,
+                "Cannot use built-in module {} as a handler module".format(modname),
+            )
+        module = importlib.import_module(modpath)
+    except ImportError as e:
+        raise FaultException(
+            FaultException.IMPORT_MODULE_ERROR,
+            "Unable to import module '{}': {}".format(modname, e),
+        )
+    except SyntaxError as e:
+        trace = ['  File "%s" Line %s\n    %s' % (e.filename, e.lineno, e.text)]
+        raise FaultException(
+            FaultException.USER_CODE_SYNTAX_ERROR,
+            "Syntax error in module '{}': {}".format(modname, e),
+            trace,
+        )
+    try:
+        fn = getattr(module, fname)
+    except AttributeError:
+        raise FaultException(
+            FaultException.HANDLER_NOT_FOUND,
+            "Handler '{}' missing on module '{}'".format(fname, modname),
+        )
+    if not callable(fn):
+        raise FaultException(
+            FaultException.HANDLER_NOT_FOUND,
+            "Handler '{}' on module '{}' is not callable".format(fname, modname),
+        )
+    return fn
+
+
+# --- Context -----------------------------------------------------------------------------
+class CognitoIdentity:
+    __slots__ = ["cognito_identity_id", "cognito_identity_pool_id"]
+
+    def __repr__(self):
+        return "CognitoIdentity([cognito_identity_id={},cognito_identity_pool_id={}])".format(
+            self.cognito_identity_id, self.cognito_identity_pool_id
+        )
+
+
+class Client:
+    __slots__ = ["installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name"]
+
+    def __repr__(self):
+        return "Client(%s)" % ",".join("%s=%s" % (k, getattr(self, k)) for k in self.__slots__)
+
+
+class ClientContext:
+    __slots__ = ["custom", "env", "client"]
+
+    def __repr__(self):
+        return "ClientContext([custom={},env={},client={}])".format(self.custom, self.env, self.client)
+
+
+def _obj_from_dict(cls, d):
+    if not isinstance(d, dict):
+        return None
+    obj = cls()
+    for field in cls.__slots__:
+        setattr(obj, field, d.get(field))
+    return obj
+
+
+def _parse_json_header(value):
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+class LambdaContext:
+    def __init__(self, request_id, deadline_ms, invoked_function_arn, client_context, cognito_identity):
+        self.aws_request_id = request_id
+        self.log_group_name = LOG_GROUP_NAME
+        self.log_stream_name = LOG_STREAM_NAME
+        self.function_name = FUNCTION_NAME
+        self.memory_limit_in_mb = MEMORY_LIMIT_IN_MB
+        self.function_version = FUNCTION_VERSION
+        self.invoked_function_arn = invoked_function_arn
+        self.client_context = _obj_from_dict(ClientContext, client_context)
+        if self.client_context is not None:
+            self.client_context.client = _obj_from_dict(Client, self.client_context.client)
+        self.identity = CognitoIdentity()
+        ci = cognito_identity if isinstance(cognito_identity, dict) else {}
+        self.identity.cognito_identity_id = ci.get("cognitoIdentityId")
+        self.identity.cognito_identity_pool_id = ci.get("cognitoIdentityPoolId")
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        remaining = self._deadline_ms - int(time.time() * 1000)
+        return remaining if remaining > 0 else 0
+
+    def log(self, msg):
+        sys.stdout.write(str(msg))
+
+    def __repr__(self):
+        return (
+            "LambdaContext([aws_request_id={},log_group_name={},log_stream_name={},function_name={},"
+            "memory_limit_in_mb={},function_version={},invoked_function_arn={},client_context={},identity={}])"
+        ).format(
+            self.aws_request_id, self.log_group_name, self.log_stream_name, self.function_name,
+            self.memory_limit_in_mb, self.function_version, self.invoked_function_arn,
+            self.client_context, self.identity,
+        )
+
+
+# --- Invocation --------------------------------------------------------------------------
+def _json_default(o):
+    dec = sys.modules.get("decimal")  # Decimal (e.g. from DynamoDB) -> number, no import needed
+    if dec is not None and isinstance(o, dec.Decimal):
+        return int(o) if o == o.to_integral_value() else float(o)
+    raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+
+
+def _marshal(result):
+    try:
+        return json.dumps(result, ensure_ascii=False, default=_json_default).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as e:
+        raise FaultException(FaultException.MARSHAL_ERROR, "Unable to marshal response: {}".format(e))
+
+
+_loop = None
+
+
+def _run_async(awaitable):
+    global _loop
+    if _loop is None:  # one persistent loop: clients bound to it survive across invocations
+        import asyncio
+
+        _loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(_loop)
+        _internal_prefixes.append(os.path.dirname(asyncio.__file__) + os.sep)
+    return _loop.run_until_complete(awaitable)
+
+
+def handle_invocation(client, handler, headers, body):
+    global _current_request_id
+    request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "")
+    _current_request_id = request_id
+    trace_id = headers.get("Lambda-Runtime-Trace-Id")
+    if trace_id:
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+    else:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    try:
+        deadline_ms = int(headers.get("Lambda-Runtime-Deadline-Ms"))
+    except (TypeError, ValueError):
+        deadline_ms = int(time.time() * 1000) + 900000  # header missing: assume Lambda's max timeout
+
+    error = None
+    try:
+        try:
+            event = json.loads(body) if body else {}
+        except ValueError as e:
+            raise FaultException(FaultException.UNMARSHAL_ERROR, "Unable to unmarshal input: {}".format(e))
+        context = LambdaContext(
+            request_id,
+            deadline_ms,
+            headers.get("Lambda-Runtime-Invoked-Function-Arn"),
+            _parse_json_header(headers.get("Lambda-Runtime-Client-Context")),
+            _parse_json_header(headers.get("Lambda-Runtime-Cognito-Identity")),
+        )
+        result = handler(event, context)
+        if isinstance(result, Awaitable):
+            result = _run_async(result)
+        payload = _marshal(result)
+    except FaultException as e:
+        error = make_error(e.msg, e.exception_type, e.trace, request_id)
+    except Exception:
+        error = build_fault(sys.exc_info(), request_id)
+
+    path = API_PREFIX + "/invocation/" + urllib.parse.quote(request_id, safe="")
+    if error is None:
+        client.post(path + "/response", payload, JSON_HEADERS)
+    else:
+        log_error(error)
+        client.post(
+            path + "/error",
+            json.dumps(error).encode("utf-8"),
+            {"Content-Type": "application/json", ERROR_TYPE_HEADER: "Unhandled"},
+        )
+
+
+def main():
+    if not RUNTIME_API:
+        _stderr("AWS_LAMBDA_RUNTIME_API is not set")
+        sys.exit(1)
+    client = RuntimeClient(RUNTIME_API)
+    _install_logging()
+    if TASK_ROOT not in sys.path:
+        sys.path.insert(0, TASK_ROOT)
+
+    error = None
+    try:
+        handler = load_handler(HANDLER)
+    except FaultException as e:
+        error = make_error(e.msg, e.exception_type, e.trace)
+    except Exception:
+        error = build_fault(sys.exc_info(), None)
+    if error is not None:
+        log_error(error)
+        client.post(
+            API_PREFIX + "/init/error",
+            json.dumps(error).encode("utf-8"),
+            {"Content-Type": "application/json", ERROR_TYPE_HEADER: error["errorType"]},
+        )
+        _flush()
+        os._exit(1)
+
+    while True:
+        headers, body = client.next_invocation()
+        handle_invocation(client, handler, headers, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+//! Host isolation for instance processes: memory cgroups (v1 or v2, detected),
+//! a user id per function when running as root, a private `/tmp` in a mount
+//! namespace, a process group per instance and a parent-death signal, so that
+//! no instance outlives the server.
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Which isolation this host supports, probed once at start-up.
+#[derive(Clone, Debug)]
+pub struct Isolation {
+    /// Where per-instance memory cgroups are made, if a memory controller is writable.
+    pub cgroups: Option<CgroupRoot>,
+    /// Run each function under its own uid (only possible as root).
+    pub per_function_uid: bool,
+    /// Give each instance a private `/tmp` through a mount namespace.
+    pub private_tmp: bool,
+}
+
+impl Isolation {
+    /// Detects what this host allows. `key` separates servers sharing a host.
+    pub fn detect(key: &str) -> Isolation {
+        // SAFETY: geteuid has no preconditions.
+        #[allow(unsafe_code)]
+        let root = unsafe { libc::geteuid() } == 0;
+        let cgroups = CgroupRoot::detect(key);
+        let isolation = Isolation { cgroups, per_function_uid: root, private_tmp: root && probe_mount_namespace() };
+        tracing::info!(
+            cgroups = ?isolation.cgroups.as_ref().map(|c| c.dir.display().to_string()),
+            per_function_uid = isolation.per_function_uid,
+            private_tmp = isolation.private_tmp,
+            "instance isolation"
+        );
+        isolation
+    }
+
+    /// No isolation beyond process groups (for hosts that allow nothing more).
+    pub fn none() -> Isolation {
+        Isolation { cgroups: None, per_function_uid: false, private_tmp: false }
+    }
+
+    /// The uid/gid a function's instances run as, when per-function uids are on.
+    pub fn function_uid(&self, function: &str) -> Option<u32> {
+        self.per_function_uid.then(|| function_uid(function))
+    }
+}
+
+/// A stable uid in a range no distribution hands out, derived from the name.
+pub fn function_uid(function: &str) -> u32 {
+    // FNV-1a: stable across releases, unlike std's hasher.
+    let mut h: u32 = 0x811c9dc5;
+    for b in function.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x01000193);
+    }
+    2_000_000 + h % 1_000_000
+}
+
+/// Gives a code directory to the function's uid, unreadable to other functions.
+pub fn secure_code_dir(dir: &Path, uid: Option<u32>) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(uid) = uid else { return Ok(()) };
+    fn walk(p: &Path, uid: u32) -> io::Result<()> {
+        std::os::unix::fs::lchown(p, Some(uid), Some(uid))?;
+        if p.is_dir() && !p.is_symlink() {
+            for e in fs::read_dir(p)? {
+                walk(&e?.path(), uid)?;
+            }
+        }
+        Ok(())
+    }
+    walk(dir, uid)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
+fn probe_mount_namespace() -> bool {
+    // A child that unshares its mount namespace and exits; success means
+    // private mounts work here.
+    let mut cmd = std::process::Command::new("/bin/true");
+    #[allow(unsafe_code)]
+    // SAFETY: only async-signal-safe syscalls run between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.status().map(|s| s.success()).unwrap_or(false)
+}
+
+/// The directory under which this server makes one cgroup per instance.
+#[derive(Clone, Debug)]
+pub struct CgroupRoot {
+    pub dir: PathBuf,
+    pub v2: bool,
+}
+
+impl CgroupRoot {
+    fn detect(key: &str) -> Option<CgroupRoot> {
+        let v1 = Path::new("/sys/fs/cgroup/memory");
+        let v2 = Path::new("/sys/fs/cgroup");
+        let candidates = [
+            (v1.join("memory.limit_in_bytes").exists(), v1.join("updraft").join(key), false),
+            (
+                fs::read_to_string(v2.join("cgroup.controllers")).is_ok_and(|c| c.split_whitespace().any(|x| x == "memory")),
+                v2.join("updraft").join(key),
+                true,
+            ),
+        ];
+        for (present, dir, is_v2) in candidates {
+            if !present {
+                continue;
+            }
+            if fs::create_dir_all(&dir).is_ok() {
+                if is_v2 {
+                    // Children only get a memory controller if every ancestor delegates it.
+                    for p in [v2.join("updraft"), dir.clone()] {
+                        let _ = fs::write(p.join("cgroup.subtree_control"), "+memory +pids");
+                    }
+                }
+                let root = CgroupRoot { dir, v2: is_v2 };
+                if root.create("probe", 128 << 20).map(|c| c.remove()).is_ok() {
+                    return Some(root);
+                }
+            }
+        }
+        None
+    }
+
+    /// Creates the cgroup of one instance with a memory limit.
+    pub fn create(&self, name: &str, limit_bytes: u64) -> io::Result<Cgroup> {
+        let dir = self.dir.join(name);
+        fs::create_dir_all(&dir)?;
+        let cg = Cgroup { dir, v2: self.v2 };
+        let limit = limit_bytes.to_string();
+        if self.v2 {
+            fs::write(cg.dir.join("memory.max"), &limit)?;
+            let _ = fs::write(cg.dir.join("memory.swap.max"), "0");
+            let _ = fs::write(cg.dir.join("pids.max"), "1024");
+        } else {
+            fs::write(cg.dir.join("memory.limit_in_bytes"), &limit)?;
+            // Without this the limit only bounds RAM and the instance can swap.
+            let _ = fs::write(cg.dir.join("memory.memsw.limit_in_bytes"), &limit);
+            let _ = fs::write(cg.dir.join("memory.swappiness"), "0");
+        }
+        Ok(cg)
+    }
+
+    /// Kills and removes the cgroups left by an earlier run of this server.
+    pub fn cleanup_leftovers(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                Cgroup { dir: e.path(), v2: self.v2 }.remove();
+            }
+        }
+    }
+}
+
+/// One instance's cgroup.
+#[derive(Debug)]
+pub struct Cgroup {
+    pub dir: PathBuf,
+    v2: bool,
+}
+
+impl Cgroup {
+    pub fn procs_file(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
+    /// Peak memory use in bytes since the cgroup was made.
+    pub fn peak_bytes(&self) -> Option<u64> {
+        let file = if self.v2 { "memory.peak" } else { "memory.max_usage_in_bytes" };
+        fs::read_to_string(self.dir.join(file)).ok()?.trim().parse().ok()
+    }
+
+    /// Whether the kernel's OOM killer has killed a process in this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let file = if self.v2 { "memory.events" } else { "memory.oom_control" };
+        let Ok(text) = fs::read_to_string(self.dir.join(file)) else { return false };
+        text.lines().any(|l| {
+            let mut parts = l.split_whitespace();
+            parts.next() == Some("oom_kill") && parts.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) > 0
+        })
+    }
+
+    /// Kills every process in the cgroup.
+    pub fn kill_all(&self) {
+        if let Ok(procs) = fs::read_to_string(self.procs_file()) {
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Kills what is left and removes the cgroup.
+    pub fn remove(&self) {
+        for _ in 0..50 {
+            self.kill_all();
+            match fs::remove_dir(&self.dir) {
+                Ok(()) => return,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        tracing::warn!(dir = %self.dir.display(), "could not remove an instance cgroup");
+    }
+}
+
+/// Sends a signal to a process (or, with a negative pid, a process group).
+pub fn kill(pid: i32, signal: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// Everything the child does between fork and exec, prepared in the parent so
+/// that the child only makes system calls (no allocation after fork).
+pub struct ChildSetup {
+    pub cgroup_procs: Option<fs::File>,
+    pub private_tmp: Option<CString>,
+    pub uid: Option<u32>,
+    pub parent_pid: i32,
+}
+
+impl ChildSetup {
+    pub fn new(cgroup: Option<&Cgroup>, private_tmp: Option<&Path>, uid: Option<u32>) -> io::Result<ChildSetup> {
+        let cgroup_procs = match cgroup {
+            Some(cg) => Some(fs::OpenOptions::new().write(true).open(cg.procs_file())?),
+            None => None,
+        };
+        let private_tmp = match private_tmp {
+            Some(p) => Some(CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other)?),
+            None => None,
+        };
+        // SAFETY: getpid has no preconditions.
+        #[allow(unsafe_code)]
+        let parent_pid = unsafe { libc::getpid() };
+        Ok(ChildSetup { cgroup_procs, private_tmp, uid, parent_pid })
+    }
+
+    /// Runs in the forked child before exec.
+    ///
+    /// # Safety
+    /// Must only be called between fork and exec; it makes system calls only.
+    #[allow(unsafe_code)]
+    pub unsafe fn apply(&self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let check = |r: libc::c_int| if r == -1 { Err(io::Error::last_os_error()) } else { Ok(()) };
+        // Own process group, so the whole tree can be signalled at once.
+        check(libc::setsid())?;
+        if let Some(f) = &self.cgroup_procs {
+            // "0" names the writing process itself in both cgroup versions.
+            let r = libc::write(f.as_raw_fd(), b"0".as_ptr().cast(), 1);
+            if r != 1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if let Some(tmp) = &self.private_tmp {
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            check(libc::mount(
+                c"none".as_ptr(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            check(libc::mount(tmp.as_ptr(), c"/tmp".as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()))?;
+        }
+        if let Some(uid) = self.uid {
+            check(libc::setgroups(0, std::ptr::null()))?;
+            check(libc::setgid(uid))?;
+            check(libc::setuid(uid))?;
+        }
+        // Die with the server, even on SIGKILL. Set last: a change of
+        // credentials clears it.
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0))?;
+        if libc::getppid() != self.parent_pid {
+            // The server died before prctl took effect.
+            libc::_exit(1);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_uids_are_stable_and_distinct() {
+        assert_eq!(function_uid("hello"), function_uid("hello"));
+        assert_ne!(function_uid("hello"), function_uid("world"));
+        assert!(function_uid("x") >= 2_000_000);
+    }
+}

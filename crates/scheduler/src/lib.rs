@@ -1,0 +1,65 @@
+//! The scheduler: one pool of instances per function. It starts instances on
+//! demand (cold starts), reuses idle ones, caps them at `max_instances`, makes
+//! excess invocations wait up to `max_queue_wait`, keeps `min_instances` warm and
+//! stops instances idle longer than `idle_timeout`. Runtimes plug in through the
+//! [`Runtime`] and [`Instance`] traits.
+
+mod pool;
+
+pub use pool::{Scheduler, SchedulerError};
+
+use futures_util::future::BoxFuture;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::time::Instant;
+use updraft_core::{FunctionConfig, Invocation, Outcome};
+
+/// What an instance is started from: one function version's code and config.
+#[derive(Clone, Debug)]
+pub struct InstanceSpec {
+    pub function: String,
+    /// The version number (0 = `$LATEST`) reported in logs and records.
+    pub version: i64,
+    /// Content identity: identical config and code share warm instances.
+    pub revision: String,
+    pub config: FunctionConfig,
+    /// The unpacked code directory.
+    pub code_dir: PathBuf,
+}
+
+/// The answer of one instance to one invocation.
+#[derive(Debug)]
+pub struct Reply {
+    pub outcome: Outcome,
+    pub max_memory_mb: u32,
+    /// False when the instance must not take another invocation (it crashed,
+    /// timed out or ran out of memory).
+    pub reusable: bool,
+}
+
+/// A started instance, able to run one invocation at a time (process) or
+/// several (wasm, `per_instance` > 1).
+pub trait Instance: Send + Sync + 'static {
+    /// Runs one invocation; must return by `deadline`, stopping the work if need be.
+    fn invoke<'a>(&'a self, invocation: &'a Invocation, deadline: Instant) -> BoxFuture<'a, Reply>;
+    /// Stops the instance and releases everything it held. Idempotent.
+    fn stop(&self) -> BoxFuture<'_, ()>;
+}
+
+/// An instance that failed to start, with Lambda's error for the caller.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub outcome: Outcome,
+    pub max_memory_mb: u32,
+}
+
+/// A kind of runtime that starts instances.
+pub trait Runtime: Send + Sync + 'static {
+    /// Starts one instance; `request_id` is the invocation that caused the
+    /// start (init output is logged under it), if any.
+    fn start<'a>(
+        &'a self,
+        spec: Arc<InstanceSpec>,
+        request_id: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn Instance>, StartFailure>>;
+}

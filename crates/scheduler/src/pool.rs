@@ -1,0 +1,387 @@
+//! Pools of instances, one per function, and the scheduler that owns them.
+
+use crate::{Instance, InstanceSpec, Runtime};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use updraft_core::{
+    invoke::elapsed_us, now_ms, ErrorKind, Invocation, InvokeResult, LogSink, Outcome, RuntimeKind, Stats,
+};
+
+/// Why an invocation could not be scheduled at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// Every instance was busy for longer than `max_queue_wait`.
+    #[error("rate exceeded: all {max} instances of {function} stayed busy for {waited_ms} ms")]
+    Throttled { function: String, max: u32, waited_ms: u64 },
+    /// The server is shutting down and takes no new work.
+    #[error("the server is shutting down")]
+    Draining,
+    /// No runtime of this kind is available in this server.
+    #[error("runtime {0} is not available on this server")]
+    NoRuntime(RuntimeKind),
+}
+
+struct Idle {
+    instance: Box<dyn Instance>,
+    revision: String,
+    since: Instant,
+    idle_timeout: Duration,
+}
+
+#[derive(Default)]
+struct PoolState {
+    /// Permits configured on the semaphore (the function's `max_instances`).
+    capacity: u32,
+    /// Instances that exist: idle, busy or starting.
+    live: u32,
+    /// Idle instances, most recently used last.
+    idle: Vec<Idle>,
+    /// The spec `min_instances` are kept warm for.
+    warm: Option<Arc<InstanceSpec>>,
+}
+
+struct Pool {
+    function: String,
+    permits: Arc<Semaphore>,
+    state: Mutex<PoolState>,
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the semaphore hold `max` permits in all.
+    fn resize(&self, max: u32) {
+        let mut st = self.lock();
+        if st.capacity < max {
+            self.permits.add_permits((max - st.capacity) as usize);
+        } else if st.capacity > max {
+            // Permits in use come back later and are forgotten then, best effort.
+            self.permits.forget_permits((st.capacity - max) as usize);
+        }
+        st.capacity = max;
+    }
+
+    fn take_idle(&self, revision: &str) -> Option<Box<dyn Instance>> {
+        let mut st = self.lock();
+        let pos = st.idle.iter().rposition(|i| i.revision == revision)?;
+        Some(st.idle.remove(pos).instance)
+    }
+
+    /// Claims room for one more instance; returns an idle instance of another
+    /// revision that must be stopped to make that room.
+    fn reserve(&self) -> Option<Box<dyn Instance>> {
+        let mut st = self.lock();
+        if st.live >= st.capacity && !st.idle.is_empty() {
+            return Some(st.idle.remove(0).instance);
+        }
+        st.live += 1;
+        None
+    }
+
+    fn release(&self) {
+        let mut st = self.lock();
+        st.live = st.live.saturating_sub(1);
+    }
+
+    fn put_idle(&self, instance: Box<dyn Instance>, spec: &InstanceSpec) {
+        let mut st = self.lock();
+        st.idle.push(Idle {
+            instance,
+            revision: spec.revision.clone(),
+            since: Instant::now(),
+            idle_timeout: Duration::from_millis(spec.config.scaling.idle_timeout_ms),
+        });
+    }
+
+    /// Removes idle instances past their idle timeout, sparing `min_instances`
+    /// of the warm revision.
+    fn expired(&self, now: Instant) -> Vec<Box<dyn Instance>> {
+        let mut st = self.lock();
+        let (warm_rev, mut spare) = match &st.warm {
+            Some(w) => (w.revision.clone(), w.config.scaling.min_instances),
+            None => (String::new(), 0),
+        };
+        let mut keep = Vec::new();
+        let mut out = Vec::new();
+        // Newest first, so the most recently used instances are the ones spared.
+        while let Some(idle) = st.idle.pop() {
+            let protected = spare > 0 && idle.revision == warm_rev;
+            if protected {
+                spare -= 1;
+            }
+            if !protected && now.duration_since(idle.since) >= idle.idle_timeout {
+                out.push(idle.instance);
+            } else {
+                keep.push(idle);
+            }
+        }
+        keep.reverse();
+        st.idle = keep;
+        st.live -= out.len() as u32;
+        out
+    }
+}
+
+struct Inner {
+    runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
+    logs: Arc<dyn LogSink>,
+    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    draining: AtomicBool,
+}
+
+/// Schedules invocations onto instances. Cheap to clone.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+impl Scheduler {
+    /// Creates the scheduler and starts its reaper, which stops idle instances
+    /// and keeps `min_instances` warm.
+    pub fn new(runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>, logs: Arc<dyn LogSink>) -> Scheduler {
+        let inner = Arc::new(Inner {
+            runtimes,
+            logs,
+            pools: Mutex::new(HashMap::new()),
+            draining: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                Scheduler { inner }.reap().await;
+            }
+        });
+        Scheduler { inner }
+    }
+
+    fn pool(&self, function: &str) -> Arc<Pool> {
+        let mut pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools
+            .entry(function.to_string())
+            .or_insert_with(|| {
+                Arc::new(Pool {
+                    function: function.to_string(),
+                    permits: Arc::new(Semaphore::new(0)),
+                    state: Mutex::new(PoolState::default()),
+                })
+            })
+            .clone()
+    }
+
+    fn runtime(&self, spec: &InstanceSpec) -> Result<Arc<dyn Runtime>, SchedulerError> {
+        let kind = spec.config.kind();
+        self.inner.runtimes.get(&kind).cloned().ok_or(SchedulerError::NoRuntime(kind))
+    }
+
+    /// Declares the version a function's `min_instances` are kept warm for
+    /// (or none, when the function is deleted).
+    pub fn set_warm(&self, function: &str, spec: Option<Arc<InstanceSpec>>) {
+        let pool = self.pool(function);
+        if let Some(s) = &spec {
+            pool.resize(s.config.scaling.max_instances);
+        }
+        pool.lock().warm = spec;
+    }
+
+    /// Stops every instance of a function (after delete or config change).
+    pub async fn retire(&self, function: &str) {
+        let pool = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner()).get(function).cloned();
+        let Some(pool) = pool else { return };
+        let idle: Vec<_> = {
+            let mut st = pool.lock();
+            st.warm = None;
+            let idle: Vec<_> = st.idle.drain(..).collect();
+            st.live -= idle.len() as u32;
+            idle
+        };
+        for i in idle {
+            i.instance.stop().await;
+        }
+    }
+
+    /// Instances that exist for a function now (busy, idle or starting).
+    pub fn live_instances(&self, function: &str) -> u32 {
+        let pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools.get(function).map(|p| p.lock().live).unwrap_or(0)
+    }
+
+    /// Runs one invocation on an instance of `spec`, starting one if none is idle.
+    pub async fn invoke(&self, spec: Arc<InstanceSpec>, inv: Invocation) -> Result<InvokeResult, SchedulerError> {
+        if self.inner.draining.load(Ordering::SeqCst) {
+            return Err(SchedulerError::Draining);
+        }
+        let runtime = self.runtime(&spec)?;
+        let scaling = &spec.config.scaling;
+        let pool = self.pool(&spec.function);
+        pool.resize(scaling.max_instances);
+        let permit = self.acquire(&pool, scaling.max_instances, scaling.max_queue_wait_ms).await?;
+        let memory_mb = spec.config.memory_mb;
+        let rid = inv.request_id.clone();
+
+        let (instance, init_us) = match pool.take_idle(&spec.revision) {
+            Some(i) => (i, None),
+            None => {
+                if let Some(victim) = pool.reserve() {
+                    victim.stop().await;
+                }
+                let started = Instant::now();
+                match runtime.start(spec.clone(), &rid).await {
+                    Ok(i) => (i, Some(elapsed_us(started.into_std()))),
+                    Err(failure) => {
+                        pool.release();
+                        drop(permit);
+                        let stats = Stats {
+                            start_ms: now_ms(),
+                            duration_us: 0,
+                            init_us: Some(elapsed_us(started.into_std())),
+                            memory_mb,
+                            max_memory_mb: failure.max_memory_mb,
+                        };
+                        self.log_start(&spec, &rid);
+                        self.log_end(&spec, &rid, &stats, &failure.outcome);
+                        return Ok(InvokeResult { request_id: rid, version: spec.version, outcome: failure.outcome, stats });
+                    }
+                }
+            }
+        };
+
+        self.log_start(&spec, &rid);
+        let start_ms = now_ms();
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(spec.config.timeout_ms);
+        let reply = instance.invoke(&inv, deadline).await;
+        let stats = Stats {
+            start_ms,
+            duration_us: elapsed_us(started.into_std()),
+            init_us,
+            memory_mb,
+            max_memory_mb: reply.max_memory_mb,
+        };
+        self.log_end(&spec, &rid, &stats, &reply.outcome);
+
+        if reply.reusable && !self.inner.draining.load(Ordering::SeqCst) {
+            pool.put_idle(instance, &spec);
+        } else {
+            instance.stop().await;
+            pool.release();
+        }
+        drop(permit);
+        Ok(InvokeResult { request_id: rid, version: spec.version, outcome: reply.outcome, stats })
+    }
+
+    async fn acquire(&self, pool: &Pool, max: u32, wait_ms: u64) -> Result<OwnedSemaphorePermit, SchedulerError> {
+        let throttled = || SchedulerError::Throttled { function: pool.function.clone(), max, waited_ms: wait_ms };
+        if wait_ms == 0 {
+            return pool.permits.clone().try_acquire_owned().map_err(|_| throttled());
+        }
+        match tokio::time::timeout(Duration::from_millis(wait_ms), pool.permits.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(throttled()),
+        }
+    }
+
+    fn log_start(&self, spec: &InstanceSpec, rid: &str) {
+        let version = if spec.version == 0 { "$LATEST".to_string() } else { spec.version.to_string() };
+        self.inner.logs.emit(&spec.function, rid, format!("START RequestId: {rid} Version: {version}"));
+    }
+
+    fn log_end(&self, spec: &InstanceSpec, rid: &str, stats: &Stats, outcome: &Outcome) {
+        let logs = &self.inner.logs;
+        logs.emit(&spec.function, rid, format!("END RequestId: {rid}"));
+        let mut report = format!(
+            "REPORT RequestId: {rid}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
+            stats.duration_us as f64 / 1000.0,
+            stats.billed_ms(),
+            stats.memory_mb,
+            stats.max_memory_mb,
+        );
+        if let Some(init) = stats.init_us {
+            report.push_str(&format!("\tInit Duration: {:.2} ms", init as f64 / 1000.0));
+        }
+        match outcome {
+            Outcome::Error { kind: ErrorKind::Timeout, .. } => report.push_str("\tStatus: timeout"),
+            Outcome::Error { kind: ErrorKind::Function, .. } | Outcome::Success(_) => {}
+            Outcome::Error { error_type, .. } => {
+                report.push_str(&format!("\tStatus: error\tError Type: {error_type}"));
+            }
+        }
+        logs.emit(&spec.function, rid, report);
+    }
+
+    /// Stops expired idle instances and tops up `min_instances`.
+    async fn reap(&self) {
+        let pools: Vec<Arc<Pool>> =
+            self.inner.pools.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let now = Instant::now();
+        for pool in pools {
+            for instance in pool.expired(now) {
+                instance.stop().await;
+            }
+            if self.inner.draining.load(Ordering::SeqCst) {
+                continue;
+            }
+            let warm = {
+                let st = pool.lock();
+                match &st.warm {
+                    Some(w) if st.live < w.config.scaling.min_instances => Some(w.clone()),
+                    _ => None,
+                }
+            };
+            if let Some(spec) = warm {
+                self.warm_one(pool, spec);
+            }
+        }
+    }
+
+    /// Starts one instance in the background to keep `min_instances` warm; it
+    /// holds a permit while starting so the cap still holds.
+    fn warm_one(&self, pool: Arc<Pool>, spec: Arc<InstanceSpec>) {
+        let Ok(runtime) = self.runtime(&spec) else { return };
+        let Ok(permit) = pool.permits.clone().try_acquire_owned() else { return };
+        pool.lock().live += 1;
+        tokio::spawn(async move {
+            match runtime.start(spec.clone(), "").await {
+                Ok(instance) => pool.put_idle(instance, &spec),
+                Err(failure) => {
+                    tracing::warn!(function = %spec.function, error = ?failure.outcome.error_type(), "could not keep an instance warm");
+                    pool.release();
+                }
+            }
+            drop(permit);
+        });
+    }
+
+    /// Drains: refuses new work, waits for in-flight invocations (up to
+    /// `grace`), then stops every instance.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+        let pools: Vec<Arc<Pool>> =
+            self.inner.pools.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let deadline = Instant::now() + grace;
+        for pool in &pools {
+            let cap = pool.lock().capacity;
+            // Holding every permit means no invocation is in flight.
+            let _ = tokio::time::timeout_at(deadline, pool.permits.acquire_many(cap)).await;
+        }
+        for pool in pools {
+            let idle: Vec<_> = {
+                let mut st = pool.lock();
+                st.warm = None;
+                st.idle.drain(..).collect()
+            };
+            for i in idle {
+                i.instance.stop().await;
+            }
+        }
+    }
+}
