@@ -1,14 +1,74 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The control surfaces: the native API (`/api/v1/…`) the CLI uses, and
+//! `/healthz`. Every request is authenticated (SigV4 or bearer) before it
+//! reaches a handler; every error leaves through [`ApiError`].
+
+mod error;
+mod native;
+
+pub use error::ApiError;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use updraft_platform::{Platform, PlatformError};
+
+/// The whole control router (without the gateway).
+pub fn router(platform: Platform) -> Router {
+    let authed = native::router()
+        .route_layer(axum::middleware::from_fn_with_state(
+            platform.clone(),
+            authenticate,
+        ))
+        .with_state(platform.clone());
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(platform)
+        .merge(authed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+async fn healthz(State(p): State<Platform>) -> Response {
+    match p.store().ping().await {
+        Ok(()) => "ok\n".into_response(),
+        Err(e) => ApiError(PlatformError::Unavailable(format!(
+            "store unavailable: {e}"
+        )))
+        .into_response(),
     }
+}
+
+/// The largest body a control call may carry (code uploads).
+const MAX_CONTROL_BODY: usize = updraft_platform::MAX_ZIP_BYTES + 1024;
+
+/// Checks credentials (bearer or SigV4, which covers the body), then passes
+/// the buffered request on.
+pub async fn authenticate(State(p): State<Platform>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match to_bytes(body, MAX_CONTROL_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError(PlatformError::TooLarge(format!(
+                "request body is over {MAX_CONTROL_BODY} bytes"
+            )))
+            .into_response()
+        }
+    };
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    if let Err(e) = updraft_auth::verify(
+        p.credentials(),
+        parts.method.as_str(),
+        pq,
+        &parts.headers,
+        &body,
+        std::time::SystemTime::now(),
+    ) {
+        return ApiError(e.into()).into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(body))).await
 }

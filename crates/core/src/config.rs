@@ -100,31 +100,56 @@ impl HttpRoute {
             ));
         };
         let method = method.to_ascii_uppercase();
-        const METHODS: [&str; 8] = ["ANY", "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+        const METHODS: [&str; 8] = [
+            "ANY", "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS",
+        ];
         if !METHODS.contains(&method.as_str()) {
-            return Err(format!("expected a method among {}, got {method:?}", METHODS.join(", ")));
+            return Err(format!(
+                "expected a method among {}, got {method:?}",
+                METHODS.join(", ")
+            ));
         }
         if !path.starts_with('/') {
             return Err(format!("expected the path to start with '/', got {path:?}"));
         }
-        if path.starts_with("/fn/") || path == "/fn" || path.starts_with("/api/") || path.starts_with("/2015-03-31/") || path.starts_with("/2021-10-31/") || path == "/healthz" || path == "/metrics" || path.starts_with("/ui") {
+        if path.starts_with("/fn/")
+            || path == "/fn"
+            || path.starts_with("/api/")
+            || path.starts_with("/2015-03-31/")
+            || path.starts_with("/2021-10-31/")
+            || path == "/healthz"
+            || path == "/metrics"
+            || path.starts_with("/ui")
+        {
             return Err(format!("the path {path:?} is reserved by Updraft (/fn, /api, /healthz, /metrics, /ui and the Lambda API)"));
         }
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         for (i, seg) in segments.iter().enumerate() {
             if seg.starts_with('{') || seg.ends_with('}') {
                 let inner = seg.trim_start_matches('{').trim_end_matches('}');
-                let ok = seg.starts_with('{') && seg.ends_with('}') && !inner.is_empty()
-                    && inner.trim_end_matches('+').bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                let ok = seg.starts_with('{')
+                    && seg.ends_with('}')
+                    && !inner.is_empty()
+                    && inner
+                        .trim_end_matches('+')
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_');
                 if !ok {
-                    return Err(format!("expected a parameter segment like {{name}}, got {seg:?} in {path:?}"));
+                    return Err(format!(
+                        "expected a parameter segment like {{name}}, got {seg:?} in {path:?}"
+                    ));
                 }
                 if inner.ends_with('+') && i + 1 != segments.len() {
-                    return Err(format!("a greedy {{{inner}}} segment must be the last one, in {path:?}"));
+                    return Err(format!(
+                        "a greedy {{{inner}}} segment must be the last one, in {path:?}"
+                    ));
                 }
             }
         }
-        Ok(HttpRoute { method, path: path.to_string() })
+        Ok(HttpRoute {
+            method,
+            path: path.to_string(),
+        })
     }
 
     /// The key API Gateway reports as `routeKey`.
@@ -197,11 +222,18 @@ impl FunctionConfig {
     /// Checks the values every entry point must respect; errors name the field.
     pub fn validate(&self) -> Result<(), String> {
         if RuntimeKind::parse(&self.runtime).is_none() {
-            return Err(format!("runtime: expected {}, got {:?}", RuntimeKind::EXPECTED, self.runtime));
+            return Err(format!(
+                "runtime: expected {}, got {:?}",
+                RuntimeKind::EXPECTED,
+                self.runtime
+            ));
         }
         match self.kind() {
             RuntimeKind::Python3 | RuntimeKind::Nodejs => {
-                let ok = self.handler.rsplit_once('.').is_some_and(|(m, f)| !m.is_empty() && !f.is_empty());
+                let ok = self
+                    .handler
+                    .rsplit_once('.')
+                    .is_some_and(|(m, f)| !m.is_empty() && !f.is_empty());
                 if !ok {
                     return Err(format!(
                         "handler: expected \"module.function\" (python3) or \"file.export\" (nodejs), got {:?}",
@@ -212,7 +244,10 @@ impl FunctionConfig {
             RuntimeKind::Provided | RuntimeKind::Wasm => {}
         }
         if !(128..=10240).contains(&self.memory_mb) {
-            return Err(format!("memory_mb: expected a number from 128 to 10240, got {}", self.memory_mb));
+            return Err(format!(
+                "memory_mb: expected a number from 128 to 10240, got {}",
+                self.memory_mb
+            ));
         }
         if self.timeout_ms == 0 || self.timeout_ms > 900_000 {
             return Err(format!(
@@ -222,7 +257,10 @@ impl FunctionConfig {
         }
         let s = &self.scaling;
         if s.max_instances == 0 || s.max_instances > 1000 {
-            return Err(format!("scaling.max_instances: expected 1 to 1000, got {}", s.max_instances));
+            return Err(format!(
+                "scaling.max_instances: expected 1 to 1000, got {}",
+                s.max_instances
+            ));
         }
         if s.min_instances > s.max_instances {
             return Err(format!(
@@ -247,7 +285,9 @@ impl FunctionConfig {
                 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 && !key.as_bytes()[0].is_ascii_digit();
             if !ok {
-                return Err(format!("env: expected names of letters, digits and '_', got {key:?}"));
+                return Err(format!(
+                    "env: expected names of letters, digits and '_', got {key:?}"
+                ));
             }
         }
         Ok(())
@@ -276,21 +316,33 @@ mod tests {
     fn runtime_aliases() {
         assert_eq!(RuntimeKind::parse("python3.12"), Some(RuntimeKind::Python3));
         assert_eq!(RuntimeKind::parse("nodejs20.x"), Some(RuntimeKind::Nodejs));
-        assert_eq!(RuntimeKind::parse("provided.al2023"), Some(RuntimeKind::Provided));
+        assert_eq!(
+            RuntimeKind::parse("provided.al2023"),
+            Some(RuntimeKind::Provided)
+        );
         assert_eq!(RuntimeKind::parse("java21"), None);
     }
 
     #[test]
     fn validation_names_the_field() {
         assert!(cfg("python3", "app.handler").validate().is_ok());
-        assert!(cfg("ruby", "x").validate().unwrap_err().starts_with("runtime:"));
-        assert!(cfg("python3", "nodot").validate().unwrap_err().starts_with("handler:"));
+        assert!(cfg("ruby", "x")
+            .validate()
+            .unwrap_err()
+            .starts_with("runtime:"));
+        assert!(cfg("python3", "nodot")
+            .validate()
+            .unwrap_err()
+            .starts_with("handler:"));
         let mut c = cfg("nodejs", "index.handler");
         c.memory_mb = 64;
         assert!(c.validate().unwrap_err().starts_with("memory_mb:"));
         let mut c = cfg("nodejs", "index.handler");
         c.scaling.per_instance = 4;
-        assert!(c.validate().unwrap_err().starts_with("scaling.per_instance:"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .starts_with("scaling.per_instance:"));
     }
 
     #[test]

@@ -7,7 +7,9 @@ use std::time::Duration;
 pub fn parse(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {
-        return Err("expected a duration such as \"30s\", \"5m\" or \"250ms\", got an empty string".into());
+        return Err(
+            "expected a duration such as \"30s\", \"5m\" or \"250ms\", got an empty string".into(),
+        );
     }
     if t == "0" {
         return Ok(Duration::ZERO);

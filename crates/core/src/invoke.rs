@@ -114,18 +114,33 @@ mod tests {
 
     #[test]
     fn billing_rounds_up() {
-        let s = Stats { duration_us: 1001, ..Default::default() };
+        let s = Stats {
+            duration_us: 1001,
+            ..Default::default()
+        };
         assert_eq!(s.billed_ms(), 2);
-        let s = Stats { duration_us: 1000, ..Default::default() };
+        let s = Stats {
+            duration_us: 1000,
+            ..Default::default()
+        };
         assert_eq!(s.billed_ms(), 1);
-        let s = Stats { duration_us: 10, ..Default::default() };
+        let s = Stats {
+            duration_us: 10,
+            ..Default::default()
+        };
         assert_eq!(s.billed_ms(), 1);
     }
 
     #[test]
     fn platform_errors_have_lambda_shape() {
-        let o = Outcome::platform_error(ErrorKind::Timeout, "Sandbox.Timedout", "Task timed out".into());
-        let Outcome::Error { body, .. } = o else { panic!() };
+        let o = Outcome::platform_error(
+            ErrorKind::Timeout,
+            "Sandbox.Timedout",
+            "Task timed out".into(),
+        );
+        let Outcome::Error { body, .. } = o else {
+            panic!()
+        };
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["errorType"], "Sandbox.Timedout");
         assert_eq!(v["errorMessage"], "Task timed out");

@@ -1,14 +1,271 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! HTTP ingress into functions: every function's own URL (`/fn/{name}/…`,
+//! the prefix stripped) and the routes of manifests' `http` triggers. A
+//! request becomes an API Gateway payload 2.0 event ([`event`]); the result
+//! becomes the HTTP response (Lambda function URL rules).
+
+pub mod event;
+pub mod routes;
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use updraft_core::{new_request_id, now_ms, ErrorKind, Outcome, UrlAuth};
+use updraft_platform::{Platform, PlatformError};
+
+/// Largest request body a function takes (Lambda's synchronous limit).
+pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
+
+#[derive(Clone)]
+struct Gateway {
+    platform: Platform,
+    routes: Arc<Mutex<(u64, Arc<routes::RouteTable>)>>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl Gateway {
+    /// The route table, rebuilt only when the platform's routes changed.
+    fn route_table(&self) -> Arc<routes::RouteTable> {
+        let (generation, list) = self.platform.routes();
+        let mut cur = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        if cur.0 != generation {
+            *cur = (
+                generation,
+                Arc::new(routes::RouteTable::new(list.as_ref().clone())),
+            );
+        }
+        cur.1.clone()
     }
+}
+
+/// The gateway's router: function URLs, plus manifest routes as the fallback.
+pub fn router(platform: Platform) -> Router {
+    let gw = Gateway {
+        platform,
+        routes: Arc::new(Mutex::new((
+            u64::MAX,
+            Arc::new(routes::RouteTable::new(vec![])),
+        ))),
+    };
+    Router::new()
+        .route("/fn/{name}", any(function_url))
+        .route("/fn/{name}/", any(function_url))
+        .route("/fn/{name}/{*rest}", any(function_url))
+        .fallback(manifest_route)
+        .with_state(gw)
+}
+
+/// An error as the gateway answers it: `{"message", "requestId"}`, no internals.
+fn error_response(status: StatusCode, message: &str, request_id: &str) -> Response {
+    let body = serde_json::json!({ "message": message, "requestId": request_id });
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+fn platform_error(e: &PlatformError, request_id: &str) -> Response {
+    let (status, _) = e.shape();
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error_response(status, &e.public_message(), request_id)
+}
+
+struct Incoming {
+    method: Method,
+    path_and_query: String,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    source_ip: String,
+}
+
+async fn read(req: Request) -> Result<Incoming, Response> {
+    let source_ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let (parts, body) = req.into_parts();
+    let body = to_bytes(body, MAX_REQUEST_BYTES).await.map_err(|_| {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body is over the {MAX_REQUEST_BYTES}-byte limit of a synchronous invocation"),
+            &new_request_id(),
+        )
+    })?;
+    Ok(Incoming {
+        method: parts.method,
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into()),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+        source_ip,
+    })
+}
+
+async fn function_url(State(gw): State<Gateway>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let rest = path.strip_prefix("/fn/").unwrap_or("");
+    let (name, raw_path) = match rest.find('/') {
+        Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
+        None => (rest.to_string(), "/".to_string()),
+    };
+    let inc = match read(req).await {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    let spec = match gw.platform.resolve(&name, None).await {
+        Ok(s) => s,
+        Err(e) => return platform_error(&e, &new_request_id()),
+    };
+    if spec.config.url == UrlAuth::Private {
+        let verdict = updraft_auth::verify(
+            gw.platform.credentials(),
+            inc.method.as_str(),
+            &inc.path_and_query,
+            &inc.headers,
+            &inc.body,
+            std::time::SystemTime::now(),
+        );
+        if let Err(e) = verdict {
+            let e = PlatformError::from(e);
+            let hint = format!(
+                "function {name} is private: {} (or set url = \"public\" in its updraft.toml to open its URL to anyone)",
+                e.public_message()
+            );
+            let status = if matches!(e, PlatformError::Unauthorized(_)) {
+                StatusCode::UNAUTHORIZED
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            return error_response(status, &hint, &new_request_id());
+        }
+    }
+    run(&gw, spec, inc, &raw_path, "$default", None).await
+}
+
+async fn manifest_route(State(gw): State<Gateway>, req: Request) -> Response {
+    let table = gw.route_table();
+    let path = req.uri().path().to_string();
+    match table.lookup(req.method().as_str(), &path) {
+        routes::RouteLookup::Found {
+            function,
+            route_key,
+            path_parameters,
+        } => {
+            let inc = match read(req).await {
+                Ok(i) => i,
+                Err(resp) => return resp,
+            };
+            let spec = match gw.platform.resolve(&function, None).await {
+                Ok(s) => s,
+                Err(e) => return platform_error(&e, &new_request_id()),
+            };
+            run(&gw, spec, inc, &path, &route_key, Some(&path_parameters)).await
+        }
+        routes::RouteLookup::MethodNotAllowed { allowed } => {
+            let mut resp = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!(
+                    "{} is not allowed on {path}; allowed: {}",
+                    req.method(),
+                    allowed.join(", ")
+                ),
+                &new_request_id(),
+            );
+            if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+            resp
+        }
+        routes::RouteLookup::NotFound => {
+            error_response(StatusCode::NOT_FOUND, "Not Found", &new_request_id())
+        }
+    }
+}
+
+async fn run(
+    gw: &Gateway,
+    spec: Arc<updraft_platform::InstanceSpec>,
+    inc: Incoming,
+    raw_path: &str,
+    route_key: &str,
+    path_parameters: Option<&BTreeMap<String, String>>,
+) -> Response {
+    let request_id = new_request_id();
+    let host = inc
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let ctx = event::EventContext {
+        request_id: &request_id,
+        route_key,
+        path_parameters,
+        source_ip: &inc.source_ip,
+        domain_name: &host,
+        time_ms: now_ms(),
+    };
+    let payload = event::request_event(
+        &inc.method,
+        raw_path,
+        inc.query.as_deref(),
+        &inc.headers,
+        &inc.body,
+        &ctx,
+    );
+    let function = spec.function.clone();
+    let result = match gw
+        .platform
+        .invoke_spec(spec, request_id.clone(), payload, None)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return platform_error(&e, &request_id),
+    };
+    let mut resp = match result.outcome {
+        Outcome::Success(bytes) => match event::reply_from_result(&bytes) {
+            Ok(reply) => {
+                let mut resp = Response::new(Body::from(reply.body));
+                *resp.status_mut() = reply.status;
+                *resp.headers_mut() = reply.headers;
+                resp
+            }
+            Err(why) => {
+                tracing::warn!(%function, %why, "malformed function response");
+                error_response(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("function {function} returned a malformed response: {why}"),
+                    &request_id,
+                )
+            }
+        },
+        Outcome::Error {
+            kind: ErrorKind::Timeout,
+            ..
+        } => error_response(
+            StatusCode::GATEWAY_TIMEOUT,
+            &format!("function {function} timed out"),
+            &request_id,
+        ),
+        Outcome::Error { error_type, .. } => error_response(
+            StatusCode::BAD_GATEWAY,
+            &format!("function {function} failed: {error_type}"),
+            &request_id,
+        ),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
 }

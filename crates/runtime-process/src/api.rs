@@ -60,25 +60,49 @@ pub fn new_state() -> (Arc<ApiState>, ApiHandles) {
         ready: Mutex::new(Some(ready_tx)),
         init_error: Mutex::new(Some(init_tx)),
     });
-    (state, ApiHandles { invocations: inv_tx, ready: ready_rx, init_error: init_rx })
+    (
+        state,
+        ApiHandles {
+            invocations: inv_tx,
+            ready: ready_rx,
+            init_error: init_rx,
+        },
+    )
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
-        .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            post(response),
+        )
         .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
         .route("/2018-06-01/runtime/init/error", post(init_error))
-        .fallback(|| async { runtime_error(StatusCode::NOT_FOUND, "InvalidRequest", "unknown Runtime API path") })
+        .fallback(|| async {
+            runtime_error(
+                StatusCode::NOT_FOUND,
+                "InvalidRequest",
+                "unknown Runtime API path",
+            )
+        })
         .with_state(state)
 }
 
 fn runtime_error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "errorType": error_type, "errorMessage": message }))).into_response()
+    (
+        status,
+        Json(serde_json::json!({ "errorType": error_type, "errorMessage": message })),
+    )
+        .into_response()
 }
 
 fn accepted() -> Response {
-    (StatusCode::ACCEPTED, Json(serde_json::json!({ "status": "OK" }))).into_response()
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "status": "OK" })),
+    )
+        .into_response()
 }
 
 async fn next(State(st): State<Arc<ApiState>>) -> Response {
@@ -87,7 +111,11 @@ async fn next(State(st): State<Arc<ApiState>>) -> Response {
     }
     let pending = st.next.lock().await.recv().await;
     let Some(p) = pending else {
-        return runtime_error(StatusCode::GONE, "InstanceStopping", "this instance is being stopped");
+        return runtime_error(
+            StatusCode::GONE,
+            "InstanceStopping",
+            "this instance is being stopped",
+        );
     };
     let inv = p.invocation;
     let mut headers = HeaderMap::new();
@@ -104,16 +132,25 @@ async fn next(State(st): State<Arc<ApiState>>) -> Response {
     if let Some(cc) = &inv.client_context {
         set("lambda-runtime-client-context", cc);
     }
-    *st.current.lock().unwrap_or_else(|e| e.into_inner()) =
-        Some(Current { request_id: inv.request_id.clone(), reply: p.reply });
+    *st.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(Current {
+        request_id: inv.request_id.clone(),
+        reply: p.reply,
+    });
     (StatusCode::OK, headers, inv.payload).into_response()
 }
 
 /// An X-Ray style trace header derived from the request id.
 fn trace_id(request_id: &str) -> String {
-    let hex: String = request_id.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let hex: String = request_id
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .collect();
     let epoch = updraft_core::now_ms() / 1000;
-    format!("Root=1-{epoch:08x}-{};Parent={};Sampled=0", &hex[..24.min(hex.len())], &hex[hex.len().saturating_sub(16)..])
+    format!(
+        "Root=1-{epoch:08x}-{};Parent={};Sampled=0",
+        &hex[..24.min(hex.len())],
+        &hex[hex.len().saturating_sub(16)..]
+    )
 }
 
 /// Takes the current invocation if `id` names it.
@@ -157,7 +194,11 @@ async fn response(State(st): State<Arc<ApiState>>, Path(id): Path<String>, body:
 fn error_type(headers: &HeaderMap, body: &[u8], default: &str) -> String {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.get("errorType").and_then(|t| t.as_str()).map(str::to_string))
+        .and_then(|v| {
+            v.get("errorType")
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+        })
         .filter(|t| !t.is_empty())
         .or_else(|| {
             headers
@@ -168,7 +209,12 @@ fn error_type(headers: &HeaderMap, body: &[u8], default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
-async fn error(State(st): State<Arc<ApiState>>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> Response {
+async fn error(
+    State(st): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let reply = match take_current(&st, &id) {
         Ok(r) => r,
         Err(resp) => return resp,
@@ -182,7 +228,12 @@ async fn error(State(st): State<Arc<ApiState>>, Path(id): Path<String>, headers:
 async fn init_error(State(st): State<Arc<ApiState>>, headers: HeaderMap, body: Body) -> Response {
     let body = to_bytes(body, MAX_RESPONSE_BYTES).await.unwrap_or_default();
     let error_type = error_type(&headers, &body, "Runtime.Unknown");
-    if let Some(tx) = st.init_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    if let Some(tx) = st
+        .init_error
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
         let _ = tx.send((error_type, body));
     }
     accepted()

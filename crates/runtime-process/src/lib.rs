@@ -42,7 +42,12 @@ pub struct ProcessRuntime {
 impl ProcessRuntime {
     /// Prepares `DATA_DIR/runtimes` and `DATA_DIR/instances`, and kills what
     /// an earlier run of the server left behind.
-    pub fn new(data_dir: &Path, region: &str, isolation: Isolation, logs: Arc<dyn LogSink>) -> io::Result<ProcessRuntime> {
+    pub fn new(
+        data_dir: &Path,
+        region: &str,
+        isolation: Isolation,
+        logs: Arc<dyn LogSink>,
+    ) -> io::Result<ProcessRuntime> {
         use std::os::unix::fs::PermissionsExt;
         let instances_dir = data_dir.join("instances");
         let runtimes_dir = data_dir.join("runtimes");
@@ -50,7 +55,10 @@ impl ProcessRuntime {
         if let Some(cg) = &isolation.cgroups {
             cg.cleanup_leftovers();
         }
-        for (dir, file, text) in [("python3", "bootstrap.py", PYTHON_BOOTSTRAP), ("nodejs", "bootstrap.js", NODE_BOOTSTRAP)] {
+        for (dir, file, text) in [
+            ("python3", "bootstrap.py", PYTHON_BOOTSTRAP),
+            ("nodejs", "bootstrap.js", NODE_BOOTSTRAP),
+        ] {
             let d = runtimes_dir.join(dir);
             fs::create_dir_all(&d)?;
             fs::write(d.join(file), text)?;
@@ -61,7 +69,13 @@ impl ProcessRuntime {
         fs::create_dir_all(&instances_dir)?;
         // Instances may traverse (not list) to their own directory.
         fs::set_permissions(&instances_dir, fs::Permissions::from_mode(0o711))?;
-        Ok(ProcessRuntime { instances_dir, runtimes_dir, region: region.to_string(), isolation, logs })
+        Ok(ProcessRuntime {
+            instances_dir,
+            runtimes_dir,
+            region: region.to_string(),
+            isolation,
+            logs,
+        })
     }
 
     pub fn isolation(&self) -> &Isolation {
@@ -73,11 +87,17 @@ impl ProcessRuntime {
         let interpreter = |name: &str, script: PathBuf| {
             find_on_path(name)
                 .map(|p| (p, vec![script]))
-                .ok_or_else(|| format!("{name} is not installed on this server (looked in {INSTANCE_PATH})"))
+                .ok_or_else(|| {
+                    format!("{name} is not installed on this server (looked in {INSTANCE_PATH})")
+                })
         };
         match spec.config.kind() {
-            RuntimeKind::Python3 => interpreter("python3", self.runtimes_dir.join("python3/bootstrap.py")),
-            RuntimeKind::Nodejs => interpreter("node", self.runtimes_dir.join("nodejs/bootstrap.js")),
+            RuntimeKind::Python3 => {
+                interpreter("python3", self.runtimes_dir.join("python3/bootstrap.py"))
+            }
+            RuntimeKind::Nodejs => {
+                interpreter("node", self.runtimes_dir.join("nodejs/bootstrap.js"))
+            }
             RuntimeKind::Provided => {
                 let bootstrap = spec.code_dir.join("bootstrap");
                 if bootstrap.is_file() {
@@ -91,7 +111,11 @@ impl ProcessRuntime {
     }
 
     fn env(&self, spec: &InstanceSpec, api: &str, id: &str) -> BTreeMap<String, String> {
-        let version = if spec.version == 0 { "$LATEST".to_string() } else { spec.version.to_string() };
+        let version = if spec.version == 0 {
+            "$LATEST".to_string()
+        } else {
+            spec.version.to_string()
+        };
         let mut env: BTreeMap<String, String> = spec.config.env.clone();
         let date = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
         let date = date[..10].replace('-', "/");
@@ -101,14 +125,32 @@ impl ProcessRuntime {
             ("AWS_LAMBDA_RUNTIME_API", api.to_string()),
             ("_HANDLER", spec.config.handler.clone()),
             ("LAMBDA_TASK_ROOT", task_root),
-            ("LAMBDA_RUNTIME_DIR", self.runtimes_dir.join(kind.to_string()).display().to_string()),
+            (
+                "LAMBDA_RUNTIME_DIR",
+                self.runtimes_dir
+                    .join(kind.to_string())
+                    .display()
+                    .to_string(),
+            ),
             ("AWS_LAMBDA_FUNCTION_NAME", spec.function.clone()),
             ("AWS_LAMBDA_FUNCTION_VERSION", version.clone()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.config.memory_mb.to_string()),
-            ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", spec.function)),
-            ("AWS_LAMBDA_LOG_STREAM_NAME", format!("{date}/[{version}]{id}")),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                spec.config.memory_mb.to_string(),
+            ),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", spec.function),
+            ),
+            (
+                "AWS_LAMBDA_LOG_STREAM_NAME",
+                format!("{date}/[{version}]{id}"),
+            ),
             ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
-            ("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", spec.config.runtime)),
+            (
+                "AWS_EXECUTION_ENV",
+                format!("AWS_Lambda_{}", spec.config.runtime),
+            ),
             ("AWS_REGION", self.region.clone()),
             ("AWS_DEFAULT_REGION", self.region.clone()),
             ("PATH", INSTANCE_PATH.into()),
@@ -124,22 +166,40 @@ impl ProcessRuntime {
             env.insert("PYTHONUNBUFFERED".into(), "1".into());
         }
         if !self.isolation.private_tmp {
-            env.insert("TMPDIR".into(), self.instances_dir.join(id).join("tmp").display().to_string());
+            env.insert(
+                "TMPDIR".into(),
+                self.instances_dir
+                    .join(id)
+                    .join("tmp")
+                    .display()
+                    .to_string(),
+            );
         }
         env
     }
 
-    async fn start_instance(&self, spec: Arc<InstanceSpec>, request_id: &str) -> Result<Box<dyn Instance>, StartFailure> {
+    async fn start_instance(
+        &self,
+        spec: Arc<InstanceSpec>,
+        request_id: &str,
+    ) -> Result<Box<dyn Instance>, StartFailure> {
         let fail = |error_type: &str, message: String| StartFailure {
             outcome: Outcome::platform_error(ErrorKind::Init, error_type, message),
             max_memory_mb: 0,
         };
-        let (program, args) = self.command(&spec).map_err(|m| fail("Runtime.InvalidEntrypoint", m))?;
+        let (program, args) = self
+            .command(&spec)
+            .map_err(|m| fail("Runtime.InvalidEntrypoint", m))?;
         let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
         let prepared = self
             .prepare(&spec, &id, request_id, &program, &args)
             .await
-            .map_err(|e| fail("Runtime.StartError", format!("could not start an instance: {e}")))?;
+            .map_err(|e| {
+                fail(
+                    "Runtime.StartError",
+                    format!("could not start an instance: {e}"),
+                )
+            })?;
         let (instance, handles) = prepared;
         let mut ready = handles.ready;
         let mut init_error = handles.init_error;
@@ -162,7 +222,10 @@ impl ProcessRuntime {
         instance.output.flush().await;
         let max_memory_mb = instance.max_memory_mb();
         instance.stop_now().await;
-        Err(StartFailure { max_memory_mb, ..failure })
+        Err(StartFailure {
+            max_memory_mb,
+            ..failure
+        })
     }
 
     async fn prepare(
@@ -232,16 +295,31 @@ impl ProcessRuntime {
         let pid = child.id().unwrap_or(0) as i32;
         fs::write(dir.join("pid"), pid.to_string())?;
 
-        let output = output::Output::spawn(OwnedFd::from(reader), spec.function.clone(), request_id, self.logs.clone())?;
+        let output = output::Output::spawn(
+            OwnedFd::from(reader),
+            spec.function.clone(),
+            request_id,
+            self.logs.clone(),
+        )?;
         let (exit_tx, exit_rx) = watch::channel(None);
         tokio::spawn(async move {
             let status = child.wait().await.ok();
-            let _ = exit_tx.send(Some(status.map(describe_exit).unwrap_or_else(|| "unknown exit".into())));
+            let _ = exit_tx.send(Some(
+                status
+                    .map(describe_exit)
+                    .unwrap_or_else(|| "unknown exit".into()),
+            ));
         });
         let peak = Arc::new(AtomicU64::new(0));
         let oom_flag = Arc::new(AtomicBool::new(false));
         if cgroup.is_none() {
-            tokio::spawn(rss_watchdog(pid, u64::from(spec.config.memory_mb) << 20, peak.clone(), oom_flag.clone(), exit_rx.clone()));
+            tokio::spawn(rss_watchdog(
+                pid,
+                u64::from(spec.config.memory_mb) << 20,
+                peak.clone(),
+                oom_flag.clone(),
+                exit_rx.clone(),
+            ));
         }
         let instance = ProcessInstance {
             spec: spec.clone(),
@@ -261,7 +339,11 @@ impl ProcessRuntime {
 }
 
 impl Runtime for ProcessRuntime {
-    fn start<'a>(&'a self, spec: Arc<InstanceSpec>, request_id: &'a str) -> BoxFuture<'a, Result<Box<dyn Instance>, StartFailure>> {
+    fn start<'a>(
+        &'a self,
+        spec: Arc<InstanceSpec>,
+        request_id: &'a str,
+    ) -> BoxFuture<'a, Result<Box<dyn Instance>, StartFailure>> {
         Box::pin(self.start_instance(spec, request_id))
     }
 }
@@ -319,8 +401,14 @@ impl ProcessInstance {
     async fn run(&self, inv: &Invocation, deadline: Instant) -> (Outcome, bool) {
         self.output.set_request(&inv.request_id);
         let (tx, rx) = oneshot::channel();
-        let remaining = deadline.saturating_duration_since(Instant::now()).as_millis() as i64;
-        let pending = api::Pending { invocation: inv.clone(), deadline_ms: updraft_core::now_ms() + remaining, reply: tx };
+        let remaining = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis() as i64;
+        let pending = api::Pending {
+            invocation: inv.clone(),
+            deadline_ms: updraft_core::now_ms() + remaining,
+            reply: tx,
+        };
         let mut exit = self.exit.clone();
         let has_exited = self.exit.borrow().is_some();
         if has_exited || self.invocations.send(pending).await.is_err() {
@@ -392,7 +480,11 @@ impl Instance for ProcessInstance {
             self.output.flush().await;
             let max_memory_mb = self.max_memory_mb();
             let has_exited = self.exit.borrow().is_some();
-            Reply { outcome, max_memory_mb, reusable: alive && !has_exited }
+            Reply {
+                outcome,
+                max_memory_mb,
+                reusable: alive && !has_exited,
+            }
         })
     }
 
@@ -430,7 +522,10 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
-    INSTANCE_PATH.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+    INSTANCE_PATH
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
 }
 
 /// Peak resident set of a process, from /proc.
@@ -441,19 +536,32 @@ fn vm_hwm(pid: i32) -> Option<u64> {
 fn proc_status_kb(pid: i32, key: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(key))?;
-    line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+    line[key.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Enforces `memory_mb` on hosts without a memory cgroup by polling the
 /// resident set, killing the instance when it goes over.
-async fn rss_watchdog(pid: i32, limit: u64, peak: Arc<AtomicU64>, oom: Arc<AtomicBool>, mut exit: watch::Receiver<Option<String>>) {
+async fn rss_watchdog(
+    pid: i32,
+    limit: u64,
+    peak: Arc<AtomicU64>,
+    oom: Arc<AtomicBool>,
+    mut exit: watch::Receiver<Option<String>>,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = exited(&mut exit) => return,
         }
-        let Some(rss) = proc_status_kb(pid, "VmRSS:").map(|kb| kb * 1024) else { return };
+        let Some(rss) = proc_status_kb(pid, "VmRSS:").map(|kb| kb * 1024) else {
+            return;
+        };
         peak.fetch_max(rss, Ordering::Relaxed);
         if rss > limit {
             oom.store(true, Ordering::SeqCst);
@@ -467,10 +575,15 @@ async fn rss_watchdog(pid: i32, limit: u64, peak: Arc<AtomicU64>, oom: Arc<Atomi
 /// Kills instances an earlier run left (after a SIGKILL of the server, the
 /// parent-death signal should have done it already) and removes their files.
 fn cleanup_leftovers(instances_dir: &Path) {
-    let Ok(entries) = fs::read_dir(instances_dir) else { return };
+    let Ok(entries) = fs::read_dir(instances_dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let id = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = fs::read_to_string(e.path().join("pid")).ok().and_then(|p| p.trim().parse::<i32>().ok()) {
+        if let Some(pid) = fs::read_to_string(e.path().join("pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
             // Only a process that carries this instance's id is ours: pids get reused.
             let marker = format!("UPDRAFT_INSTANCE_ID={id}");
             let ours = fs::read(format!("/proc/{pid}/environ"))

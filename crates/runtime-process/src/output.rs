@@ -22,13 +22,27 @@ pub struct Output {
 
 impl Output {
     /// Starts reading `fd` until end of file.
-    pub fn spawn(fd: OwnedFd, function: String, request_id: &str, logs: Arc<dyn LogSink>) -> io::Result<Output> {
+    pub fn spawn(
+        fd: OwnedFd,
+        function: String,
+        request_id: &str,
+        logs: Arc<dyn LogSink>,
+    ) -> io::Result<Output> {
         let rx = pipe::Receiver::from_owned_fd(fd)?;
         let current = Arc::new(Mutex::new(request_id.to_string()));
         let (flush_tx, flush_rx) = mpsc::channel(4);
-        let reader = Reader { rx, function, current: current.clone(), logs, pending: Vec::new() };
+        let reader = Reader {
+            rx,
+            function,
+            current: current.clone(),
+            logs,
+            pending: Vec::new(),
+        };
         tokio::spawn(reader.run(flush_rx));
-        Ok(Output { current, flush: flush_tx })
+        Ok(Output {
+            current,
+            flush: flush_tx,
+        })
     }
 
     pub fn set_request(&self, request_id: &str) {
@@ -122,7 +136,15 @@ impl Reader {
     }
 
     fn emit(&self, line: &[u8]) {
-        let rid = self.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.logs.emit(&self.function, &rid, String::from_utf8_lossy(line).into_owned());
+        let rid = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        self.logs.emit(
+            &self.function,
+            &rid,
+            String::from_utf8_lossy(line).into_owned(),
+        );
     }
 }

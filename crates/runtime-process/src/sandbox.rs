@@ -21,13 +21,24 @@ pub struct Isolation {
 }
 
 impl Isolation {
-    /// Detects what this host allows. `key` separates servers sharing a host.
-    pub fn detect(key: &str) -> Isolation {
+    /// Detects what this host allows. `key` separates servers sharing a host;
+    /// `data_dir` holds code and bootstraps, which a private `/tmp` would hide
+    /// if they lived under `/tmp`.
+    pub fn detect(key: &str, data_dir: &Path) -> Isolation {
         // SAFETY: geteuid has no preconditions.
         #[allow(unsafe_code)]
         let root = unsafe { libc::geteuid() } == 0;
         let cgroups = CgroupRoot::detect(key);
-        let isolation = Isolation { cgroups, per_function_uid: root, private_tmp: root && probe_mount_namespace() };
+        let under_tmp = data_dir.starts_with("/tmp");
+        if under_tmp {
+            tracing::warn!(data_dir = %data_dir.display(), "the data directory is under /tmp: instances get a TMPDIR of their own instead of a private /tmp");
+        }
+        let private_tmp = root && !under_tmp && probe_mount_namespace();
+        let isolation = Isolation {
+            cgroups,
+            per_function_uid: root,
+            private_tmp,
+        };
         tracing::info!(
             cgroups = ?isolation.cgroups.as_ref().map(|c| c.dir.display().to_string()),
             per_function_uid = isolation.per_function_uid,
@@ -39,7 +50,11 @@ impl Isolation {
 
     /// No isolation beyond process groups (for hosts that allow nothing more).
     pub fn none() -> Isolation {
-        Isolation { cgroups: None, per_function_uid: false, private_tmp: false }
+        Isolation {
+            cgroups: None,
+            per_function_uid: false,
+            private_tmp: false,
+        }
     }
 
     /// The uid/gid a function's instances run as, when per-function uids are on.
@@ -106,9 +121,14 @@ impl CgroupRoot {
         let v1 = Path::new("/sys/fs/cgroup/memory");
         let v2 = Path::new("/sys/fs/cgroup");
         let candidates = [
-            (v1.join("memory.limit_in_bytes").exists(), v1.join("updraft").join(key), false),
             (
-                fs::read_to_string(v2.join("cgroup.controllers")).is_ok_and(|c| c.split_whitespace().any(|x| x == "memory")),
+                v1.join("memory.limit_in_bytes").exists(),
+                v1.join("updraft").join(key),
+                false,
+            ),
+            (
+                fs::read_to_string(v2.join("cgroup.controllers"))
+                    .is_ok_and(|c| c.split_whitespace().any(|x| x == "memory")),
                 v2.join("updraft").join(key),
                 true,
             ),
@@ -154,10 +174,16 @@ impl CgroupRoot {
 
     /// Kills and removes the cgroups left by an earlier run of this server.
     pub fn cleanup_leftovers(&self) {
-        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
         for e in entries.flatten() {
             if e.path().is_dir() {
-                Cgroup { dir: e.path(), v2: self.v2 }.remove();
+                Cgroup {
+                    dir: e.path(),
+                    v2: self.v2,
+                }
+                .remove();
             }
         }
     }
@@ -177,17 +203,36 @@ impl Cgroup {
 
     /// Peak memory use in bytes since the cgroup was made.
     pub fn peak_bytes(&self) -> Option<u64> {
-        let file = if self.v2 { "memory.peak" } else { "memory.max_usage_in_bytes" };
-        fs::read_to_string(self.dir.join(file)).ok()?.trim().parse().ok()
+        let file = if self.v2 {
+            "memory.peak"
+        } else {
+            "memory.max_usage_in_bytes"
+        };
+        fs::read_to_string(self.dir.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Whether the kernel's OOM killer has killed a process in this cgroup.
     pub fn oom_killed(&self) -> bool {
-        let file = if self.v2 { "memory.events" } else { "memory.oom_control" };
-        let Ok(text) = fs::read_to_string(self.dir.join(file)) else { return false };
+        let file = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        let Ok(text) = fs::read_to_string(self.dir.join(file)) else {
+            return false;
+        };
         text.lines().any(|l| {
             let mut parts = l.split_whitespace();
-            parts.next() == Some("oom_kill") && parts.next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) > 0
+            parts.next() == Some("oom_kill")
+                && parts
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    > 0
         })
     }
 
@@ -233,7 +278,11 @@ pub struct ChildSetup {
 }
 
 impl ChildSetup {
-    pub fn new(cgroup: Option<&Cgroup>, private_tmp: Option<&Path>, uid: Option<u32>) -> io::Result<ChildSetup> {
+    pub fn new(
+        cgroup: Option<&Cgroup>,
+        private_tmp: Option<&Path>,
+        uid: Option<u32>,
+    ) -> io::Result<ChildSetup> {
         let cgroup_procs = match cgroup {
             Some(cg) => Some(fs::OpenOptions::new().write(true).open(cg.procs_file())?),
             None => None,
@@ -245,7 +294,12 @@ impl ChildSetup {
         // SAFETY: getpid has no preconditions.
         #[allow(unsafe_code)]
         let parent_pid = unsafe { libc::getpid() };
-        Ok(ChildSetup { cgroup_procs, private_tmp, uid, parent_pid })
+        Ok(ChildSetup {
+            cgroup_procs,
+            private_tmp,
+            uid,
+            parent_pid,
+        })
     }
 
     /// Runs in the forked child before exec.
@@ -255,7 +309,13 @@ impl ChildSetup {
     #[allow(unsafe_code)]
     pub unsafe fn apply(&self) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        let check = |r: libc::c_int| if r == -1 { Err(io::Error::last_os_error()) } else { Ok(()) };
+        let check = |r: libc::c_int| {
+            if r == -1 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
         // Own process group, so the whole tree can be signalled at once.
         check(libc::setsid())?;
         if let Some(f) = &self.cgroup_procs {
@@ -274,7 +334,13 @@ impl ChildSetup {
                 libc::MS_REC | libc::MS_PRIVATE,
                 std::ptr::null(),
             ))?;
-            check(libc::mount(tmp.as_ptr(), c"/tmp".as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()))?;
+            check(libc::mount(
+                tmp.as_ptr(),
+                c"/tmp".as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ))?;
         }
         if let Some(uid) = self.uid {
             check(libc::setgroups(0, std::ptr::null()))?;
@@ -283,7 +349,13 @@ impl ChildSetup {
         }
         // Die with the server, even on SIGKILL. Set last: a change of
         // credentials clears it.
-        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0))?;
+        check(libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ))?;
         if libc::getppid() != self.parent_pid {
             // The server died before prctl took effect.
             libc::_exit(1);

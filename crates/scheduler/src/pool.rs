@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use updraft_core::{
-    invoke::elapsed_us, now_ms, ErrorKind, Invocation, InvokeResult, LogSink, Outcome, RuntimeKind, Stats,
+    invoke::elapsed_us, now_ms, ErrorKind, Invocation, InvokeResult, LogSink, Outcome, RuntimeKind,
+    Stats,
 };
 
 /// Why an invocation could not be scheduled at all.
@@ -16,7 +17,11 @@ use updraft_core::{
 pub enum SchedulerError {
     /// Every instance was busy for longer than `max_queue_wait`.
     #[error("rate exceeded: all {max} instances of {function} stayed busy for {waited_ms} ms")]
-    Throttled { function: String, max: u32, waited_ms: u64 },
+    Throttled {
+        function: String,
+        max: u32,
+        waited_ms: u64,
+    },
     /// The server is shutting down and takes no new work.
     #[error("the server is shutting down")]
     Draining,
@@ -144,7 +149,10 @@ pub struct Scheduler {
 impl Scheduler {
     /// Creates the scheduler and starts its reaper, which stops idle instances
     /// and keeps `min_instances` warm.
-    pub fn new(runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>, logs: Arc<dyn LogSink>) -> Scheduler {
+    pub fn new(
+        runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>>,
+        logs: Arc<dyn LogSink>,
+    ) -> Scheduler {
         let inner = Arc::new(Inner {
             runtimes,
             logs,
@@ -180,7 +188,11 @@ impl Scheduler {
 
     fn runtime(&self, spec: &InstanceSpec) -> Result<Arc<dyn Runtime>, SchedulerError> {
         let kind = spec.config.kind();
-        self.inner.runtimes.get(&kind).cloned().ok_or(SchedulerError::NoRuntime(kind))
+        self.inner
+            .runtimes
+            .get(&kind)
+            .cloned()
+            .ok_or(SchedulerError::NoRuntime(kind))
     }
 
     /// Declares the version a function's `min_instances` are kept warm for
@@ -195,7 +207,13 @@ impl Scheduler {
 
     /// Stops every instance of a function (after delete or config change).
     pub async fn retire(&self, function: &str) {
-        let pool = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner()).get(function).cloned();
+        let pool = self
+            .inner
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(function)
+            .cloned();
         let Some(pool) = pool else { return };
         let idle: Vec<_> = {
             let mut st = pool.lock();
@@ -216,7 +234,11 @@ impl Scheduler {
     }
 
     /// Runs one invocation on an instance of `spec`, starting one if none is idle.
-    pub async fn invoke(&self, spec: Arc<InstanceSpec>, inv: Invocation) -> Result<InvokeResult, SchedulerError> {
+    pub async fn invoke(
+        &self,
+        spec: Arc<InstanceSpec>,
+        inv: Invocation,
+    ) -> Result<InvokeResult, SchedulerError> {
         if self.inner.draining.load(Ordering::SeqCst) {
             return Err(SchedulerError::Draining);
         }
@@ -224,7 +246,9 @@ impl Scheduler {
         let scaling = &spec.config.scaling;
         let pool = self.pool(&spec.function);
         pool.resize(scaling.max_instances);
-        let permit = self.acquire(&pool, scaling.max_instances, scaling.max_queue_wait_ms).await?;
+        let permit = self
+            .acquire(&pool, scaling.max_instances, scaling.max_queue_wait_ms)
+            .await?;
         let memory_mb = spec.config.memory_mb;
         let rid = inv.request_id.clone();
 
@@ -249,7 +273,12 @@ impl Scheduler {
                         };
                         self.log_start(&spec, &rid);
                         self.log_end(&spec, &rid, &stats, &failure.outcome);
-                        return Ok(InvokeResult { request_id: rid, version: spec.version, outcome: failure.outcome, stats });
+                        return Ok(InvokeResult {
+                            request_id: rid,
+                            version: spec.version,
+                            outcome: failure.outcome,
+                            stats,
+                        });
                     }
                 }
             }
@@ -276,23 +305,54 @@ impl Scheduler {
             pool.release();
         }
         drop(permit);
-        Ok(InvokeResult { request_id: rid, version: spec.version, outcome: reply.outcome, stats })
+        Ok(InvokeResult {
+            request_id: rid,
+            version: spec.version,
+            outcome: reply.outcome,
+            stats,
+        })
     }
 
-    async fn acquire(&self, pool: &Pool, max: u32, wait_ms: u64) -> Result<OwnedSemaphorePermit, SchedulerError> {
-        let throttled = || SchedulerError::Throttled { function: pool.function.clone(), max, waited_ms: wait_ms };
+    async fn acquire(
+        &self,
+        pool: &Pool,
+        max: u32,
+        wait_ms: u64,
+    ) -> Result<OwnedSemaphorePermit, SchedulerError> {
+        let throttled = || SchedulerError::Throttled {
+            function: pool.function.clone(),
+            max,
+            waited_ms: wait_ms,
+        };
         if wait_ms == 0 {
-            return pool.permits.clone().try_acquire_owned().map_err(|_| throttled());
+            return pool
+                .permits
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| throttled());
         }
-        match tokio::time::timeout(Duration::from_millis(wait_ms), pool.permits.clone().acquire_owned()).await {
+        match tokio::time::timeout(
+            Duration::from_millis(wait_ms),
+            pool.permits.clone().acquire_owned(),
+        )
+        .await
+        {
             Ok(Ok(p)) => Ok(p),
             _ => Err(throttled()),
         }
     }
 
     fn log_start(&self, spec: &InstanceSpec, rid: &str) {
-        let version = if spec.version == 0 { "$LATEST".to_string() } else { spec.version.to_string() };
-        self.inner.logs.emit(&spec.function, rid, format!("START RequestId: {rid} Version: {version}"));
+        let version = if spec.version == 0 {
+            "$LATEST".to_string()
+        } else {
+            spec.version.to_string()
+        };
+        self.inner.logs.emit(
+            &spec.function,
+            rid,
+            format!("START RequestId: {rid} Version: {version}"),
+        );
     }
 
     fn log_end(&self, spec: &InstanceSpec, rid: &str, stats: &Stats, outcome: &Outcome) {
@@ -309,8 +369,15 @@ impl Scheduler {
             report.push_str(&format!("\tInit Duration: {:.2} ms", init as f64 / 1000.0));
         }
         match outcome {
-            Outcome::Error { kind: ErrorKind::Timeout, .. } => report.push_str("\tStatus: timeout"),
-            Outcome::Error { kind: ErrorKind::Function, .. } | Outcome::Success(_) => {}
+            Outcome::Error {
+                kind: ErrorKind::Timeout,
+                ..
+            } => report.push_str("\tStatus: timeout"),
+            Outcome::Error {
+                kind: ErrorKind::Function,
+                ..
+            }
+            | Outcome::Success(_) => {}
             Outcome::Error { error_type, .. } => {
                 report.push_str(&format!("\tStatus: error\tError Type: {error_type}"));
             }
@@ -320,8 +387,14 @@ impl Scheduler {
 
     /// Stops expired idle instances and tops up `min_instances`.
     async fn reap(&self) {
-        let pools: Vec<Arc<Pool>> =
-            self.inner.pools.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let pools: Vec<Arc<Pool>> = self
+            .inner
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         let now = Instant::now();
         for pool in pools {
             for instance in pool.expired(now) {
@@ -346,8 +419,12 @@ impl Scheduler {
     /// Starts one instance in the background to keep `min_instances` warm; it
     /// holds a permit while starting so the cap still holds.
     fn warm_one(&self, pool: Arc<Pool>, spec: Arc<InstanceSpec>) {
-        let Ok(runtime) = self.runtime(&spec) else { return };
-        let Ok(permit) = pool.permits.clone().try_acquire_owned() else { return };
+        let Ok(runtime) = self.runtime(&spec) else {
+            return;
+        };
+        let Ok(permit) = pool.permits.clone().try_acquire_owned() else {
+            return;
+        };
         pool.lock().live += 1;
         tokio::spawn(async move {
             match runtime.start(spec.clone(), "").await {
@@ -365,8 +442,14 @@ impl Scheduler {
     /// `grace`), then stops every instance.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.draining.store(true, Ordering::SeqCst);
-        let pools: Vec<Arc<Pool>> =
-            self.inner.pools.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let pools: Vec<Arc<Pool>> = self
+            .inner
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         let deadline = Instant::now() + grace;
         for pool in &pools {
             let cap = pool.lock().capacity;

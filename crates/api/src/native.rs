@@ -1,0 +1,208 @@
+//! The native control API (`/api/v1`), used by the `updraft` CLI.
+
+use crate::ApiError;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use updraft_core::Outcome;
+use updraft_platform::{DeployFunction, Platform, PlatformError};
+
+/// Largest synchronous invocation payload (Lambda: 6 MB).
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+
+type ApiResult = Result<Response, ApiError>;
+
+pub fn router() -> Router<Platform> {
+    Router::new()
+        .route("/api/v1/code/{sha}", put(put_code).get(get_code))
+        .route("/api/v1/apps/{app}/deploy", post(deploy))
+        .route("/api/v1/functions", get(list))
+        .route("/api/v1/functions/{name}", get(get_function).delete(delete))
+        .route("/api/v1/functions/{name}/invoke", post(invoke))
+        .route("/api/v1/functions/{name}/rollback", post(rollback))
+        .route("/api/v1/functions/{name}/logs", get(logs))
+        .route("/api/v1/usage", get(usage))
+}
+
+async fn put_code(State(p): State<Platform>, Path(sha): Path<String>, body: Bytes) -> ApiResult {
+    let actual = updraft_platform::sha256_hex(&body);
+    if actual != sha {
+        return Err(PlatformError::InvalidParameter(format!(
+            "code upload: the path names sha256 {sha} but the body's sha256 is {actual}"
+        ))
+        .into());
+    }
+    let sha = p.put_code(&body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "sha256": sha, "size": body.len() })),
+    )
+        .into_response())
+}
+
+async fn get_code(State(p): State<Platform>, Path(sha): Path<String>) -> ApiResult {
+    if p.has_code(&sha) {
+        Ok(Json(serde_json::json!({ "sha256": sha })).into_response())
+    } else {
+        Err(PlatformError::NotFound(format!("code package {sha} is not on this server")).into())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployBody {
+    functions: Vec<DeployFunction>,
+    #[serde(default)]
+    prune: bool,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        PlatformError::InvalidParameter(format!(
+            "{what}: the request body is not what was expected: {e}"
+        ))
+        .into()
+    })
+}
+
+async fn deploy(State(p): State<Platform>, Path(app): Path<String>, body: Bytes) -> ApiResult {
+    let body: DeployBody = json_body("deploy", &body)?;
+    let report = p.deploy_app(&app, body.functions, body.prune).await?;
+    Ok(Json(report).into_response())
+}
+
+async fn list(State(p): State<Platform>) -> ApiResult {
+    Ok(Json(serde_json::json!({ "functions": p.list().await? })).into_response())
+}
+
+async fn get_function(State(p): State<Platform>, Path(name): Path<String>) -> ApiResult {
+    Ok(Json(p.get(&name).await?).into_response())
+}
+
+async fn delete(State(p): State<Platform>, Path(name): Path<String>) -> ApiResult {
+    p.delete(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvokeQuery {
+    qualifier: Option<String>,
+}
+
+/// Checks a synchronous payload as Lambda does: size first, then JSON.
+pub fn check_payload(body: &[u8]) -> Result<Vec<u8>, PlatformError> {
+    if body.len() > MAX_PAYLOAD_BYTES {
+        return Err(PlatformError::TooLarge(format!(
+            "Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation (got {} bytes)",
+            body.len()
+        )));
+    }
+    if body.is_empty() {
+        return Ok(b"{}".to_vec());
+    }
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        return Err(PlatformError::InvalidRequestContent(format!(
+            "Could not parse request body into json: {e}"
+        )));
+    }
+    Ok(body.to_vec())
+}
+
+async fn invoke(
+    State(p): State<Platform>,
+    Path(name): Path<String>,
+    Query(q): Query<InvokeQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let payload = check_payload(&body)?;
+    let client_context = headers
+        .get("x-amz-client-context")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let result = p
+        .invoke(&name, q.qualifier.as_deref(), payload, client_context)
+        .await?;
+    let version = if result.version == 0 {
+        "$LATEST".to_string()
+    } else {
+        result.version.to_string()
+    };
+    let (body, error) = match result.outcome {
+        Outcome::Success(b) => (b, None),
+        Outcome::Error { body, .. } => (body, Some("Unhandled")),
+    };
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&version) {
+        h.insert("x-amz-executed-version", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&result.request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    if let Some(e) = error {
+        h.insert("x-amz-function-error", HeaderValue::from_static(e));
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    to: Option<i64>,
+}
+
+async fn rollback(State(p): State<Platform>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    let body: RollbackBody = if body.is_empty() {
+        RollbackBody::default()
+    } else {
+        json_body("rollback", &body)?
+    };
+    Ok(Json(p.rollback(&name, body.to).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsQuery {
+    #[serde(default)]
+    since_ms: i64,
+    request_id: Option<String>,
+    #[serde(default)]
+    after_id: i64,
+    limit: Option<i64>,
+}
+
+async fn logs(
+    State(p): State<Platform>,
+    Path(name): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult {
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let lines = p
+        .logs(
+            &name,
+            q.since_ms,
+            q.request_id.as_deref(),
+            q.after_id,
+            limit,
+        )
+        .await?;
+    Ok(Json(serde_json::json!({ "lines": lines })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageQuery {
+    #[serde(default)]
+    since_ms: i64,
+}
+
+async fn usage(State(p): State<Platform>, Query(q): Query<UsageQuery>) -> ApiResult {
+    Ok(Json(p.usage(q.since_ms).await?).into_response())
+}

@@ -1,0 +1,49 @@
+//! Updraft's admin credentials and request authentication: AWS Signature
+//! Version 4 (service `lambda`, as boto3 and the AWS CLI sign) and
+//! `Authorization: Bearer ACCESS_KEY_ID:SECRET`, checked by the server and
+//! produced by the CLI.
+
+mod credentials;
+mod sigv4;
+
+pub use credentials::{Credentials, CREDENTIALS_FILE, ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY};
+pub use sigv4::{sign, verify, MAX_CLOCK_SKEW, SERVICE};
+
+use std::path::PathBuf;
+
+/// Why credentials could not be found or a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No credentials at all (HTTP 401).
+    #[error("{0}")]
+    Missing(String),
+    /// Credentials present but wrong, tampered with or stale (HTTP 403).
+    #[error("{0}")]
+    Denied(String),
+    /// Reading or writing the credentials file (or the OS random source) failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The credentials file is not valid; the message names the file and line.
+    #[error("{0}")]
+    Malformed(String),
+    /// The client could not sign a request (bad URL, non-UTF-8 header value).
+    #[error("cannot sign request: {0}")]
+    Signing(String),
+}
+
+impl AuthError {
+    /// The HTTP status a server answers with for this error.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            AuthError::Missing(_) => http::StatusCode::UNAUTHORIZED,
+            AuthError::Denied(_) => http::StatusCode::FORBIDDEN,
+            AuthError::Io { .. } | AuthError::Malformed(_) | AuthError::Signing(_) => {
+                http::StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+}

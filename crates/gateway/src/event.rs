@@ -1,0 +1,795 @@
+//! The HTTP request → event → HTTP response mapping for process runtimes: the
+//! Amazon API Gateway HTTP API payload format version 2.0 event going in, and
+//! the Lambda function URL response rules coming out.
+//!
+//! Request event, as API Gateway and function URLs build it:
+//! * header names are lower-case; repeated headers are joined with `,`; `cookie`
+//!   headers are not in `headers` but split into `cookies`;
+//! * `queryStringParameters` are decoded (`+` is a space) and repeated keys are
+//!   joined with `,`; `rawQueryString` is the query as received (`""` when none);
+//! * the body is UTF-8 text when the content type is text (`text/*`, JSON, XML,
+//!   form data, JavaScript) and the bytes are valid UTF-8, otherwise base64 with
+//!   `isBase64Encoded: true`; an empty body is omitted;
+//! * `requestContext.accountId` is `"anonymous"` on function URLs (as Lambda sends
+//!   for public URLs) and `"000000000000"` on manifest routes.
+//!
+//! Response, as a function URL reads it:
+//! * a JSON object with `statusCode` gives that status, `headers`,
+//!   `multiValueHeaders`, one `set-cookie` per `cookies` entry, and `body` (base64
+//!   decoded when `isBase64Encoded` is true); without a `content-type` header the
+//!   reply is `application/json`, as Lambda does;
+//! * any other valid JSON is the body of a 200 `application/json` reply, byte for
+//!   byte;
+//! * anything else is an error naming what is wrong.
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, SET_COOKIE, USER_AGENT};
+use http::{HeaderMap, Method, StatusCode};
+use percent_encoding::percent_decode;
+use serde::Serialize;
+use serde_json::Value;
+
+/// What the gateway knows about a request besides the request itself.
+#[derive(Clone, Copy, Debug)]
+pub struct EventContext<'a> {
+    pub request_id: &'a str,
+    /// `"GET /hello/{name}"` on manifest routes, `"$default"` on function URLs.
+    pub route_key: &'a str,
+    pub path_parameters: Option<&'a BTreeMap<String, String>>,
+    pub source_ip: &'a str,
+    /// The `Host` the request came to, e.g. `"localhost:8080"`.
+    pub domain_name: &'a str,
+    /// When the request arrived, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+}
+
+/// The HTTP response a function's result maps to.
+#[derive(Clone, Debug)]
+pub struct HttpReply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    version: &'static str,
+    route_key: &'a str,
+    raw_path: &'a str,
+    raw_query_string: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cookies: Vec<&'a str>,
+    headers: BTreeMap<&'a str, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    query_string_parameters: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_parameters: Option<&'a BTreeMap<String, String>>,
+    request_context: RequestContext<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<String>,
+    is_base64_encoded: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestContext<'a> {
+    account_id: &'static str,
+    api_id: &'static str,
+    domain_name: &'a str,
+    domain_prefix: &'a str,
+    http: HttpContext<'a>,
+    request_id: &'a str,
+    route_key: &'a str,
+    stage: &'static str,
+    time: String,
+    time_epoch: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HttpContext<'a> {
+    method: &'a str,
+    path: &'a str,
+    protocol: &'static str,
+    source_ip: &'a str,
+    user_agent: String,
+}
+
+/// The function URL route key.
+const DEFAULT_ROUTE: &str = "$default";
+
+/// Builds the payload format 2.0 event for a request, as JSON bytes.
+pub fn request_event(
+    method: &Method,
+    raw_path: &str,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+    ctx: &EventContext,
+) -> Vec<u8> {
+    let mut cookies = Vec::new();
+    for value in headers.get_all(COOKIE) {
+        if let Ok(value) = value.to_str() {
+            cookies.extend(value.split(';').map(str::trim).filter(|c| !c.is_empty()));
+        }
+    }
+
+    let mut header_map = BTreeMap::new();
+    for name in headers.keys() {
+        if name == COOKIE {
+            continue;
+        }
+        let mut joined = String::new();
+        for (i, value) in headers.get_all(name).iter().enumerate() {
+            if i > 0 {
+                joined.push(',');
+            }
+            joined.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        }
+        header_map.insert(name.as_str(), joined);
+    }
+
+    let raw_query = raw_query.unwrap_or("");
+    let query_string_parameters = query_parameters(raw_query);
+
+    let (body, is_base64_encoded) = if body.is_empty() {
+        (None, false)
+    } else {
+        let text = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_text_content_type);
+        match std::str::from_utf8(body) {
+            Ok(text_body) if text => (Some(text_body.to_string()), false),
+            _ => (Some(STANDARD.encode(body)), true),
+        }
+    };
+
+    let user_agent = headers
+        .get(USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let domain_prefix = ctx.domain_name.split('.').next().unwrap_or_default();
+    let event = Event {
+        version: "2.0",
+        route_key: ctx.route_key,
+        raw_path,
+        raw_query_string: raw_query,
+        cookies,
+        headers: header_map,
+        query_string_parameters,
+        path_parameters: ctx.path_parameters.filter(|p| !p.is_empty()),
+        request_context: RequestContext {
+            account_id: if ctx.route_key == DEFAULT_ROUTE {
+                "anonymous"
+            } else {
+                "000000000000"
+            },
+            api_id: "updraft",
+            domain_name: ctx.domain_name,
+            domain_prefix,
+            http: HttpContext {
+                method: method.as_str(),
+                path: raw_path,
+                protocol: "HTTP/1.1",
+                source_ip: ctx.source_ip,
+                user_agent,
+            },
+            request_id: ctx.request_id,
+            route_key: ctx.route_key,
+            stage: DEFAULT_ROUTE,
+            time: clf_time(ctx.time_ms),
+            time_epoch: ctx.time_ms,
+        },
+        body,
+        is_base64_encoded,
+    };
+    serde_json::to_vec(&event).expect("an event of strings always serializes")
+}
+
+/// Decoded query parameters, repeated keys joined with `,` in order of appearance.
+fn query_parameters(raw: &str) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = (form_decode(key), form_decode(value));
+        match out.get_mut(&key) {
+            Some(existing) => {
+                existing.push(',');
+                existing.push_str(&value);
+            }
+            None => {
+                out.insert(key, value);
+            }
+        }
+    }
+    out
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, then `%XX`.
+fn form_decode(text: &str) -> String {
+    if text.contains('+') {
+        let spaced = text.replace('+', " ");
+        percent_decode(spaced.as_bytes())
+            .decode_utf8_lossy()
+            .into_owned()
+    } else {
+        percent_decode(text.as_bytes())
+            .decode_utf8_lossy()
+            .into_owned()
+    }
+}
+
+/// Whether a body of this content type travels as text rather than base64.
+fn is_text_content_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    match kind {
+        "text" => true,
+        "application" => {
+            matches!(
+                subtype,
+                "json" | "xml" | "x-www-form-urlencoded" | "javascript"
+            ) || subtype.ends_with("+json")
+                || subtype.ends_with("+xml")
+        }
+        _ => false,
+    }
+}
+
+/// `23/Nov/2026:18:16:49 +0000`, the format of `requestContext.time`.
+fn clf_time(time_ms: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = time_ms.div_euclid(1000);
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(month - 1) as usize],
+        day_secs / 3600,
+        day_secs % 3600 / 60,
+        day_secs % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month 1..=12, day 1..=31), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Maps a function's result to the HTTP reply, by the Lambda function URL rules.
+/// The error says why the result is not a valid response.
+pub fn reply_from_result(result: &[u8]) -> Result<HttpReply, String> {
+    let value: Value = serde_json::from_slice(result).map_err(|e| {
+        format!("the function's response is not valid JSON ({e}); return a JSON value or {{\"statusCode\": …, \"body\": …}}")
+    })?;
+    let json = HeaderValue::from_static("application/json");
+    let Some(object) = value.as_object().filter(|o| o.contains_key("statusCode")) else {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, json);
+        return Ok(HttpReply {
+            status: StatusCode::OK,
+            headers,
+            body: Bytes::copy_from_slice(result),
+        });
+    };
+
+    let status = status_code(&object["statusCode"])?;
+    let mut headers = HeaderMap::new();
+    match object.get("headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (name, value) in map {
+                if let Some(text) = scalar_text(value, "headers", name)? {
+                    headers.append(header_name(name)?, header_value(name, &text)?);
+                }
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "\"headers\" must be an object, got {}",
+                kind(other)
+            ))
+        }
+    }
+    match object.get("multiValueHeaders") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (name, values) in map {
+                let values = match values {
+                    Value::Array(values) => values.as_slice(),
+                    Value::Null => continue,
+                    single => std::slice::from_ref(single),
+                };
+                let header = header_name(name)?;
+                for value in values {
+                    if let Some(text) = scalar_text(value, "multiValueHeaders", name)? {
+                        headers.append(header.clone(), header_value(name, &text)?);
+                    }
+                }
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "\"multiValueHeaders\" must be an object, got {}",
+                kind(other)
+            ))
+        }
+    }
+    match object.get("cookies") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(cookies)) => {
+            for cookie in cookies {
+                let Value::String(cookie) = cookie else {
+                    return Err(format!(
+                        "\"cookies\" must hold strings, got {}",
+                        kind(cookie)
+                    ));
+                };
+                headers.append(SET_COOKIE, header_value("set-cookie", cookie)?);
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "\"cookies\" must be an array of strings, got {}",
+                kind(other)
+            ))
+        }
+    }
+    if !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(CONTENT_TYPE, json);
+    }
+
+    let base64 = match object.get("isBase64Encoded") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
+        Some(other) => {
+            return Err(format!(
+                "\"isBase64Encoded\" must be a boolean, got {other}"
+            ))
+        }
+    };
+    let body =
+        match object.get("body") {
+            None | Some(Value::Null) => Bytes::new(),
+            Some(Value::String(text)) if base64 => {
+                let bytes = STANDARD_PAD_INDIFFERENT.decode(text.as_bytes()).map_err(|e| {
+                format!("\"body\" is not valid base64 although \"isBase64Encoded\" is true: {e}")
+            })?;
+                Bytes::from(bytes)
+            }
+            Some(Value::String(text)) => Bytes::copy_from_slice(text.as_bytes()),
+            Some(_) if base64 => {
+                return Err(
+                    "\"body\" must be a base64 string when \"isBase64Encoded\" is true".into(),
+                )
+            }
+            // A non-string body is sent as its JSON text.
+            Some(other) => Bytes::from(other.to_string()),
+        };
+    Ok(HttpReply {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn status_code(value: &Value) -> Result<StatusCode, String> {
+    let code = match value {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    code.filter(|c| (100..=599).contains(c))
+        .and_then(|c| StatusCode::from_u16(c as u16).ok())
+        .ok_or_else(|| {
+            format!("\"statusCode\" must be an HTTP status from 100 to 599, got {value}")
+        })
+}
+
+/// A header value as text: strings as they are, numbers and booleans written
+/// out, `null` skipped; objects and arrays are an error.
+fn scalar_text(value: &Value, field: &str, name: &str) -> Result<Option<String>, String> {
+    match value {
+        Value::String(s) => Ok(Some(s.clone())),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        Value::Bool(b) => Ok(Some(b.to_string())),
+        Value::Null => Ok(None),
+        other => Err(format!(
+            "\"{field}\".{name:?} must be a string, got {}",
+            kind(other)
+        )),
+    }
+}
+
+fn header_name(name: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a valid HTTP header name"))
+}
+
+fn header_value(name: &str, value: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(value)
+        .map_err(|_| format!("the value of header {name:?} is not a valid HTTP header value"))
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx<'a>(
+        route_key: &'a str,
+        params: Option<&'a BTreeMap<String, String>>,
+    ) -> EventContext<'a> {
+        EventContext {
+            request_id: "req-1",
+            route_key,
+            path_parameters: params,
+            source_ip: "203.0.113.9",
+            domain_name: "localhost:8080",
+            time_ms: 1_795_457_809_123,
+        }
+    }
+
+    fn event(
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        ctx: &EventContext,
+    ) -> Value {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        serde_json::from_slice(&request_event(&method, path, query, &map, body, ctx)).unwrap()
+    }
+
+    fn all_bytes() -> Vec<u8> {
+        let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+        bytes.extend((0..=255u8).rev());
+        bytes.extend(0..=255u8);
+        bytes
+    }
+
+    #[test]
+    fn time_format() {
+        assert_eq!(clf_time(0), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(clf_time(1_583_348_638_390), "04/Mar/2020:19:03:58 +0000");
+        assert_eq!(clf_time(1_795_457_809_123), "23/Nov/2026:18:16:49 +0000");
+        assert_eq!(clf_time(951_782_400_000), "29/Feb/2000:00:00:00 +0000");
+        assert_eq!(clf_time(-1_000), "31/Dec/1969:23:59:59 +0000");
+    }
+
+    #[test]
+    fn function_url_event_shape() {
+        let e = event(
+            Method::GET,
+            "/a/b",
+            None,
+            &[
+                ("host", "localhost:8080"),
+                ("user-agent", "curl/8"),
+                ("x-multi", "1"),
+                ("x-multi", "2"),
+            ],
+            b"",
+            &ctx("$default", None),
+        );
+        let expected = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": "/a/b",
+            "rawQueryString": "",
+            "headers": {"host": "localhost:8080", "user-agent": "curl/8", "x-multi": "1,2"},
+            "requestContext": {
+                "accountId": "anonymous",
+                "apiId": "updraft",
+                "domainName": "localhost:8080",
+                "domainPrefix": "localhost:8080",
+                "http": {
+                    "method": "GET",
+                    "path": "/a/b",
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "203.0.113.9",
+                    "userAgent": "curl/8"
+                },
+                "requestId": "req-1",
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": "23/Nov/2026:18:16:49 +0000",
+                "timeEpoch": 1_795_457_809_123i64
+            },
+            "isBase64Encoded": false
+        });
+        assert_eq!(e, expected);
+    }
+
+    #[test]
+    fn route_event_has_path_parameters() {
+        let mut params = BTreeMap::new();
+        params.insert("name".to_string(), "J\u{fc}rgen".to_string());
+        let c = EventContext {
+            domain_name: "api.example.com",
+            ..ctx("GET /hello/{name}", Some(&params))
+        };
+        let e = event(Method::GET, "/hello/J%C3%BCrgen", None, &[], b"", &c);
+        assert_eq!(e["routeKey"], "GET /hello/{name}");
+        assert_eq!(e["requestContext"]["routeKey"], "GET /hello/{name}");
+        assert_eq!(e["requestContext"]["accountId"], "000000000000");
+        assert_eq!(e["requestContext"]["domainPrefix"], "api");
+        assert_eq!(
+            e["pathParameters"],
+            serde_json::json!({"name": "J\u{fc}rgen"})
+        );
+        assert_eq!(e["rawPath"], "/hello/J%C3%BCrgen");
+        assert_eq!(e["requestContext"]["http"]["userAgent"], "");
+        // An empty map is omitted like a missing one.
+        let empty = BTreeMap::new();
+        let e = event(
+            Method::GET,
+            "/",
+            None,
+            &[],
+            b"",
+            &ctx("GET /", Some(&empty)),
+        );
+        assert!(e.get("pathParameters").is_none());
+    }
+
+    #[test]
+    fn cookies_are_split_and_not_headers() {
+        let e = event(
+            Method::GET,
+            "/",
+            None,
+            &[
+                ("cookie", "a=1; b=2"),
+                ("cookie", "c=3;d=4"),
+                ("accept", "*/*"),
+            ],
+            b"",
+            &ctx("$default", None),
+        );
+        assert_eq!(
+            e["cookies"],
+            serde_json::json!(["a=1", "b=2", "c=3", "d=4"])
+        );
+        assert!(e["headers"].get("cookie").is_none());
+        assert_eq!(e["headers"]["accept"], "*/*");
+        let e = event(Method::GET, "/", None, &[], b"", &ctx("$default", None));
+        assert!(e.get("cookies").is_none());
+    }
+
+    #[test]
+    fn query_parameters_decoded_and_joined() {
+        let raw = "a=1&b=x%20y&a=2&c&d=p+q%2B&&e=%E2%9C%93";
+        let e = event(
+            Method::GET,
+            "/",
+            Some(raw),
+            &[],
+            b"",
+            &ctx("$default", None),
+        );
+        assert_eq!(e["rawQueryString"], raw);
+        assert_eq!(
+            e["queryStringParameters"],
+            serde_json::json!({"a": "1,2", "b": "x y", "c": "", "d": "p q+", "e": "\u{2713}"})
+        );
+        let e = event(Method::GET, "/", Some(""), &[], b"", &ctx("$default", None));
+        assert_eq!(e["rawQueryString"], "");
+        assert!(e.get("queryStringParameters").is_none());
+    }
+
+    #[test]
+    fn text_bodies_stay_text() {
+        for content_type in [
+            "text/plain",
+            "text/html; charset=utf-8",
+            "application/json",
+            "Application/JSON; charset=UTF-8",
+            "application/vnd.api+json",
+            "application/xml",
+            "application/atom+xml",
+            "application/x-www-form-urlencoded",
+            "application/javascript",
+        ] {
+            let e = event(
+                Method::POST,
+                "/",
+                None,
+                &[("content-type", content_type)],
+                "{\"h\u{e9}\": 1}".as_bytes(),
+                &ctx("$default", None),
+            );
+            assert_eq!(e["body"], "{\"h\u{e9}\": 1}", "{content_type}");
+            assert_eq!(e["isBase64Encoded"], false, "{content_type}");
+        }
+    }
+
+    #[test]
+    fn other_bodies_are_base64() {
+        for headers in [
+            &[("content-type", "application/octet-stream")][..],
+            &[("content-type", "image/png")][..],
+            &[("content-type", "application/jsonx")][..],
+            &[][..],
+        ] {
+            let e = event(
+                Method::POST,
+                "/",
+                None,
+                headers,
+                b"hello",
+                &ctx("$default", None),
+            );
+            assert_eq!(e["body"], "aGVsbG8=");
+            assert_eq!(e["isBase64Encoded"], true);
+        }
+        // Not UTF-8: base64 whatever the content type says.
+        let e = event(
+            Method::POST,
+            "/",
+            None,
+            &[("content-type", "text/plain")],
+            b"\xff\xfe",
+            &ctx("$default", None),
+        );
+        assert_eq!(e["body"], "//4=");
+        assert_eq!(e["isBase64Encoded"], true);
+    }
+
+    #[test]
+    fn binary_round_trip_is_byte_exact() {
+        let png = all_bytes();
+        let e = event(
+            Method::PUT,
+            "/upload",
+            None,
+            &[("content-type", "image/png")],
+            &png,
+            &ctx("$default", None),
+        );
+        assert_eq!(e["isBase64Encoded"], true);
+        let encoded = e["body"].as_str().unwrap();
+        assert_eq!(STANDARD.decode(encoded).unwrap(), png);
+
+        // The function echoes it back.
+        let result = serde_json::json!({
+            "statusCode": 200,
+            "headers": {"content-type": "image/png"},
+            "body": encoded,
+            "isBase64Encoded": true
+        });
+        let reply = reply_from_result(result.to_string().as_bytes()).unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.headers[CONTENT_TYPE], "image/png");
+        assert_eq!(reply.body.as_ref(), png.as_slice());
+    }
+
+    #[test]
+    fn structured_reply() {
+        let result = br#"{
+            "statusCode": 201,
+            "headers": {"Content-Type": "text/plain", "X-Count": 3, "X-Ok": true, "X-Null": null},
+            "multiValueHeaders": {"x-multi": ["a", "b"]},
+            "cookies": ["a=1; Path=/", "b=2; Max-Age=60"],
+            "body": "created"
+        }"#;
+        let reply = reply_from_result(result).unwrap();
+        assert_eq!(reply.status, StatusCode::CREATED);
+        assert_eq!(reply.headers["content-type"], "text/plain");
+        assert_eq!(reply.headers["x-count"], "3");
+        assert_eq!(reply.headers["x-ok"], "true");
+        assert!(!reply.headers.contains_key("x-null"));
+        let multi: Vec<_> = reply.headers.get_all("x-multi").iter().collect();
+        assert_eq!(multi, ["a", "b"]);
+        let cookies: Vec<_> = reply.headers.get_all(SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1; Path=/", "b=2; Max-Age=60"]);
+        assert_eq!(reply.body, "created");
+    }
+
+    #[test]
+    fn structured_reply_defaults() {
+        let reply = reply_from_result(br#"{"statusCode": "404"}"#).unwrap();
+        assert_eq!(reply.status, StatusCode::NOT_FOUND);
+        assert_eq!(reply.headers[CONTENT_TYPE], "application/json");
+        assert_eq!(reply.headers.len(), 1);
+        assert!(reply.body.is_empty());
+        let reply = reply_from_result(br#"{"statusCode": 200.0, "body": {"a": [1]}}"#).unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body, r#"{"a":[1]}"#);
+    }
+
+    #[test]
+    fn plain_json_reply() {
+        for result in [
+            &br#"{"message": "hi"}"#[..],
+            b"\"Hello, world!\"",
+            b"[1, 2]",
+            b"42",
+            b"null",
+        ] {
+            let reply = reply_from_result(result).unwrap();
+            assert_eq!(reply.status, StatusCode::OK);
+            assert_eq!(reply.headers[CONTENT_TYPE], "application/json");
+            assert_eq!(reply.body.as_ref(), result);
+        }
+    }
+
+    #[test]
+    fn malformed_replies_are_errors() {
+        let err = reply_from_result(b"Hello").unwrap_err();
+        assert!(err.contains("not valid JSON"), "{err}");
+        assert!(reply_from_result(b"").is_err());
+        for bad in [
+            r#"{"statusCode": "abc"}"#,
+            r#"{"statusCode": 99}"#,
+            r#"{"statusCode": 600}"#,
+            r#"{"statusCode": 200.5}"#,
+            r#"{"statusCode": -200}"#,
+            r#"{"statusCode": null}"#,
+            r#"{"statusCode": true}"#,
+        ] {
+            let err = reply_from_result(bad.as_bytes()).unwrap_err();
+            assert!(err.contains("statusCode"), "{bad}: {err}");
+        }
+        for bad in [
+            r#"{"statusCode": 200, "headers": []}"#,
+            r#"{"statusCode": 200, "headers": {"x": {"y": 1}}}"#,
+            r#"{"statusCode": 200, "headers": {"bad name": "v"}}"#,
+            r#"{"statusCode": 200, "headers": {"x": "line\nbreak"}}"#,
+            r#"{"statusCode": 200, "cookies": "a=1"}"#,
+            r#"{"statusCode": 200, "cookies": [1]}"#,
+            r#"{"statusCode": 200, "body": "***", "isBase64Encoded": true}"#,
+            r#"{"statusCode": 200, "body": "aGk=", "isBase64Encoded": 1}"#,
+        ] {
+            assert!(reply_from_result(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+}

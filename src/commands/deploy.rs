@@ -1,0 +1,116 @@
+//! `updraft deploy [DIR] [--prune]`: build, package, upload, publish.
+
+use super::Context;
+use bytes::Bytes;
+use reqwest::Method;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use updraft_manifest::Manifest;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The directory holding updraft.toml.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Delete the app's functions that the manifest no longer lists.
+    #[arg(long)]
+    prune: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct Report {
+    functions: Vec<updraft_platform::Deployed>,
+    pruned: Vec<String>,
+}
+
+pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
+    // A bad manifest stops everything before any upload.
+    let manifest = Manifest::load_dir(&args.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let client = ctx.client()?;
+    let mut functions = Vec::new();
+    for spec in &manifest.functions {
+        if spec.build.is_some() {
+            eprintln!("building {} …", spec.name);
+            updraft_manifest::run_build(spec).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let package = updraft_manifest::package(spec).map_err(|e| anyhow::anyhow!("{e}"))?;
+        upload(&client, &spec.name, package.bytes, &package.sha256).await?;
+        functions.push(serde_json::json!({ "name": spec.name, "config": spec.config, "code_sha256": package.sha256 }));
+    }
+    let body = serde_json::json!({ "functions": functions, "prune": args.prune });
+    let path = format!(
+        "/api/v1/apps/{}/deploy",
+        crate::client::encode(&manifest.app)
+    );
+    let report: Report = client.json(Method::POST, &path, Some(&body)).await?;
+    for f in &report.functions {
+        let note = if f.changed { "published" } else { "unchanged" };
+        eprintln!("{}: version {} {note}", f.name, f.version);
+        println!("{} {} {}", f.name, f.version, f.url);
+    }
+    for name in &report.pruned {
+        eprintln!("{name}: deleted (no longer in {})", manifest.path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Uploads a package unless the server has it already, with a progress bar
+/// on a terminal and plain lines otherwise (both on stderr).
+async fn upload(
+    client: &crate::client::Client,
+    name: &str,
+    bytes: Vec<u8>,
+    sha: &str,
+) -> anyhow::Result<()> {
+    let path = format!("/api/v1/code/{sha}");
+    match client.send(Method::GET, &path, Bytes::new(), None).await {
+        Ok(_) => {
+            eprintln!("{name}: code {} already uploaded", &sha[..12]);
+            return Ok(());
+        }
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e.into()),
+    }
+    let total = bytes.len() as u64;
+    let body = Bytes::from(bytes);
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(format!("uploading {name}"));
+        Some(bar)
+    } else {
+        eprintln!("uploading {name} ({} KiB)", total.div_ceil(1024));
+        None
+    };
+    let chunks: Vec<Bytes> = (0..body.len())
+        .step_by(64 * 1024)
+        .map(|i| body.slice(i..(i + 64 * 1024).min(body.len())))
+        .collect();
+    let progress = bar.clone();
+    let stream = futures_util::stream::iter(chunks.into_iter().map(move |c| {
+        if let Some(b) = &progress {
+            b.inc(c.len() as u64);
+        }
+        Ok::<Bytes, std::io::Error>(c)
+    }));
+    client
+        .send(
+            Method::PUT,
+            &path,
+            body,
+            Some(reqwest::Body::wrap_stream(stream)),
+        )
+        .await?;
+    match bar {
+        Some(b) => b.finish_and_clear(),
+        None => eprintln!("uploaded {name}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! `updraft invoke NAME`: stdout holds exactly the result bytes; a function
+//! error exits 1 (details on stderr); any other failure exits 2.
+
+use super::Context;
+use crate::client::{encode, ClientError};
+use bytes::Bytes;
+use reqwest::Method;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    name: String,
+    /// The event: JSON, @FILE, or @- for stdin.
+    #[arg(long, default_value = "{}")]
+    payload: String,
+    /// A version number or $LATEST.
+    #[arg(long)]
+    qualifier: Option<String>,
+    /// Queue the event and print its request id instead of waiting.
+    #[arg(long)]
+    r#async: bool,
+}
+
+fn read_payload(arg: &str) -> anyhow::Result<Vec<u8>> {
+    Ok(match arg.strip_prefix('@') {
+        Some("-") => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf)?;
+            buf
+        }
+        Some(file) => std::fs::read(file).map_err(|e| anyhow::anyhow!("--payload @{file}: {e}"))?,
+        None => arg.as_bytes().to_vec(),
+    })
+}
+
+pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
+    match invoke(args, ctx).await {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn invoke(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
+    if args.r#async {
+        anyhow::bail!(
+            "--async needs the asynchronous event queue, which this build does not have yet"
+        );
+    }
+    let payload = read_payload(&args.payload)?;
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        anyhow::bail!("--payload: expected JSON ({e})");
+    }
+    let client = ctx.client()?;
+    let mut path = format!("/api/v1/functions/{}/invoke", encode(&args.name));
+    if let Some(q) = &args.qualifier {
+        path.push_str(&format!("?qualifier={}", encode(q)));
+    }
+    let resp = client
+        .send(Method::POST, &path, Bytes::from(payload), None)
+        .await
+        .map_err(|e| match e {
+            ClientError::Api {
+                status: 404,
+                message,
+                ..
+            } => anyhow::anyhow!("{message}"),
+            other => anyhow::anyhow!(other),
+        })?;
+    let failed = resp.headers().contains_key("x-amz-function-error");
+    let body = resp.bytes().await?;
+    if failed {
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        let t = v
+            .get("errorType")
+            .and_then(|x| x.as_str())
+            .unwrap_or("Unhandled");
+        let m = v.get("errorMessage").and_then(|x| x.as_str()).unwrap_or("");
+        eprintln!("{t}: {m}");
+        eprintln!("{}", String::from_utf8_lossy(&body));
+        return Ok(ExitCode::from(1));
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(&body)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

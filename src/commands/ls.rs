@@ -1,0 +1,65 @@
+//! `updraft ls [--json]`.
+
+use super::Context;
+use reqwest::Method;
+use std::process::ExitCode;
+use updraft_platform::FunctionInfo;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct List {
+    functions: Vec<FunctionInfo>,
+}
+
+pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
+    let list: List = ctx
+        .client()?
+        .json(Method::GET, "/api/v1/functions", None)
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&list.functions)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = vec![[
+        "NAME",
+        "APP",
+        "VERSION",
+        "RUNTIME",
+        "URL_AUTH",
+        "INSTANCES",
+        "URL",
+    ]
+    .map(String::from)];
+    for f in &list.functions {
+        rows.push([
+            f.name.clone(),
+            f.app.clone().unwrap_or_else(|| "-".into()),
+            if f.version == 0 {
+                "$LATEST".into()
+            } else {
+                f.version.to_string()
+            },
+            f.runtime.clone(),
+            format!("{:?}", f.url_auth).to_lowercase(),
+            f.live_instances.to_string(),
+            f.url.clone(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,142 @@
+//! `updraft server`: runs the platform until SIGTERM or Ctrl-C, then drains.
+
+use super::Context;
+use anyhow::Context as _;
+use axum::http::HeaderValue;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use updraft_platform::{Platform, PlatformConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on (loopback by default).
+    #[arg(long, env = "UPDRAFT_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// `sqlite://PATH` (default: DATA_DIR/updraft.db) or `postgres://…`.
+    #[arg(long, env = "UPDRAFT_DATABASE_URL")]
+    database_url: Option<String>,
+    /// A TOML price table for `usage` (default: Lambda's public x86 prices).
+    #[arg(long, env = "UPDRAFT_PRICES")]
+    prices: Option<PathBuf>,
+    /// The region reported in ARNs and to functions.
+    #[arg(long, env = "UPDRAFT_REGION", default_value = "us-east-1")]
+    region: String,
+    /// How long a drain waits for in-flight invocations.
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    drain_timeout: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    updraft_core::duration::parse(s)
+}
+
+pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    // Everything is validated before the port is bound.
+    let listen: SocketAddr = args.listen.parse().with_context(|| {
+        format!(
+            "--listen: expected an address such as 127.0.0.1:8080, got {:?}",
+            args.listen
+        )
+    })?;
+    let prices = match &args.prices {
+        Some(p) => updraft_metering::Prices::load(p)?,
+        None => updraft_metering::Prices::default(),
+    };
+    std::fs::create_dir_all(&ctx.data_dir)
+        .with_context(|| format!("creating --data-dir {}", ctx.data_dir.display()))?;
+    let data_dir = ctx.data_dir.canonicalize()?;
+    let database_url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("updraft.db").display()));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let local = listener.local_addr()?;
+    let shown = if local.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], local.port()))
+    } else {
+        local
+    };
+    let platform = Platform::start(PlatformConfig {
+        data_dir: data_dir.clone(),
+        database_url,
+        region: args.region.clone(),
+        prices,
+        echo_logs: false,
+        public_url: format!("http://{shown}"),
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{}",
+            match &e {
+                updraft_platform::PlatformError::Internal(m) => m.clone(),
+                other => other.to_string(),
+            }
+        )
+    })?;
+
+    let app = app(platform.clone());
+    eprintln!(
+        "updraft {} listening on http://{local} (data dir {}, credentials in {})",
+        env!("CARGO_PKG_VERSION"),
+        data_dir.display(),
+        if updraft_auth::Credentials::from_env().is_some() {
+            "UPDRAFT_ACCESS_KEY_ID/UPDRAFT_SECRET_ACCESS_KEY".to_string()
+        } else {
+            data_dir.join("credentials").display().to_string()
+        }
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving")?;
+    eprintln!("updraft: draining");
+    platform.shutdown(args.drain_timeout).await;
+    eprintln!("updraft: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The whole HTTP surface: control API, gateway, and a request id on every response.
+pub fn app(platform: Platform) -> axum::Router {
+    updraft_api::router(platform.clone())
+        .merge(updraft_gateway::router(platform))
+        .layer(axum::middleware::map_response(
+            |mut resp: axum::response::Response| async move {
+                if !resp.headers().contains_key("x-amzn-requestid") {
+                    if let Ok(v) = HeaderValue::from_str(&updraft_core::new_request_id()) {
+                        resp.headers_mut().insert("x-amzn-requestid", v);
+                    }
+                }
+                resp
+            },
+        ))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("UPDRAFT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,updraft=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
