@@ -18,6 +18,8 @@ use updraft_platform::{Platform, PlatformError};
 /// The whole control router (without the gateway).
 pub fn router(platform: Platform) -> Router {
     let authed = native::router()
+        // `authenticate` buffers and bounds every body; axum's 2 MB default must not cut code uploads.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn_with_state(
             platform.clone(),
             authenticate,

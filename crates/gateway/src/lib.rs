@@ -6,7 +6,7 @@
 pub mod event;
 pub mod routes;
 
-use axum::body::{to_bytes, Body, Bytes};
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -91,7 +91,7 @@ async fn read(req: Request) -> Result<Incoming, Response> {
         .map(|c| c.0.ip().to_string())
         .unwrap_or_else(|| "127.0.0.1".into());
     let (parts, body) = req.into_parts();
-    let body = to_bytes(body, MAX_REQUEST_BYTES).await.map_err(|_| {
+    let body = read_limited(body, MAX_REQUEST_BYTES).await.map_err(|_| {
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("request body is over the {MAX_REQUEST_BYTES}-byte limit of a synchronous invocation"),
@@ -110,6 +110,32 @@ async fn read(req: Request) -> Result<Incoming, Response> {
         body,
         source_ip,
     })
+}
+
+/// Reads a body up to `limit`; past it, reads and discards the rest (up to a
+/// bound) so the client gets to see the 413 instead of a reset connection.
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ()> {
+    use http_body_util::BodyExt;
+    const DISCARD_UP_TO: usize = 64 * 1024 * 1024;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(()) };
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            } else if seen > DISCARD_UP_TO {
+                return Err(());
+            }
+        }
+    }
+    if seen > limit {
+        Err(())
+    } else {
+        Ok(buf.freeze())
+    }
 }
 
 async fn function_url(State(gw): State<Gateway>, req: Request) -> Response {

@@ -80,6 +80,8 @@ pub struct FunctionInfo {
     pub code_size: i64,
     pub updated_ms: i64,
     pub live_instances: u32,
+    /// Of those, started and waiting for work.
+    pub idle_instances: u32,
 }
 
 /// Log lines as the API returns them.
@@ -494,6 +496,7 @@ impl Platform {
             code_size: latest.code_size,
             updated_ms,
             live_instances: self.inner.scheduler.live_instances(name),
+            idle_instances: self.inner.scheduler.idle_instances(name),
         })
     }
 

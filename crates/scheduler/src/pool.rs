@@ -233,6 +233,15 @@ impl Scheduler {
         pools.get(function).map(|p| p.lock().live).unwrap_or(0)
     }
 
+    /// Started instances waiting for work.
+    pub fn idle_instances(&self, function: &str) -> u32 {
+        let pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools
+            .get(function)
+            .map(|p| p.lock().idle.len() as u32)
+            .unwrap_or(0)
+    }
+
     /// Runs one invocation on an instance of `spec`, starting one if none is idle.
     pub async fn invoke(
         &self,

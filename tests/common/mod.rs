@@ -1,0 +1,304 @@
+//! Drives the real `updraft` binary: a server on an ephemeral loopback port
+//! with its own data directory, and the CLI pointed at it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_updraft");
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(name)
+}
+
+/// A fresh directory under target/tmp (not /tmp: instances get a private /tmp).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("e2e")
+        .join(format!("{name}-{}-{}", std::process::id(), uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{}", t % 0xffff_ffff, N.fetch_add(1, Ordering::SeqCst))
+}
+
+pub struct Server {
+    pub child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub endpoint: String,
+    pub addr: String,
+    stderr: mpsc::Receiver<String>,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub fn start(name: &str) -> Server {
+        Self::start_in(scratch(name), &[])
+    }
+
+    /// Starts the server on `data_dir` and waits for its "listening" line.
+    pub fn start_in(data_dir: PathBuf, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .env_remove("UPDRAFT_ACCESS_KEY_ID")
+            .env_remove("UPDRAFT_SECRET_ACCESS_KEY")
+            .env("UPDRAFT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn updraft server");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[server] {line}");
+                if tx.send(line).is_err() {
+                    // Keep draining so the server never blocks on a full pipe.
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("server did not start");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        Server {
+            child: Some(child),
+            endpoint: format!("http://{addr}"),
+            addr,
+            data_dir,
+            stderr: rx,
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_in(args, &repo())
+    }
+
+    pub fn cli_in(&self, args: &[&str], dir: &Path) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(dir)
+            .env("UPDRAFT_ENDPOINT", &self.endpoint)
+            .env("UPDRAFT_DATA_DIR", &self.data_dir)
+            .env_remove("UPDRAFT_ACCESS_KEY_ID")
+            .env_remove("UPDRAFT_SECRET_ACCESS_KEY")
+            .output()
+            .expect("run updraft")
+    }
+
+    /// Runs the CLI and insists on success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "updraft {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn deploy(&self, dir: &Path) -> String {
+        self.ok(&["deploy", dir.to_str().unwrap()])
+    }
+
+    /// Invokes and parses the result as JSON.
+    pub fn invoke_json(&self, name: &str, payload: &str) -> serde_json::Value {
+        let out = self.ok(&["invoke", name, "--payload", payload]);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{name} returned non-JSON {out:?}: {e}"))
+    }
+
+    /// `Authorization: Bearer` for raw HTTP calls.
+    pub fn bearer(&self) -> String {
+        let text = std::fs::read_to_string(self.data_dir.join("credentials")).unwrap();
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.split_once('=')
+                        .filter(|(a, _)| a.trim() == k)
+                        .map(|(_, v)| v.trim().to_string())
+                })
+                .unwrap()
+        };
+        format!(
+            "Bearer {}:{}",
+            get("aws_access_key_id"),
+            get("aws_secret_access_key")
+        )
+    }
+
+    pub fn function_info(&self, name: &str) -> serde_json::Value {
+        let list: serde_json::Value = serde_json::from_str(&self.ok(&["ls", "--json"])).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn live_instances(&self, name: &str) -> u64 {
+        self.function_info(name)["live_instances"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on our own child has no memory-safety preconditions.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM)
+        };
+        child.wait().unwrap()
+    }
+
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            assert!(self.terminate().success(), "server did not drain cleanly");
+        }
+        let env: Vec<(String, String)> = self.extra_env.clone();
+        let env_ref: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let new = Server::start_in(self.data_dir.clone(), &env_ref);
+        *self = new;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits for a condition that the system reaches on its own (instances
+/// stopping); `what` names it in the failure.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Live instance processes of the server on `data_dir`: those carrying the
+/// marker of one of its instance directories.
+pub fn instance_pids(data_dir: &Path) -> Vec<i32> {
+    let ids: Vec<String> = std::fs::read_dir(data_dir.join("instances"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| format!("UPDRAFT_INSTANCE_ID={}", e.file_name().to_string_lossy()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+            if env
+                .split(|&b| b == 0)
+                .any(|kv| ids.iter().any(|id| kv == id.as_bytes()))
+                && pid_alive(pid)
+            {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    // A zombie is dead for our purposes.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One HTTP request; returns status, headers and body.
+pub fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let mut req = client
+        .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.bytes().unwrap().to_vec())
+}
+
+pub fn get(url: &str) -> (u16, String) {
+    let (s, _, b) = http("GET", url, &[], vec![]);
+    (s, String::from_utf8_lossy(&b).into_owned())
+}

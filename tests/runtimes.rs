@@ -1,0 +1,124 @@
+//! Python, Node and `provided` functions (three real Lambda runtime clients)
+//! deployed and invoked through the real binary.
+
+mod common;
+use common::*;
+
+#[test]
+fn python_function_gets_lambda_context_and_environment() {
+    let s = Server::start("py-context");
+    let out = s.deploy(&fixture("py"));
+    assert!(
+        out.lines().any(|l| l.starts_with("echo 1 http://")),
+        "deploy prints NAME VERSION URL: {out}"
+    );
+    let v = s.invoke_json("echo", r#"{"hello": "world"}"#);
+    assert_eq!(v["event"]["hello"], "world");
+    let ctx = &v["context"];
+    assert_eq!(ctx["function_name"], "echo");
+    assert_eq!(ctx["memory_limit_in_mb"], 128);
+    assert!(ctx["invoked_function_arn"]
+        .as_str()
+        .unwrap()
+        .starts_with("arn:aws:lambda:us-east-1:000000000000:function:echo"));
+    assert!(ctx["remaining_ms"].as_i64().unwrap() > 0);
+    assert_eq!(v["env"]["FIXTURE_GREETING"], "hello from the manifest");
+    assert_eq!(v["env"]["AWS_LAMBDA_FUNCTION_NAME"], "echo");
+    // The host's secrets are not visible to functions.
+    assert_eq!(v["env"]["host_secret_visible"], false);
+}
+
+#[test]
+fn python_errors_have_lambda_shape_and_exit_1() {
+    let s = Server::start("py-errors");
+    s.deploy(&fixture("py"));
+    let out = s.cli(&["invoke", "fail"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.starts_with("ValueError: boom"), "{err}");
+    assert!(err.contains("\"stackTrace\""), "{err}");
+    assert!(stdout(&out).is_empty());
+
+    let out = s.cli(&["invoke", "initfail"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("RuntimeError"), "{}", stderr(&out));
+
+    // Unknown function: a clear message and exit 2.
+    let out = s.cli(&["invoke", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("Function not found"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn node_functions_async_callback_and_errors() {
+    let s = Server::start("node");
+    s.deploy(&fixture("node"));
+    let v = s.invoke_json("node-echo", r#"{"n": 1}"#);
+    assert_eq!(v["event"]["n"], 1);
+    assert_eq!(v["context"]["functionName"], "node-echo");
+    assert_eq!(v["context"]["memoryLimitInMB"], "128");
+    let v = s.invoke_json("node-cb", r#"{"n": 2}"#);
+    assert_eq!(v["callback"], true);
+    let out = s.cli(&["invoke", "node-fail"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("TypeError: node boom"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn check_provided(s: &Server, name: &str, runtime: &str) {
+    let v = s.invoke_json(name, r#"{"x": [1, 2, 3]}"#);
+    assert_eq!(v["runtime"], runtime, "{v}");
+    assert_eq!(v["echo"]["x"][2], 3, "{v}");
+    // Warm path: a second call reuses the instance and still answers.
+    let v = s.invoke_json(name, r#"{"x": [4]}"#);
+    assert_eq!(v["echo"]["x"][0], 4);
+    let out = s.cli(&["invoke", name, "--payload", r#"{"fail": true}"#]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("asked to fail"), "{}", stderr(&out));
+}
+
+#[test]
+fn lambda_runtime_crate_runs_unchanged() {
+    let s = Server::start("rust-ric");
+    s.deploy(&fixture("provided-rust"));
+    check_provided(&s, "rust-echo", "lambda_runtime");
+}
+
+#[test]
+fn awslambdaric_runs_unchanged() {
+    let s = Server::start("py-ric");
+    s.deploy(&fixture("provided-python-ric"));
+    check_provided(&s, "py-ric", "awslambdaric");
+}
+
+#[test]
+fn aws_lambda_ric_runs_unchanged() {
+    let s = Server::start("node-ric");
+    s.deploy(&fixture("provided-node-ric"));
+    check_provided(&s, "node-ric", "aws-lambda-ric");
+}
+
+#[test]
+fn each_instance_has_a_private_tmp() {
+    let s = Server::start("tmp");
+    s.deploy(&fixture("py"));
+    let a = s.invoke_json("tmpfile", "{}");
+    let mine = a["wrote"].as_str().unwrap().to_string();
+    assert!(
+        a["tmp"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == mine.as_str()),
+        "{a}"
+    );
+    // The host's /tmp does not have the file.
+    assert!(!std::path::Path::new("/tmp").join(&mine).exists());
+}
