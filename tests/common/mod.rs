@@ -19,10 +19,12 @@ pub fn fixture(name: &str) -> PathBuf {
     repo().join("tests/fixtures").join(name)
 }
 
-/// A fresh directory under target/tmp (not /tmp: instances get a private /tmp).
+/// A fresh directory under target/tmp, or /var/tmp when the checkout lives
+/// under /tmp: a data dir under /tmp would turn off instances' private /tmp.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("e2e")
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let base = if base.starts_with("/tmp") { PathBuf::from("/var/tmp/updraft-e2e") } else { base.join("e2e") };
+    let dir = base
         .join(format!("{name}-{}-{}", std::process::id(), uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
