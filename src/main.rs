@@ -38,6 +38,8 @@ struct Cli {
 enum Command {
     /// Run the platform: gateway, control API, scheduler, runtimes, store.
     Server(commands::server::Args),
+    /// Local development: a server on loopback, redeploys on change, streams logs.
+    Dev(commands::dev::Args),
     /// Package and upload every function of DIR/updraft.toml.
     Deploy(commands::deploy::Args),
     /// Run a function once and print its result.
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Server(a) => commands::server::run(a, ctx).await,
+            Command::Dev(a) => commands::dev::run(a, ctx).await,
             Command::Deploy(a) => commands::deploy::run(a, ctx).await,
             Command::Invoke(a) => commands::invoke::run(a, ctx).await,
             Command::Logs(a) => commands::logs::run(a, ctx).await,

@@ -231,3 +231,45 @@ fn after_sigkill_no_instance_survives_and_the_next_start_cleans_up() {
     );
     assert_eq!(s.invoke_json("sleepy", r#"{"ms": 1}"#)["slept"], 1);
 }
+
+/// The same server on PostgreSQL (`--database-url`), when the test run has one
+/// (`.ci/run` starts it and sets UPDRAFT_TEST_POSTGRES_URL).
+#[test]
+fn the_server_runs_on_postgresql_and_a_restart_loses_nothing() {
+    let Ok(base) = std::env::var("UPDRAFT_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "UPDRAFT_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run (.ci/run sets it)"
+        );
+        return;
+    };
+    let db = format!(
+        "e2e_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000
+    );
+    let created = std::process::Command::new("psql")
+        .args([&base, "-q", "-c", &format!("CREATE DATABASE {db}")])
+        .status()
+        .unwrap();
+    assert!(created.success(), "could not create a database on {base}");
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    let url = format!("{prefix}/{db}");
+    let mut s = Server::start_in(scratch("pg"), &[("UPDRAFT_DATABASE_URL", url.as_str())]);
+    s.deploy(&fixture("py"));
+    let v = s.invoke_json("echo", "{}");
+    let rid = v["context"]["aws_request_id"].as_str().unwrap().to_string();
+    s.restart();
+    assert!(s
+        .ok(&["logs", "echo", "--request-id", &rid])
+        .contains("echo-log"));
+    let usage: serde_json::Value = serde_json::from_str(&s.ok(&["usage", "--json"])).unwrap();
+    assert_eq!(usage["functions"][0]["invocations"], 1, "{usage}");
+    assert!(
+        !s.data_dir.join("updraft.db").exists(),
+        "no SQLite file when PostgreSQL is selected"
+    );
+}

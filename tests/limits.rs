@@ -141,3 +141,64 @@ fn malformed_and_oversize_payloads_get_clear_4xx() {
         "echo"
     );
 }
+
+#[test]
+fn a_runtime_that_never_asks_for_work_times_out_in_init() {
+    let s = Server::start("init-timeout");
+    let dir = scratch("init-timeout-app");
+    std::fs::create_dir_all(dir.join("code")).unwrap();
+    let bootstrap = dir.join("code/bootstrap");
+    std::fs::write(
+        &bootstrap,
+        "#!/bin/sh\necho starting but never polling\nexec sleep 600\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.join("updraft.toml"),
+        "[app]\nname = \"stuck\"\n\n[functions.stuck]\nruntime = \"provided.al2023\"\ncode = \"code\"\ntimeout = \"1s\"\n",
+    )
+    .unwrap();
+    s.deploy(&dir);
+    let out = s.cli(&["invoke", "stuck"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("Sandbox.Timedout: "),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(s.live_instances("stuck"), 0);
+    let logs = s.ok(&["logs", "stuck"]);
+    assert!(
+        logs.contains("starting but never polling"),
+        "init output is logged: {logs}"
+    );
+}
+
+#[test]
+fn a_malformed_upload_is_refused_and_changes_nothing() {
+    let s = Server::start("bad-upload");
+    let garbage = b"this is not a zip".to_vec();
+    let sha = {
+        use std::fmt::Write;
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&garbage);
+        digest.iter().fold(String::new(), |mut acc, b| {
+            let _ = write!(acc, "{b:02x}");
+            acc
+        })
+    };
+    let (status, headers, body) = http(
+        "PUT",
+        &format!("{}/api/v1/code/{sha}", s.endpoint),
+        &[("authorization", &s.bearer())],
+        garbage,
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        headers["x-amzn-errortype"],
+        "InvalidParameterValueException"
+    );
+    assert!(String::from_utf8_lossy(&body).contains("expected a zip file"));
+    assert_eq!(get(&format!("{}/healthz", s.endpoint)).0, 200);
+}

@@ -25,9 +25,22 @@ struct Report {
 }
 
 pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
-    // A bad manifest stops everything before any upload.
-    let manifest = Manifest::load_dir(&args.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let client = ctx.client()?;
+    for f in deploy_dir(&client, &args.dir, args.prune).await? {
+        println!("{} {} {}", f.name, f.version, f.url);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads, builds, packages, uploads and publishes every function of
+/// `dir/updraft.toml`; progress goes to stderr.
+pub async fn deploy_dir(
+    client: &crate::client::Client,
+    dir: &std::path::Path,
+    prune: bool,
+) -> anyhow::Result<Vec<updraft_platform::Deployed>> {
+    // A bad manifest stops everything before any upload.
+    let manifest = Manifest::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut functions = Vec::new();
     for spec in &manifest.functions {
         if spec.build.is_some() {
@@ -35,10 +48,10 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
             updraft_manifest::run_build(spec).map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         let package = updraft_manifest::package(spec).map_err(|e| anyhow::anyhow!("{e}"))?;
-        upload(&client, &spec.name, package.bytes, &package.sha256).await?;
+        upload(client, &spec.name, package.bytes, &package.sha256).await?;
         functions.push(serde_json::json!({ "name": spec.name, "config": spec.config, "code_sha256": package.sha256 }));
     }
-    let body = serde_json::json!({ "functions": functions, "prune": args.prune });
+    let body = serde_json::json!({ "functions": functions, "prune": prune });
     let path = format!(
         "/api/v1/apps/{}/deploy",
         crate::client::encode(&manifest.app)
@@ -47,12 +60,11 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
     for f in &report.functions {
         let note = if f.changed { "published" } else { "unchanged" };
         eprintln!("{}: version {} {note}", f.name, f.version);
-        println!("{} {} {}", f.name, f.version, f.url);
     }
     for name in &report.pruned {
         eprintln!("{name}: deleted (no longer in {})", manifest.path.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(report.functions)
 }
 
 /// Uploads a package unless the server has it already, with a progress bar

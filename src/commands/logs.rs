@@ -26,8 +26,8 @@ pub struct Args {
 }
 
 #[derive(serde::Deserialize)]
-struct Page {
-    lines: Vec<LogEntry>,
+pub struct Page {
+    pub lines: Vec<LogEntry>,
 }
 
 pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
@@ -35,15 +35,15 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
     let since = since_ms(&args.since)?;
     let mut after = 0i64;
     loop {
-        let mut path = format!(
-            "/api/v1/functions/{}/logs?since_ms={since}&after_id={after}&limit=5000",
-            encode(&args.name)
-        );
-        if let Some(r) = &args.request_id {
-            path.push_str(&format!("&request_id={}", encode(r)));
-        }
-        let page: Page = client.json(Method::GET, &path, None).await?;
-        let full = page.lines.len() == 5000;
+        let page = fetch(
+            &client,
+            &args.name,
+            since,
+            after,
+            args.request_id.as_deref(),
+        )
+        .await?;
+        let full = page.lines.len() == PAGE;
         if let Some(last) = page.lines.last() {
             after = last.id;
         }
@@ -58,8 +58,28 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
     }
 }
 
+const PAGE: usize = 5000;
+
+/// One page of a function's log lines after id `after`.
+pub async fn fetch(
+    client: &crate::client::Client,
+    name: &str,
+    since: i64,
+    after: i64,
+    request_id: Option<&str>,
+) -> anyhow::Result<Page> {
+    let mut path = format!(
+        "/api/v1/functions/{}/logs?since_ms={since}&after_id={after}&limit={PAGE}",
+        encode(name)
+    );
+    if let Some(r) = request_id {
+        path.push_str(&format!("&request_id={}", encode(r)));
+    }
+    Ok(client.json(Method::GET, &path, None).await?)
+}
+
 /// Prints lines grouped by request id, in the order invocations first appear.
-fn print_grouped(lines: &[LogEntry], json: bool) {
+pub fn print_grouped(lines: &[LogEntry], json: bool) {
     let mut order: Vec<&str> = Vec::new();
     for l in lines {
         if !order.contains(&l.request_id.as_str()) {

@@ -1,6 +1,7 @@
 //! One module per `updraft` command.
 
 pub mod deploy;
+pub mod dev;
 pub mod invoke;
 pub mod logs;
 pub mod ls;

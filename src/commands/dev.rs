@@ -1,0 +1,161 @@
+//! `updraft dev [DIR]`: local development. Runs a server on loopback with
+//! its data in DIR/.updraft, deploys DIR/updraft.toml, redeploys whenever a
+//! file under DIR changes, and streams every function's logs to the terminal.
+
+use super::Context;
+use anyhow::Context as _;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, SystemTime};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The directory holding updraft.toml.
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// Address of the development server.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+}
+
+/// Directories whose changes never call for a redeploy.
+const IGNORED: [&str; 5] = [".updraft", ".git", "node_modules", "target", "__pycache__"];
+
+pub async fn run(args: Args, _ctx: Context) -> anyhow::Result<ExitCode> {
+    let dir = args
+        .dir
+        .canonicalize()
+        .with_context(|| format!("{}: no such directory", args.dir.display()))?;
+    let data_dir = dir.join(".updraft");
+    let exe = std::env::current_exe().context("locating the updraft binary")?;
+    let listen = resolve_listen(&args.listen)?;
+    let mut server = tokio::process::Command::new(&exe)
+        .args(["server", "--listen", &listen, "--data-dir"])
+        .arg(&data_dir)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the development server")?;
+    let ctx = Context {
+        endpoint: format!("http://{listen}"),
+        data_dir: data_dir.clone(),
+    };
+    wait_healthy(&ctx.endpoint, &mut server).await?;
+    let client = ctx.client()?;
+
+    let mut fingerprint = None;
+    let mut names: Vec<String> = Vec::new();
+    let mut cursors: HashMap<String, i64> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(400));
+    let started = updraft_core::now_ms();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            status = server.wait() => {
+                anyhow::bail!("the development server stopped ({})", status.map(|s| s.to_string()).unwrap_or_default());
+            }
+            _ = tokio::signal::ctrl_c() => {
+                stop(&mut server).await;
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        let now = tree_fingerprint(&dir);
+        if fingerprint != Some(now) {
+            fingerprint = Some(now);
+            match super::deploy::deploy_dir(&client, &dir, true).await {
+                Ok(deployed) => {
+                    for f in &deployed {
+                        eprintln!("dev: {} version {} at {}", f.name, f.version, f.url);
+                    }
+                    names = deployed.into_iter().map(|f| f.name).collect();
+                }
+                // A broken edit is reported and the last good deploy keeps running.
+                Err(e) => eprintln!("dev: not deployed: {e:#}"),
+            }
+        }
+        for name in &names {
+            let after = cursors.get(name).copied().unwrap_or(0);
+            if let Ok(page) = super::logs::fetch(&client, name, started, after, None).await {
+                if let Some(last) = page.lines.last() {
+                    cursors.insert(name.clone(), last.id);
+                }
+                for l in &page.lines {
+                    println!("{} {}\t{}", name, short(&l.request_id), l.text);
+                }
+            }
+        }
+    }
+}
+
+/// Port 0 picks a free port now, so the CLI side knows where the server is.
+fn resolve_listen(listen: &str) -> anyhow::Result<String> {
+    let addr: std::net::SocketAddr = listen.parse().with_context(|| {
+        format!("--listen: expected an address such as 127.0.0.1:8080, got {listen:?}")
+    })?;
+    if addr.port() != 0 {
+        return Ok(listen.to_string());
+    }
+    let probe = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    Ok(probe.local_addr()?.to_string())
+}
+
+fn short(request_id: &str) -> &str {
+    &request_id[..request_id.len().min(8)]
+}
+
+async fn wait_healthy(endpoint: &str, server: &mut tokio::process::Child) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = http.get(format!("{endpoint}/healthz")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if let Ok(Some(status)) = server.try_wait() {
+            anyhow::bail!("the development server exited ({status})");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the development server did not answer on {endpoint}/healthz")
+}
+
+async fn stop(server: &mut tokio::process::Child) {
+    if let Some(pid) = server.id() {
+        // SAFETY: kill(2) on our own child process.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid as i32, libc::SIGTERM);
+        }
+    }
+    let _ = server.wait().await;
+}
+
+/// Sum of file sizes and newest modification time under `dir`, skipping
+/// generated directories: any edit, addition or removal changes it.
+fn tree_fingerprint(dir: &Path) -> (u64, u64, SystemTime) {
+    fn walk(p: &Path, acc: &mut (u64, u64, SystemTime)) {
+        let Ok(entries) = std::fs::read_dir(p) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if IGNORED.iter().any(|i| name == *i) {
+                continue;
+            }
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                walk(&e.path(), acc);
+            } else {
+                acc.0 += 1;
+                acc.1 += meta.len();
+                if let Ok(m) = meta.modified() {
+                    acc.2 = acc.2.max(m);
+                }
+            }
+        }
+    }
+    let mut acc = (0, 0, SystemTime::UNIX_EPOCH);
+    walk(dir, &mut acc);
+    acc
+}
