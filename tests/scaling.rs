@@ -77,7 +77,7 @@ fn concurrency_is_capped_at_max_instances_and_excess_waits() {
         "at most 2 instances served the burst, saw pids {pids:?}"
     );
     assert!(
-        peak >= 1 && peak <= 2,
+        (1..=2).contains(&peak),
         "at most 2 instance processes lived at once, saw {peak}"
     );
 }

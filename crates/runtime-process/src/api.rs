@@ -154,17 +154,17 @@ fn trace_id(request_id: &str) -> String {
 }
 
 /// Takes the current invocation if `id` names it.
-fn take_current(st: &ApiState, id: &str) -> Result<oneshot::Sender<RuntimeReply>, Response> {
+fn take_current(st: &ApiState, id: &str) -> Result<oneshot::Sender<RuntimeReply>, Box<Response>> {
     let mut cur = st.current.lock().unwrap_or_else(|e| e.into_inner());
     match cur.take() {
         Some(c) if c.request_id == id => Ok(c.reply),
         other => {
             *cur = other;
-            Err(runtime_error(
+            Err(Box::new(runtime_error(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestID",
                 &format!("request id {id} is not the invocation in progress on this instance"),
-            ))
+            )))
         }
     }
 }
@@ -172,7 +172,7 @@ fn take_current(st: &ApiState, id: &str) -> Result<oneshot::Sender<RuntimeReply>
 async fn response(State(st): State<Arc<ApiState>>, Path(id): Path<String>, body: Body) -> Response {
     let reply = match take_current(&st, &id) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     match to_bytes(body, MAX_RESPONSE_BYTES).await {
         Ok(bytes) => {
@@ -217,7 +217,7 @@ async fn error(
 ) -> Response {
     let reply = match take_current(&st, &id) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let body = to_bytes(body, MAX_RESPONSE_BYTES).await.unwrap_or_default();
     let error_type = error_type(&headers, &body, "Unhandled");
