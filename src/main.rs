@@ -46,6 +46,8 @@ enum Command {
     Invoke(commands::invoke::Args),
     /// Show a function's logs.
     Logs(commands::logs::Args),
+    /// Show a function's failed asynchronous events (dead letters).
+    Dlq(commands::dlq::Args),
     /// List functions.
     Ls(commands::ls::Args),
     /// Delete a function (its usage history stays).
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
             Command::Deploy(a) => commands::deploy::run(a, ctx).await,
             Command::Invoke(a) => commands::invoke::run(a, ctx).await,
             Command::Logs(a) => commands::logs::run(a, ctx).await,
+            Command::Dlq(a) => commands::dlq::run(a, ctx).await,
             Command::Ls(a) => commands::ls::run(a, ctx).await,
             Command::Rm(a) => commands::rm::run(a, ctx).await,
             Command::Rollback(a) => commands::rollback::run(a, ctx).await,

@@ -45,19 +45,22 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
 }
 
 async fn invoke(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
-    if args.r#async {
-        anyhow::bail!(
-            "--async needs the asynchronous event queue, which this build does not have yet"
-        );
-    }
     let payload = read_payload(&args.payload)?;
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
         anyhow::bail!("--payload: expected JSON ({e})");
     }
     let client = ctx.client()?;
     let mut path = format!("/api/v1/functions/{}/invoke", encode(&args.name));
+    let mut query = Vec::new();
     if let Some(q) = &args.qualifier {
-        path.push_str(&format!("?qualifier={}", encode(q)));
+        query.push(format!("qualifier={}", encode(q)));
+    }
+    if args.r#async {
+        query.push("async=true".to_string());
+    }
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(&query.join("&"));
     }
     let resp = client
         .send(Method::POST, &path, Bytes::from(payload), None)
@@ -70,6 +73,16 @@ async fn invoke(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
             } => anyhow::anyhow!("{message}"),
             other => anyhow::anyhow!(other),
         })?;
+    if args.r#async {
+        // 202 {"request_id"}: the event is queued durably.
+        let v: serde_json::Value = resp.json().await?;
+        let id = v
+            .get("request_id")
+            .and_then(|x| x.as_str())
+            .ok_or_else(|| anyhow::anyhow!("unexpected response from the server: {v}"))?;
+        println!("{id}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let failed = resp.headers().contains_key("x-amz-function-error");
     let body = resp.bytes().await?;
     if failed {

@@ -2,6 +2,7 @@
 
 pub mod deploy;
 pub mod dev;
+pub mod dlq;
 pub mod invoke;
 pub mod logs;
 pub mod ls;

@@ -23,6 +23,10 @@ pub struct Args {
     /// The region reported in ARNs and to functions.
     #[arg(long, env = "UPDRAFT_REGION", default_value = "us-east-1")]
     region: String,
+    /// The wait before an asynchronous event's first retry; the second waits
+    /// twice as long (Lambda: about 1 and 2 minutes).
+    #[arg(long, env = "UPDRAFT_RETRY_BASE", default_value = "1m", value_parser = parse_duration)]
+    retry_base: Duration,
     /// How long a drain waits for in-flight invocations.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -68,6 +72,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         prices,
         echo_logs: false,
         public_url: format!("http://{shown}"),
+        retry_base: args.retry_base,
     })
     .await
     .map_err(|e| {

@@ -23,9 +23,12 @@ pub fn fixture(name: &str) -> PathBuf {
 /// under /tmp: a data dir under /tmp would turn off instances' private /tmp.
 pub fn scratch(name: &str) -> PathBuf {
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let base = if base.starts_with("/tmp") { PathBuf::from("/var/tmp/updraft-e2e") } else { base.join("e2e") };
-    let dir = base
-        .join(format!("{name}-{}-{}", std::process::id(), uuid_like()));
+    let base = if base.starts_with("/tmp") {
+        PathBuf::from("/var/tmp/updraft-e2e")
+    } else {
+        base.join("e2e")
+    };
+    let dir = base.join(format!("{name}-{}-{}", std::process::id(), uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

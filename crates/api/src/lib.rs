@@ -3,6 +3,8 @@
 //! reaches a handler; every error leaves through [`ApiError`].
 
 mod error;
+pub mod lambda;
+pub mod lambda_events;
 mod native;
 
 pub use error::ApiError;
@@ -18,6 +20,12 @@ use updraft_platform::{Platform, PlatformError};
 /// The whole control router (without the gateway).
 pub fn router(platform: Platform) -> Router {
     let authed = native::router()
+        // Lambda's EventInvokeConfig operations (lambda_events.rs): merged
+        // here, once; the Lambda API router must not merge them again.
+        .merge(lambda_events::routes())
+        // The AWS Lambda API subset (lambda/): functions, versions, aliases,
+        // concurrency, URL config, Invoke.
+        .merge(lambda::router())
         // `authenticate` buffers and bounds every body; axum's 2 MB default must not cut code uploads.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn_with_state(

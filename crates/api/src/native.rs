@@ -25,6 +25,7 @@ pub fn router() -> Router<Platform> {
         .route("/api/v1/functions/{name}/invoke", post(invoke))
         .route("/api/v1/functions/{name}/rollback", post(rollback))
         .route("/api/v1/functions/{name}/logs", get(logs))
+        .route("/api/v1/functions/{name}/dlq", get(dead_letters))
         .route("/api/v1/usage", get(usage))
 }
 
@@ -92,6 +93,9 @@ async fn delete(State(p): State<Platform>, Path(name): Path<String>) -> ApiResul
 #[serde(deny_unknown_fields)]
 struct InvokeQuery {
     qualifier: Option<String>,
+    /// Queue the event (202 with its request id) instead of running it now.
+    #[serde(default)]
+    r#async: bool,
 }
 
 /// Checks a synchronous payload as Lambda does: size first, then JSON.
@@ -113,6 +117,19 @@ pub fn check_payload(body: &[u8]) -> Result<Vec<u8>, PlatformError> {
     Ok(body.to_vec())
 }
 
+/// Checks an asynchronous (`Event`) payload: Lambda's asynchronous limit
+/// first, then JSON.
+pub fn check_event_payload(body: &[u8]) -> Result<Vec<u8>, PlatformError> {
+    let max = updraft_platform::MAX_EVENT_PAYLOAD_BYTES;
+    if body.len() > max {
+        return Err(PlatformError::TooLarge(format!(
+            "Request must be smaller than {max} bytes for the Event invocation type (got {} bytes)",
+            body.len()
+        )));
+    }
+    check_payload(body)
+}
+
 async fn invoke(
     State(p): State<Platform>,
     Path(name): Path<String>,
@@ -120,6 +137,21 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
+    if q.r#async {
+        let payload = check_event_payload(&body)?;
+        let id = p
+            .enqueue_event(&name, q.qualifier.as_deref(), payload)
+            .await?;
+        let mut resp = (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "request_id": id })),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert("x-amzn-requestid", v);
+        }
+        return Ok(resp);
+    }
     let payload = check_payload(&body)?;
     let client_context = headers
         .get("x-amz-client-context")
@@ -205,4 +237,10 @@ struct UsageQuery {
 
 async fn usage(State(p): State<Platform>, Query(q): Query<UsageQuery>) -> ApiResult {
     Ok(Json(p.usage(q.since_ms).await?).into_response())
+}
+
+/// The function's dead letters: Lambda destination invocation records of the
+/// asynchronous events that failed for good without a destination.
+async fn dead_letters(State(p): State<Platform>, Path(name): Path<String>) -> ApiResult {
+    Ok(Json(serde_json::json!({ "dead_letters": p.dead_letters(&name).await? })).into_response())
 }

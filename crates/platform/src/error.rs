@@ -16,6 +16,9 @@ pub enum PlatformError {
     InvalidRequestContent(String),
     #[error("{0}")]
     TooLarge(String),
+    /// A `RevisionId` (or `CodeSha256`) precondition did not hold.
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("{0}")]
     Throttled(String),
     #[error("{0}")]
@@ -38,6 +41,7 @@ impl PlatformError {
             PlatformError::InvalidParameter(_) => (400, "InvalidParameterValueException"),
             PlatformError::InvalidRequestContent(_) => (400, "InvalidRequestContentException"),
             PlatformError::TooLarge(_) => (413, "RequestEntityTooLargeException"),
+            PlatformError::PreconditionFailed(_) => (412, "PreconditionFailedException"),
             PlatformError::Throttled(_) => (429, "TooManyRequestsException"),
             PlatformError::Unauthorized(_) => (401, "UnrecognizedClientException"),
             PlatformError::Forbidden(_) => (403, "InvalidSignatureException"),

@@ -6,12 +6,23 @@
 
 mod code;
 mod error;
+mod events;
+mod lambda;
 mod writer;
 
 pub use code::{sha256_hex, MAX_ZIP_BYTES};
 pub use error::PlatformError;
+pub use events::{
+    EventInvokeConfig, EventInvokeConfigInput, FailureCondition, DEFAULT_RETRY_BASE,
+    MAX_EVENT_PAYLOAD_BYTES,
+};
+pub use lambda::{
+    is_alias_name, revision_id, version_label, ConfigPatch, FunctionDetail, NewFunction, Qualifier,
+    Routing, MAX_RESERVED_CONCURRENCY,
+};
 pub use updraft_auth::Credentials;
 pub use updraft_scheduler::InstanceSpec;
+pub use updraft_store::{AliasRow, FunctionSettings, VersionRow};
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -25,7 +36,7 @@ use updraft_core::{
 use updraft_metering::{Prices, UsageReport};
 use updraft_runtime_process::{Isolation, ProcessRuntime};
 use updraft_scheduler::{Runtime, Scheduler};
-use updraft_store::{InvocationRecord, Store, VersionRow};
+use updraft_store::{InvocationRecord, Store};
 
 /// How the platform is set up.
 pub struct PlatformConfig {
@@ -37,6 +48,9 @@ pub struct PlatformConfig {
     pub echo_logs: bool,
     /// The base URL function URLs are shown with, e.g. `http://127.0.0.1:8080`.
     pub public_url: String,
+    /// Asynchronous events wait `retry_base × 2^(attempt-1)` before a retry
+    /// (`updraft server --retry-base`; Lambda-like: [`DEFAULT_RETRY_BASE`]).
+    pub retry_base: Duration,
 }
 
 /// One function of a deploy.
@@ -106,6 +120,8 @@ struct Inner {
     isolation: Isolation,
     specs: Mutex<SpecCache>,
     routes: Mutex<(u64, Arc<Vec<(HttpRoute, String)>>)>,
+    events: events::Events,
+    lambda: lambda::LambdaState,
 }
 
 /// The platform. Cheap to clone.
@@ -161,6 +177,13 @@ impl Platform {
         }
         let scheduler = Scheduler::new(runtimes, logs.clone());
         let records = writer::records(store.clone());
+        // Stable across restarts of this server: it takes back what it held.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let events = events::Events::new(
+            store.clone(),
+            format!("{}:{}", host.trim(), &key[..12]),
+            config.retry_base,
+        );
         let platform = Platform {
             inner: Arc::new(Inner {
                 config,
@@ -173,6 +196,8 @@ impl Platform {
                 isolation,
                 specs: Mutex::new(HashMap::new()),
                 routes: Mutex::new((0, Arc::new(Vec::new()))),
+                events,
+                lambda: lambda::LambdaState::default(),
             }),
         };
         platform.refresh_routes().await?;
@@ -181,6 +206,7 @@ impl Platform {
                 platform.keep_warm(&row.function).await;
             }
         }
+        platform.start_event_worker().await?;
         Ok(platform)
     }
 
@@ -219,6 +245,7 @@ impl Platform {
     }
 
     fn forget(&self, name: &str) {
+        self.inner.lambda.forget(name);
         self.inner
             .specs
             .lock()
@@ -348,6 +375,9 @@ impl Platform {
             let outcome = store
                 .deploy(&f.name, app, &f.config, &f.code_sha256, size)
                 .await?;
+            // The URL's auth is a function-level setting the Lambda API writes
+            // too: the last writer wins (SPEC §4).
+            store.set_url_auth(&f.name, f.config.url).await?;
             self.forget(&f.name);
             if outcome.changed {
                 // Idle instances of the old version go now; busy ones finish first.
@@ -455,6 +485,9 @@ impl Platform {
         self.inner.scheduler.set_warm(name, None);
         self.inner.scheduler.retire(name).await;
         self.inner.code.remove_function(name);
+        // Lambda drops a deleted function's queued events.
+        self.inner.store.drop_function_events(name).await?;
+        self.inner.store.delete_function_settings(name).await?;
         self.refresh_routes().await
     }
 
@@ -490,7 +523,7 @@ impl Platform {
             memory_mb: latest.config.memory_mb,
             timeout_ms: latest.config.timeout_ms,
             url: self.function_url(name),
-            url_auth: latest.config.url,
+            url_auth: self.effective_url_auth(name, &latest.config).await?,
             routes: latest.config.routes().map(|r| r.key()).collect(),
             code_sha256: latest.code_sha256.clone(),
             code_size: latest.code_size,
@@ -542,6 +575,16 @@ impl Platform {
         name: &str,
         qualifier: Option<&str>,
     ) -> Result<Arc<InstanceSpec>, PlatformError> {
+        // An alias picks its version per invocation (weighted); the pick is
+        // then resolved like a version qualifier.
+        let picked;
+        let qualifier = match qualifier {
+            Some(q) if lambda::is_alias_name(q) => {
+                picked = self.pick_alias(name, q).await?;
+                Some(picked.as_str())
+            }
+            other => other,
+        };
         let q = qualifier.unwrap_or("").to_string();
         let key = (name.to_string(), q.clone());
         if let Some(spec) = self
@@ -558,7 +601,7 @@ impl Platform {
             "" | "$LATEST" => 0,
             v => v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
                 PlatformError::InvalidParameter(format!(
-                    "qualifier {v:?}: expected $LATEST or a version number"
+                    "Qualifier {v:?}: expected $LATEST, a version number or an alias name"
                 ))
             })?,
         };
@@ -587,11 +630,13 @@ impl Platform {
         }
         let uid = self.inner.isolation.function_uid(name);
         let code_dir = self.inner.code.unpacked(name, &row.code_sha256, uid)?;
+        let mut config = row.config;
+        self.apply_function_settings(name, &mut config).await?;
         let spec = Arc::new(InstanceSpec {
             function: name.to_string(),
             version: reported,
             revision: row.revision,
-            config: row.config,
+            config,
             code_dir,
         });
         self.inner
@@ -623,6 +668,21 @@ impl Platform {
         payload: Vec<u8>,
         client_context: Option<String>,
     ) -> Result<InvokeResult, PlatformError> {
+        let record_id = request_id.clone();
+        self.invoke_spec_as(spec, request_id, record_id, payload, client_context)
+            .await
+    }
+
+    /// [`Platform::invoke_spec`], metered under `record_id` (retries of an
+    /// asynchronous event share its request id, yet each is an invocation).
+    pub(crate) async fn invoke_spec_as(
+        &self,
+        spec: Arc<InstanceSpec>,
+        request_id: String,
+        record_id: String,
+        payload: Vec<u8>,
+        client_context: Option<String>,
+    ) -> Result<InvokeResult, PlatformError> {
         let mut arn = function_arn(self.region(), &spec.function);
         if spec.version > 0 {
             arn = format!("{arn}:{}", spec.version);
@@ -635,13 +695,13 @@ impl Platform {
         };
         match self.inner.scheduler.invoke(spec.clone(), inv).await {
             Ok(result) => {
-                self.record(&spec, &result);
+                self.record(&spec, record_id, &result);
                 Ok(result)
             }
             Err(e) => {
                 if matches!(e, updraft_scheduler::SchedulerError::Throttled { .. }) {
                     self.inner.records.push(InvocationRecord {
-                        request_id,
+                        request_id: record_id,
                         function: spec.function.clone(),
                         version: spec.version,
                         start_ms: now_ms(),
@@ -660,7 +720,7 @@ impl Platform {
         }
     }
 
-    fn record(&self, spec: &InstanceSpec, r: &InvokeResult) {
+    fn record(&self, spec: &InstanceSpec, record_id: String, r: &InvokeResult) {
         let (outcome, error_type) = match &r.outcome {
             Outcome::Success(_) => ("success".to_string(), None),
             Outcome::Error {
@@ -668,7 +728,7 @@ impl Platform {
             } => (kind.as_str().to_string(), Some(error_type.clone())),
         };
         self.inner.records.push(InvocationRecord {
-            request_id: r.request_id.clone(),
+            request_id: record_id,
             function: spec.function.clone(),
             version: r.version,
             start_ms: r.stats.start_ms,
@@ -744,7 +804,9 @@ impl Platform {
     /// Drains: no new invocations, in-flight ones finish (up to `grace`),
     /// instances stop, pending records and logs are written.
     pub async fn shutdown(&self, grace: Duration) {
+        self.stop_event_worker();
         self.inner.scheduler.shutdown(grace).await;
+        self.flush_events().await;
         self.inner.records.flush().await;
         self.inner.logs.flush().await;
     }

@@ -130,7 +130,17 @@ async fn next(State(st): State<Arc<ApiState>>) -> Response {
     set("lambda-runtime-invoked-function-arn", &inv.invoked_arn);
     set("lambda-runtime-trace-id", &trace_id(&inv.request_id));
     if let Some(cc) = &inv.client_context {
-        set("lambda-runtime-client-context", cc);
+        // Callers send base64 JSON (`X-Amz-Client-Context`); the Runtime API
+        // hands runtimes the JSON itself, as Lambda does.
+        use base64::Engine;
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(cc.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
+        set(
+            "lambda-runtime-client-context",
+            json.as_deref().unwrap_or(cc),
+        );
     }
     *st.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(Current {
         request_id: inv.request_id.clone(),

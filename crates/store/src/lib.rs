@@ -8,8 +8,13 @@ use sqlx::AnyConnection;
 use sqlx::{AnyPool, Executor, Row};
 use updraft_core::{now_ms, FunctionConfig, LogLine};
 
+mod queue;
+mod settings;
 #[cfg(test)]
 mod tests;
+
+pub use queue::{DeadLetter, EventInvokeConfigRow, LastError, NewEvent, QueuedEvent};
+pub use settings::{AliasRow, AliasUpdate, FunctionSettings};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -96,12 +101,13 @@ pub struct Migration {
 }
 
 /// Applied in order at open; never edit a released entry, append a new one.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    // `version_seq` never goes down, so deleted version numbers are never reused
-    // (Lambda semantics); `last_published` tracks the highest surviving one.
-    sqlite: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        // `version_seq` never goes down, so deleted version numbers are never reused
+        // (Lambda semantics); `last_published` tracks the highest surviving one.
+        sqlite: "
 CREATE TABLE functions (
     name TEXT PRIMARY KEY,
     app TEXT,
@@ -146,8 +152,8 @@ CREATE TABLE logs (
 CREATE INDEX logs_function_id ON logs (function, id);
 CREATE INDEX logs_ts_ms ON logs (ts_ms);
 ",
-    // COLLATE "C" makes ORDER BY name match SQLite's byte order.
-    postgres: r#"
+        // COLLATE "C" makes ORDER BY name match SQLite's byte order.
+        postgres: r#"
 CREATE TABLE functions (
     name TEXT COLLATE "C" PRIMARY KEY,
     app TEXT,
@@ -192,7 +198,15 @@ CREATE TABLE logs (
 CREATE INDEX logs_function_id ON logs (function, id);
 CREATE INDEX logs_ts_ms ON logs (ts_ms);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "lambda_api_settings",
+        sqlite: settings::MIGRATION_SQLITE,
+        postgres: settings::MIGRATION_POSTGRES,
+    },
+    queue::MIGRATION,
+];
 
 impl Migration {
     fn sql(&self, backend: Backend) -> &'static str {

@@ -652,3 +652,6 @@ async fn concurrent_publishes_get_distinct_versions() {
         db.finish(s).await;
     }
 }
+
+// After `suite!`, which it uses.
+mod queue;

@@ -1,0 +1,331 @@
+//! Router tests without sockets: a real platform in a temporary directory,
+//! requests through `oneshot` with bearer credentials.
+
+use super::Target;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use updraft_platform::{Platform, PlatformConfig};
+
+async fn platform(dir: &std::path::Path) -> Platform {
+    Platform::start(PlatformConfig {
+        data_dir: dir.to_path_buf(),
+        database_url: format!("sqlite://{}/updraft.db", dir.display()),
+        region: "us-east-1".into(),
+        prices: Default::default(),
+        echo_logs: false,
+        public_url: "http://127.0.0.1:1".into(),
+        retry_base: std::time::Duration::from_millis(10),
+    })
+    .await
+    .unwrap()
+}
+
+fn zip() -> String {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        z.start_file("app.py", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut z, b"def handler(e, c):\n    return e\n").unwrap();
+        z.finish().unwrap();
+    }
+    base64::engine::general_purpose::STANDARD.encode(buf.into_inner())
+}
+
+async fn call(
+    app: &axum::Router,
+    p: &Platform,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Option<String>, Value) {
+    let c = p.credentials();
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(
+            "authorization",
+            format!("Bearer {}:{}", c.access_key_id, c.secret_access_key),
+        )
+        .body(match body {
+            Some(b) => Body::from(b.to_string()),
+            None => Body::empty(),
+        })
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let kind = resp
+        .headers()
+        .get("x-amzn-errortype")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, kind, v)
+}
+
+#[test]
+fn function_names_in_paths() {
+    let t = |raw: &str, q: Option<&str>| Target::parse(raw, q);
+    assert_eq!(t("f", None).unwrap().name, "f");
+    assert_eq!(
+        t("f:live", None).unwrap().qualifier.as_deref(),
+        Some("live")
+    );
+    let full = t("arn:aws:lambda:eu-west-1:123456789012:function:f:3", None).unwrap();
+    assert_eq!(
+        (full.name.as_str(), full.qualifier.as_deref()),
+        ("f", Some("3"))
+    );
+    let partial = t("123456789012:function:f", Some("$LATEST")).unwrap();
+    assert_eq!(
+        (partial.name.as_str(), partial.qualifier.as_deref()),
+        ("f", Some("$LATEST"))
+    );
+    assert!(t("f:1", Some("2")).is_err());
+    assert!(t("a/b", None).is_err());
+    assert!(t("a:b:c", None).is_err());
+}
+
+#[tokio::test]
+async fn lifecycle_through_the_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = platform(dir.path()).await;
+    let app = crate::router(p.clone());
+
+    // Unauthenticated: 401.
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::get("/2015-03-31/functions")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+
+    let create = json!({
+        "FunctionName": "f", "Runtime": "python3.12", "Handler": "app.handler",
+        "Role": "arn:aws:iam::1:role/r", "Code": {"ZipFile": zip()},
+        "Environment": {"Variables": {"A": "1"}}, "Timeout": 5, "Publish": true,
+    });
+    let (s, _, v) = call(
+        &app,
+        &p,
+        "POST",
+        "/2015-03-31/functions",
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["Version"], "1");
+    assert_eq!(
+        v["FunctionArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:f:1"
+    );
+    assert_eq!(v["Role"], "arn:aws:iam::1:role/r");
+    assert_eq!(v["Timeout"], 5);
+    assert_eq!(v["Environment"]["Variables"]["A"], "1");
+    assert_eq!(v["CodeSha256"].as_str().unwrap().len(), 44);
+
+    let (s, kind, _) = call(&app, &p, "POST", "/2015-03-31/functions", Some(create)).await;
+    assert_eq!(
+        (s, kind.as_deref()),
+        (StatusCode::CONFLICT, Some("ResourceConflictException"))
+    );
+
+    let bad = json!({"FunctionName": "g", "Runtime": "python3.12", "Handler": "x",
+        "Role": "r", "Code": {"ZipFile": zip()}});
+    let (s, kind, v) = call(&app, &p, "POST", "/2015-03-31/functions", Some(bad)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(kind.as_deref(), Some("InvalidParameterValueException"));
+    assert!(
+        v["message"].as_str().unwrap().starts_with("Handler:"),
+        "{v}"
+    );
+
+    let (s, kind, _) = call(&app, &p, "GET", "/2015-03-31/functions/nope", None).await;
+    assert_eq!(
+        (s, kind.as_deref()),
+        (StatusCode::NOT_FOUND, Some("ResourceNotFoundException"))
+    );
+
+    // Update $LATEST; version 1 keeps its config.
+    let (s, _, v) = call(
+        &app,
+        &p,
+        "PUT",
+        "/2015-03-31/functions/f/configuration",
+        Some(json!({"MemorySize": 256, "Description": "d"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["MemorySize"].clone(), v["Version"].clone()),
+        (json!(256), json!("$LATEST"))
+    );
+    let (_, _, v) = call(
+        &app,
+        &p,
+        "GET",
+        "/2015-03-31/functions/f%3A1/configuration",
+        None,
+    )
+    .await;
+    assert_eq!(v["MemorySize"], 128);
+    let (s, _, v) = call(
+        &app,
+        &p,
+        "POST",
+        "/2015-03-31/functions/f/versions",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!((s, v["Version"].clone()), (StatusCode::CREATED, json!("2")));
+
+    // A weighted alias.
+    let (s, _, v) = call(
+        &app,
+        &p,
+        "POST",
+        "/2015-03-31/functions/f/aliases",
+        Some(json!({"Name": "live", "FunctionVersion": "1",
+            "RoutingConfig": {"AdditionalVersionWeights": {"2": 0.25}}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["RoutingConfig"]["AdditionalVersionWeights"]["2"], 0.25);
+    let (s, kind, _) = call(
+        &app,
+        &p,
+        "POST",
+        "/2015-03-31/functions/f/aliases",
+        Some(json!({"Name": "bad", "FunctionVersion": "1",
+            "RoutingConfig": {"AdditionalVersionWeights": {"9": 0.5}}})),
+    )
+    .await;
+    assert_eq!(
+        (s, kind.as_deref()),
+        (StatusCode::NOT_FOUND, Some("ResourceNotFoundException"))
+    );
+    let (s, kind, _) = call(
+        &app,
+        &p,
+        "DELETE",
+        "/2015-03-31/functions/f?Qualifier=2",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, kind.as_deref()),
+        (StatusCode::CONFLICT, Some("ResourceConflictException"))
+    );
+    let (_, _, v) = call(&app, &p, "GET", "/2015-03-31/functions/f/aliases", None).await;
+    assert_eq!(v["Aliases"].as_array().unwrap().len(), 1);
+
+    // Pagination of versions: $LATEST, 1, 2.
+    let (_, _, v) = call(
+        &app,
+        &p,
+        "GET",
+        "/2015-03-31/functions/f/versions?MaxItems=2",
+        None,
+    )
+    .await;
+    assert_eq!(v["Versions"].as_array().unwrap().len(), 2);
+    assert_eq!(v["NextMarker"], "1");
+    let (_, _, v) = call(
+        &app,
+        &p,
+        "GET",
+        "/2015-03-31/functions/f/versions?Marker=1",
+        None,
+    )
+    .await;
+    assert_eq!(v["Versions"][0]["Version"], "2");
+    assert!(v.get("NextMarker").is_none());
+
+    // Concurrency and URL config.
+    let (s, _, _) = call(
+        &app,
+        &p,
+        "PUT",
+        "/2017-10-31/functions/f/concurrency",
+        Some(json!({"ReservedConcurrentExecutions": 3})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, _, v) = call(&app, &p, "GET", "/2019-09-30/functions/f/concurrency", None).await;
+    assert_eq!(v["ReservedConcurrentExecutions"], 3);
+    assert_eq!(
+        p.resolve("f", None)
+            .await
+            .unwrap()
+            .config
+            .scaling
+            .max_instances,
+        3
+    );
+    let (_, _, v) = call(&app, &p, "GET", "/2021-10-31/functions/f/url", None).await;
+    assert_eq!(v["AuthType"], "AWS_IAM");
+    let (s, _, v) = call(
+        &app,
+        &p,
+        "POST",
+        "/2021-10-31/functions/f/url",
+        Some(json!({"AuthType": "NONE"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["AuthType"].clone()),
+        (StatusCode::CREATED, json!("NONE"))
+    );
+    assert_eq!(
+        p.get("f").await.unwrap().url_auth,
+        updraft_core::UrlAuth::Public
+    );
+    let (s, _, _) = call(&app, &p, "DELETE", "/2021-10-31/functions/f/url", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(
+        p.get("f").await.unwrap().url_auth,
+        updraft_core::UrlAuth::Private
+    );
+
+    // Invoke checks that need no instance.
+    let (s, _, _) = call(
+        &app,
+        &p,
+        "POST",
+        "/2015-03-31/functions/f/invocations?Qualifier=live",
+        None,
+    )
+    .await;
+    assert!(s.is_success() || s.is_server_error(), "{s}");
+    let big = "x".repeat(6 * 1024 * 1024 + 1);
+    let (s, kind, _) = call(
+        &app,
+        &p,
+        "POST",
+        "/2015-03-31/functions/f/invocations",
+        Some(json!(big)),
+    )
+    .await;
+    assert_eq!(
+        (s, kind.as_deref()),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("RequestEntityTooLargeException")
+        )
+    );
+
+    let (s, _, _) = call(&app, &p, "DELETE", "/2015-03-31/functions/f", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, _, v) = call(&app, &p, "GET", "/2015-03-31/functions", None).await;
+    assert_eq!(v["Functions"], json!([]));
+    p.shutdown(std::time::Duration::from_secs(1)).await;
+}

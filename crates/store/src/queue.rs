@@ -1,0 +1,564 @@
+//! The durable queue of asynchronous events (Lambda `Event` invokes today;
+//! cron and topic triggers later), the dead letters of events that failed for
+//! good, and each function's asynchronous invocation settings
+//! (Lambda's EventInvokeConfig).
+//!
+//! An event is a row of `events` from the moment it is accepted until it ran
+//! successfully (the row is deleted) or failed for good (the row is deleted
+//! and, in the same transaction, a dead letter or an event for the on-failure
+//! destination is written). A worker claims due rows with a lease
+//! (`claimed_by`, `lease_until`): on PostgreSQL with `FOR UPDATE SKIP LOCKED`,
+//! on SQLite inside `BEGIN IMMEDIATE`. A claimed row whose lease ran out is due
+//! again, so an event held by a server that died runs elsewhere; at start-up a
+//! server releases what it held itself before it died.
+
+use crate::{Backend, Migration, Store, StoreError};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// Schema version 3: the event queue, dead letters, EventInvokeConfig.
+pub const MIGRATION: Migration = Migration {
+    version: 3,
+    name: "async events",
+    sqlite: "
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    function TEXT NOT NULL,
+    qualifier TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT 'invoke',
+    payload BLOB NOT NULL,
+    enqueued_ms BIGINT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    runs BIGINT NOT NULL DEFAULT 0,
+    next_attempt_ms BIGINT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    claimed_by TEXT,
+    lease_until BIGINT,
+    last_error_type TEXT,
+    last_error BLOB,
+    last_version TEXT
+);
+CREATE INDEX events_due ON events (status, next_attempt_ms);
+CREATE INDEX events_function ON events (function);
+CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    function TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    failed_ms BIGINT NOT NULL,
+    condition TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX dead_letters_function ON dead_letters (function, id);
+CREATE TABLE event_invoke_configs (
+    function TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    max_retry_attempts BIGINT,
+    max_event_age_s BIGINT,
+    on_success TEXT,
+    on_failure TEXT,
+    updated_ms BIGINT NOT NULL,
+    PRIMARY KEY (function, qualifier)
+);
+",
+    postgres: r#"
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    function TEXT COLLATE "C" NOT NULL,
+    qualifier TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT 'invoke',
+    payload BYTEA NOT NULL,
+    enqueued_ms BIGINT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    runs BIGINT NOT NULL DEFAULT 0,
+    next_attempt_ms BIGINT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    claimed_by TEXT,
+    lease_until BIGINT,
+    last_error_type TEXT,
+    last_error BYTEA,
+    last_version TEXT
+);
+CREATE INDEX events_due ON events (status, next_attempt_ms);
+CREATE INDEX events_function ON events (function);
+CREATE TABLE dead_letters (
+    id BIGSERIAL PRIMARY KEY,
+    function TEXT COLLATE "C" NOT NULL,
+    request_id TEXT NOT NULL,
+    failed_ms BIGINT NOT NULL,
+    condition TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX dead_letters_function ON dead_letters (function, id);
+CREATE TABLE event_invoke_configs (
+    function TEXT COLLATE "C" NOT NULL,
+    qualifier TEXT NOT NULL,
+    max_retry_attempts BIGINT,
+    max_event_age_s BIGINT,
+    on_success TEXT,
+    on_failure TEXT,
+    updated_ms BIGINT NOT NULL,
+    PRIMARY KEY (function, qualifier)
+);
+"#,
+};
+
+/// An event to put on the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The request id; every run of the event uses it.
+    pub id: String,
+    pub function: String,
+    /// `""` = unqualified.
+    pub qualifier: String,
+    /// What produced it: `invoke`, `destination`, later `schedule`, `topic`.
+    pub source: String,
+    pub payload: Vec<u8>,
+    pub enqueued_ms: i64,
+    /// Not before this time.
+    pub next_attempt_ms: i64,
+}
+
+/// A claimed event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedEvent {
+    pub id: String,
+    pub function: String,
+    pub qualifier: String,
+    pub source: String,
+    pub payload: Vec<u8>,
+    pub enqueued_ms: i64,
+    /// Runs that ended in a function error so far.
+    pub attempts: i64,
+    /// Times the event was claimed, this claim included (throttles and
+    /// runs cut short by a crash of the server count too).
+    pub runs: i64,
+    pub last_error_type: Option<String>,
+    pub last_error: Option<Vec<u8>>,
+    pub last_version: Option<String>,
+}
+
+/// What the last failed run of an event left.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastError {
+    pub error_type: String,
+    pub body: Vec<u8>,
+    pub version: String,
+}
+
+/// An event that failed for good and had no destination to go to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub function: String,
+    pub request_id: String,
+    pub failed_ms: i64,
+    /// `RetriesExhausted` or `EventAgeExceeded`.
+    pub condition: String,
+    pub attempts: i64,
+    /// Lambda's destination invocation record, as JSON.
+    pub record: String,
+}
+
+/// A function's (or one qualifier's) asynchronous invocation settings;
+/// None = Lambda's default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventInvokeConfigRow {
+    pub function: String,
+    pub qualifier: String,
+    pub max_retry_attempts: Option<i64>,
+    pub max_event_age_s: Option<i64>,
+    pub on_success: Option<String>,
+    pub on_failure: Option<String>,
+    pub updated_ms: i64,
+}
+
+const EVENT_COLS: &str = "id, function, qualifier, source, payload, enqueued_ms, attempts, runs, \
+     last_error_type, last_error, last_version";
+const CONFIG_COLS: &str =
+    "function, qualifier, max_retry_attempts, max_event_age_s, on_success, on_failure, updated_ms";
+
+impl Store {
+    /// Writes the event in its own committed transaction: once this returns,
+    /// the event survives a crash.
+    pub async fn enqueue_event(&self, ev: &NewEvent) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        insert_event(&mut tx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims up to `limit` due events for `worker` until `lease_until`:
+    /// pending ones whose time has come, and claimed ones whose lease ran out.
+    pub async fn claim_events(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<QueuedEvent>, StoreError> {
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "SELECT {EVENT_COLS} FROM events \
+             WHERE (status = 'pending' AND next_attempt_ms <= $1) \
+                OR (status = 'claimed' AND lease_until < $1) \
+             ORDER BY next_attempt_ms LIMIT $2{lock}"
+        );
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(&sql)
+            .bind(now_ms)
+            .bind(limit.max(0))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        for chunk in events.chunks(200) {
+            // $1 and $2 are the worker and the lease; the ids follow.
+            let ids = (0..chunk.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE events SET status = 'claimed', claimed_by = $1, lease_until = $2, \
+                 runs = runs + 1 WHERE id IN ({ids})"
+            );
+            let mut q = sqlx::query(&sql).bind(worker).bind(lease_until);
+            for e in chunk {
+                q = q.bind(e.id.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        for e in &mut events {
+            e.runs += 1;
+        }
+        Ok(events)
+    }
+
+    /// Extends the leases of everything `worker` holds.
+    pub async fn renew_event_leases(
+        &self,
+        worker: &str,
+        lease_until: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE events SET lease_until = $2 WHERE status = 'claimed' AND claimed_by = $1",
+        )
+        .bind(worker)
+        .bind(lease_until)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Makes everything `worker` holds pending again (at start-up: what a
+    /// killed run of this server left claimed). Returns how many.
+    pub async fn release_claimed_events(&self, worker: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE events SET status = 'pending', claimed_by = NULL, lease_until = NULL \
+             WHERE status = 'claimed' AND claimed_by = $1",
+        )
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Removes events that ran successfully (those `worker` still holds).
+    pub async fn complete_events(&self, worker: &str, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for chunk in ids.chunks(200) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("DELETE FROM events WHERE claimed_by = $1 AND id IN ({list})");
+            let mut q = sqlx::query(&sql).bind(worker);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts a held event back as pending, due at `next_attempt_ms`, with its
+    /// attempt count and (after a function error) what that run left.
+    /// False if `worker` no longer holds it.
+    pub async fn reschedule_event(
+        &self,
+        worker: &str,
+        id: &str,
+        attempts: i64,
+        next_attempt_ms: i64,
+        last: Option<&LastError>,
+    ) -> Result<bool, StoreError> {
+        let sql = if last.is_some() {
+            "UPDATE events SET status = 'pending', claimed_by = NULL, lease_until = NULL, \
+             attempts = $3, next_attempt_ms = $4, last_error_type = $5, last_error = $6, \
+             last_version = $7 WHERE id = $1 AND claimed_by = $2"
+        } else {
+            "UPDATE events SET status = 'pending', claimed_by = NULL, lease_until = NULL, \
+             attempts = $3, next_attempt_ms = $4 WHERE id = $1 AND claimed_by = $2"
+        };
+        let mut q = sqlx::query(sql)
+            .bind(id)
+            .bind(worker)
+            .bind(attempts)
+            .bind(next_attempt_ms);
+        if let Some(l) = last {
+            q = q
+                .bind(l.error_type.as_str())
+                .bind(l.body.clone())
+                .bind(l.version.as_str());
+        }
+        Ok(q.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// Ends a held event in one transaction: removes it and writes the dead
+    /// letter and/or the event for its destination. False (and nothing
+    /// written) if `worker` no longer holds it, e.g. its function was deleted.
+    pub async fn finish_event(
+        &self,
+        worker: &str,
+        id: &str,
+        dead_letter: Option<&DeadLetter>,
+        forward: Option<&NewEvent>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let gone = sqlx::query("DELETE FROM events WHERE id = $1 AND claimed_by = $2")
+            .bind(id)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if gone != 1 {
+            return Ok(false);
+        }
+        if let Some(d) = dead_letter {
+            sqlx::query(
+                "INSERT INTO dead_letters (function, request_id, failed_ms, condition, attempts, record) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(d.function.as_str())
+            .bind(d.request_id.as_str())
+            .bind(d.failed_ms)
+            .bind(d.condition.as_str())
+            .bind(d.attempts)
+            .bind(d.record.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(ev) = forward {
+            insert_event(&mut tx, ev).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// When the earliest pending event is due, if any is.
+    pub async fn next_event_due(&self) -> Result<Option<i64>, StoreError> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(next_attempt_ms) FROM events WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(v)
+    }
+
+    /// Events on the queue (pending or claimed), of one function or all.
+    pub async fn count_events(&self, function: Option<&str>) -> Result<i64, StoreError> {
+        let n: i64 = match function {
+            Some(f) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE function = $1")
+                    .bind(f)
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM events")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
+        Ok(n)
+    }
+
+    /// Everything asynchronous about a deleted function: its queued events,
+    /// its dead letters and its EventInvokeConfigs.
+    pub async fn drop_function_events(&self, function: &str) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM events WHERE function = $1")
+            .bind(function)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        for sql in [
+            "DELETE FROM dead_letters WHERE function = $1",
+            "DELETE FROM event_invoke_configs WHERE function = $1",
+        ] {
+            sqlx::query(sql).bind(function).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The function's dead letters, oldest first, at most `limit`.
+    pub async fn dead_letters(
+        &self,
+        function: &str,
+        limit: i64,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT function, request_id, failed_ms, condition, attempts, record FROM dead_letters \
+             WHERE function = $1 ORDER BY id LIMIT $2",
+        )
+        .bind(function)
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    function: r.try_get("function")?,
+                    request_id: r.try_get("request_id")?,
+                    failed_ms: r.try_get("failed_ms")?,
+                    condition: r.try_get("condition")?,
+                    attempts: r.try_get("attempts")?,
+                    record: r.try_get("record")?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- EventInvokeConfig ----
+
+    /// Creates or replaces the row.
+    pub async fn put_event_invoke_config(
+        &self,
+        c: &EventInvokeConfigRow,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(&format!(
+            "INSERT INTO event_invoke_configs ({CONFIG_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (function, qualifier) DO UPDATE SET \
+             max_retry_attempts = excluded.max_retry_attempts, \
+             max_event_age_s = excluded.max_event_age_s, on_success = excluded.on_success, \
+             on_failure = excluded.on_failure, updated_ms = excluded.updated_ms"
+        ))
+        .bind(c.function.as_str())
+        .bind(c.qualifier.as_str())
+        .bind(c.max_retry_attempts)
+        .bind(c.max_event_age_s)
+        .bind(c.on_success.as_deref())
+        .bind(c.on_failure.as_deref())
+        .bind(c.updated_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_event_invoke_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<Option<EventInvokeConfigRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONFIG_COLS} FROM event_invoke_configs WHERE function = $1 AND qualifier = $2"
+        ))
+        .bind(function)
+        .bind(qualifier)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(config_from_row).transpose()
+    }
+
+    /// All of a function's rows, by qualifier.
+    pub async fn list_event_invoke_configs(
+        &self,
+        function: &str,
+    ) -> Result<Vec<EventInvokeConfigRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CONFIG_COLS} FROM event_invoke_configs WHERE function = $1 ORDER BY qualifier"
+        ))
+        .bind(function)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(config_from_row).collect()
+    }
+
+    /// False if there was none.
+    pub async fn delete_event_invoke_config(
+        &self,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM event_invoke_configs WHERE function = $1 AND qualifier = $2")
+                .bind(function)
+                .bind(qualifier)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+async fn insert_event(conn: &mut sqlx::AnyConnection, ev: &NewEvent) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (id, function, qualifier, source, payload, enqueued_ms, attempts, runs, \
+         next_attempt_ms, status) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, 'pending')",
+    )
+    .bind(ev.id.as_str())
+    .bind(ev.function.as_str())
+    .bind(ev.qualifier.as_str())
+    .bind(ev.source.as_str())
+    .bind(ev.payload.clone())
+    .bind(ev.enqueued_ms)
+    .bind(ev.next_attempt_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Conflict(format!("event {} is already queued", ev.id))
+        }
+        _ => StoreError::Database(e),
+    })?;
+    Ok(())
+}
+
+fn event_from_row(row: &AnyRow) -> Result<QueuedEvent, StoreError> {
+    Ok(QueuedEvent {
+        id: row.try_get("id")?,
+        function: row.try_get("function")?,
+        qualifier: row.try_get("qualifier")?,
+        source: row.try_get("source")?,
+        payload: row.try_get("payload")?,
+        enqueued_ms: row.try_get("enqueued_ms")?,
+        attempts: row.try_get("attempts")?,
+        runs: row.try_get("runs")?,
+        last_error_type: row.try_get("last_error_type")?,
+        last_error: row.try_get("last_error")?,
+        last_version: row.try_get("last_version")?,
+    })
+}
+
+fn config_from_row(row: &AnyRow) -> Result<EventInvokeConfigRow, StoreError> {
+    Ok(EventInvokeConfigRow {
+        function: row.try_get("function")?,
+        qualifier: row.try_get("qualifier")?,
+        max_retry_attempts: row.try_get("max_retry_attempts")?,
+        max_event_age_s: row.try_get("max_event_age_s")?,
+        on_success: row.try_get("on_success")?,
+        on_failure: row.try_get("on_failure")?,
+        updated_ms: row.try_get("updated_ms")?,
+    })
+}

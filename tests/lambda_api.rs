@@ -1,0 +1,221 @@
+//! The AWS Lambda API subset (SPEC §4) with the real clients: the boto3 suite
+//! in tests/lambda_api/test_boto3.py (one test here per class, each against
+//! its own server) and the AWS CLI script tests/lambda_api/test_awscli.sh.
+//!
+//! Needs `python3` with boto3 and `aws` on PATH: `.ci/run` puts a venv with
+//! both first on PATH (or `pip install boto3 awscli`).
+
+mod common;
+use common::*;
+use std::process::Command;
+
+const ACCESS_KEY: &str = "AKIAUPDRAFTLAMBDATEST";
+const SECRET_KEY: &str = "updraft-lambda-api-test-secret-0123456789";
+
+/// Starts a server with fixed credentials and a fast retry backoff.
+fn server(name: &str) -> Server {
+    Server::start_in(
+        scratch(name),
+        &[
+            ("UPDRAFT_ACCESS_KEY_ID", ACCESS_KEY),
+            ("UPDRAFT_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("UPDRAFT_RETRY_BASE", "100ms"),
+        ],
+    )
+}
+
+/// Fails (never skips) when the AWS tools are missing.
+fn require_tools() {
+    let boto3 = Command::new("python3")
+        .args(["-c", "import boto3"])
+        .output();
+    assert!(
+        matches!(&boto3, Ok(o) if o.status.success()),
+        "python3 with boto3 is required for the Lambda API tests: run .ci/run, \
+         or `pip install boto3 awscli` (got {boto3:?})"
+    );
+    let aws = Command::new("aws").arg("--version").output();
+    assert!(
+        matches!(&aws, Ok(o) if o.status.success()),
+        "the AWS CLI (`aws`) is required for the Lambda API tests: run .ci/run, \
+         or `pip install boto3 awscli` (got {aws:?})"
+    );
+}
+
+/// A command with the AWS environment pointed at `s` and nothing of the
+/// developer's own AWS configuration.
+fn aws_env(cmd: &mut Command, s: &Server) {
+    let nowhere = s.data_dir.join("no-such-aws-config");
+    for var in [
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_LAMBDA",
+        "AWS_CA_BUNDLE",
+        "AWS_REGION",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.current_dir(repo())
+        .env("UPDRAFT_ENDPOINT", &s.endpoint)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", &nowhere)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_PAGER", "")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1");
+}
+
+fn run(what: &str, mut cmd: Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {what}: {e}"));
+    let text = format!("--- stdout\n{}\n--- stderr\n{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{text}",
+        out.status
+    );
+    eprintln!("{what} passed:\n{text}");
+}
+
+/// Runs one class of the boto3 suite against a fresh server.
+fn boto3_class(class: &str) {
+    require_tools();
+    let s = server(&format!("lambda-api-{}", class.to_lowercase()));
+    let mut cmd = Command::new("python3");
+    cmd.args(["tests/lambda_api/test_boto3.py", class, "-v"]);
+    aws_env(&mut cmd, &s);
+    run(&format!("boto3 suite {class}"), cmd);
+}
+
+#[test]
+fn boto3_functions() {
+    boto3_class("FunctionsTest");
+}
+
+#[test]
+fn boto3_errors() {
+    boto3_class("ErrorsTest");
+}
+
+#[test]
+fn boto3_invoke() {
+    boto3_class("InvokeTest");
+}
+
+#[test]
+fn boto3_versions_and_aliases() {
+    boto3_class("VersionsAliasesTest");
+}
+
+#[test]
+fn boto3_concurrency() {
+    boto3_class("ConcurrencyTest");
+}
+
+#[test]
+fn boto3_function_urls() {
+    boto3_class("FunctionUrlTest");
+}
+
+#[test]
+fn boto3_event_invoke_config() {
+    boto3_class("EventInvokeConfigTest");
+}
+
+#[test]
+fn aws_cli_create_invoke_tail_delete() {
+    require_tools();
+    let s = server("lambda-api-cli");
+    let mut cmd = Command::new("bash");
+    cmd.arg("tests/lambda_api/test_awscli.sh");
+    aws_env(&mut cmd, &s);
+    run("AWS CLI script", cmd);
+}
+
+/// A function created through the Lambda API is the same function the
+/// native CLI shows and invokes (issue: one function model).
+#[test]
+fn lambda_api_functions_are_updraft_functions() {
+    require_tools();
+    let s = server("lambda-api-shared-model");
+    let script = r#"
+import io, json, os, zipfile, boto3, botocore.config
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w") as z:
+    z.writestr("app.py", "def handler(event, context):\n    return {'from': 'lambda-api', 'event': event}\n")
+lam = boto3.client("lambda", endpoint_url=os.environ["UPDRAFT_ENDPOINT"], region_name="us-east-1",
+                   config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}))
+lam.create_function(FunctionName="shared-model", Runtime="python3.12", Role="arn:aws:iam::000000000000:role/x",
+                    Handler="app.handler", Code={"ZipFile": buf.getvalue()})
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]);
+    aws_env(&mut cmd, &s);
+    run("create through boto3", cmd);
+
+    // The native CLI reads the same credentials from the environment.
+    let native = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env("UPDRAFT_ENDPOINT", &s.endpoint)
+            .env("UPDRAFT_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("UPDRAFT_SECRET_ACCESS_KEY", SECRET_KEY)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "updraft {args:?}: {}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+    let list: serde_json::Value = serde_json::from_str(&native(&["ls", "--json"])).unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "shared-model"),
+        "updraft ls shows the function created with boto3: {list}"
+    );
+    let out: serde_json::Value = serde_json::from_str(&native(&[
+        "invoke",
+        "shared-model",
+        "--payload",
+        r#"{"n":1}"#,
+    ]))
+    .unwrap();
+    assert_eq!(out["from"], "lambda-api");
+    assert_eq!(out["event"]["n"], 1);
+
+    // And the reverse: a manifest's function through the Lambda API, its
+    // `url = "public"` read as AuthType NONE.
+    native(&["deploy", fixture("py").to_str().unwrap()]);
+    let script = r#"
+import json, os, boto3, botocore.config
+lam = boto3.client("lambda", endpoint_url=os.environ["UPDRAFT_ENDPOINT"], region_name="us-east-1",
+                   config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}))
+conf = lam.get_function_configuration(FunctionName="echo")
+assert conf["Handler"] == "echo.handler", conf
+assert conf["FunctionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:echo", conf
+assert lam.get_function_url_config(FunctionName="echo")["AuthType"] == "NONE"
+resp = lam.invoke(FunctionName="echo", Payload=b'{"via": "boto3"}')
+body = json.loads(resp["Payload"].read())
+assert body["event"] == {"via": "boto3"}, body
+names = [f["FunctionName"] for p in lam.get_paginator("list_functions").paginate() for f in p["Functions"]]
+assert "echo" in names and "shared-model" in names, names
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]);
+    aws_env(&mut cmd, &s);
+    run("manifest function through boto3", cmd);
+}
