@@ -50,16 +50,6 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
             f.url.clone(),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        println!("{}", line.join("  ").trim_end());
-    }
+    print!("{}", updraft_core::text_table(&rows));
     Ok(ExitCode::SUCCESS)
 }

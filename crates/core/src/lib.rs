@@ -49,3 +49,41 @@ mod tests {
         assert!(!valid_function_name(&"x".repeat(65)));
     }
 }
+
+/// Aligns rows of cells into columns separated by two spaces, for terminals.
+pub fn text_table<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let columns = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.as_ref().get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r
+            .as_ref()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod table_tests {
+    #[test]
+    fn aligns_columns() {
+        let rows = vec![
+            vec!["A".to_string(), "BB".to_string()],
+            vec!["CCC".to_string(), "D".to_string()],
+        ];
+        assert_eq!(super::text_table(&rows), "A    BB\nCCC  D\n");
+    }
+}

@@ -202,20 +202,12 @@ pub fn render_table(report: &UsageReport) -> String {
             format!("{:.8}", f.cost_usd),
         ]);
     }
-    let widths: Vec<usize> = (0..10)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = format!("usage from {} to {}\n", report.since, report.until);
-    for r in rows {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    format!(
+        "usage from {} to {}\n{}",
+        report.since,
+        report.until,
+        updraft_core::text_table(&rows)
+    )
 }
 
 #[cfg(test)]

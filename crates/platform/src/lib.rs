@@ -107,6 +107,9 @@ pub struct LogEntry {
     pub text: String,
 }
 
+/// Manifest routes and the functions they lead to.
+pub type Routes = Arc<Vec<(HttpRoute, String)>>;
+
 type SpecCache = HashMap<(String, String), Arc<InstanceSpec>>;
 
 struct Inner {
@@ -119,7 +122,7 @@ struct Inner {
     records: writer::BatchWriter<InvocationRecord>,
     isolation: Isolation,
     specs: Mutex<SpecCache>,
-    routes: Mutex<(u64, Arc<Vec<(HttpRoute, String)>>)>,
+    routes: Mutex<(u64, Routes)>,
     events: events::Events,
     lambda: lambda::LambdaState,
 }
@@ -227,7 +230,7 @@ impl Platform {
     }
 
     /// The manifest routes in force, with a generation that changes whenever they do.
-    pub fn routes(&self) -> (u64, Arc<Vec<(HttpRoute, String)>>) {
+    pub fn routes(&self) -> (u64, Routes) {
         let r = self.inner.routes.lock().unwrap_or_else(|e| e.into_inner());
         (r.0, r.1.clone())
     }

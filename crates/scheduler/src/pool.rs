@@ -104,6 +104,20 @@ impl Pool {
         });
     }
 
+    /// Stops every idle instance and stops keeping any warm; busy ones finish.
+    async fn stop_idle(&self) {
+        let idle: Vec<Idle> = {
+            let mut st = self.lock();
+            st.warm = None;
+            let idle: Vec<Idle> = st.idle.drain(..).collect();
+            st.live -= idle.len() as u32;
+            idle
+        };
+        for i in idle {
+            i.instance.stop().await;
+        }
+    }
+
     /// Removes idle instances past their idle timeout, sparing `min_instances`
     /// of the warm revision.
     fn expired(&self, now: Instant) -> Vec<Box<dyn Instance>> {
@@ -214,16 +228,8 @@ impl Scheduler {
             .unwrap_or_else(|e| e.into_inner())
             .get(function)
             .cloned();
-        let Some(pool) = pool else { return };
-        let idle: Vec<_> = {
-            let mut st = pool.lock();
-            st.warm = None;
-            let idle: Vec<_> = st.idle.drain(..).collect();
-            st.live -= idle.len() as u32;
-            idle
-        };
-        for i in idle {
-            i.instance.stop().await;
+        if let Some(pool) = pool {
+            pool.stop_idle().await;
         }
     }
 
@@ -466,14 +472,7 @@ impl Scheduler {
             let _ = tokio::time::timeout_at(deadline, pool.permits.acquire_many(cap)).await;
         }
         for pool in pools {
-            let idle: Vec<_> = {
-                let mut st = pool.lock();
-                st.warm = None;
-                st.idle.drain(..).collect()
-            };
-            for i in idle {
-                i.instance.stop().await;
-            }
+            pool.stop_idle().await;
         }
     }
 }
