@@ -27,6 +27,9 @@ pub struct Args {
     /// twice as long (Lambda: about 1 and 2 minutes).
     #[arg(long, env = "UPDRAFT_RETRY_BASE", default_value = "1m", value_parser = parse_duration)]
     retry_base: Duration,
+    /// Function log lines older than this are deleted.
+    #[arg(long, env = "UPDRAFT_LOG_RETENTION", default_value = "7days", value_parser = parse_duration)]
+    log_retention: Duration,
     /// How long a drain waits for in-flight invocations.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -70,7 +73,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         database_url,
         region: args.region.clone(),
         prices,
-        echo_logs: false,
+        log_retention: args.log_retention,
         public_url: format!("http://{shown}"),
         retry_base: args.retry_base,
     })

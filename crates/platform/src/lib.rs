@@ -44,8 +44,8 @@ pub struct PlatformConfig {
     pub database_url: String,
     pub region: String,
     pub prices: Prices,
-    /// Copy function logs to stderr (`updraft dev`).
-    pub echo_logs: bool,
+    /// Log lines older than this are deleted (`updraft server --log-retention`).
+    pub log_retention: Duration,
     /// The base URL function URLs are shown with, e.g. `http://127.0.0.1:8080`.
     pub public_url: String,
     /// Asynchronous events wait `retry_base × 2^(attempt-1)` before a retry
@@ -157,7 +157,7 @@ impl Platform {
         let credentials = Credentials::load_or_generate(data_dir)?;
         let code = code::CodeStore::new(data_dir)
             .map_err(|e| PlatformError::internal("preparing code storage", e))?;
-        let logs = writer::Logs::new(store.clone(), config.echo_logs);
+        let logs = writer::Logs::new(store.clone());
         let key = sha256_hex(
             data_dir
                 .canonicalize()
@@ -210,7 +210,26 @@ impl Platform {
             }
         }
         platform.start_event_worker().await?;
+        platform.start_log_pruner();
         Ok(platform)
+    }
+
+    /// Deletes log lines past the retention period, hourly (and once now).
+    fn start_log_pruner(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let retention = self.inner.config.log_retention.as_millis() as i64;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                match inner.store.prune_logs(now_ms() - retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "pruned old log lines"),
+                    Err(e) => tracing::warn!(error = %e, "could not prune old log lines"),
+                }
+            }
+        });
     }
 
     pub fn credentials(&self) -> &Credentials {

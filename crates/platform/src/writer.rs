@@ -84,17 +84,15 @@ impl<T: Clone + Send + 'static> BatchWriter<T> {
 /// The log sink instances and the scheduler write to.
 pub struct Logs {
     writer: BatchWriter<LogLine>,
-    /// Copies every line to the server's own output (`updraft dev`).
-    echo: bool,
 }
 
 impl Logs {
-    pub fn new(store: Store, echo: bool) -> Arc<Logs> {
+    pub fn new(store: Store) -> Arc<Logs> {
         let writer = BatchWriter::spawn("logs", move |lines: Vec<LogLine>| {
             let store = store.clone();
             async move { store.append_logs(&lines).await }
         });
-        Arc::new(Logs { writer, echo })
+        Arc::new(Logs { writer })
     }
 
     pub async fn flush(&self) {
@@ -104,9 +102,6 @@ impl Logs {
 
 impl LogSink for Logs {
     fn emit(&self, function: &str, request_id: &str, text: String) {
-        if self.echo {
-            eprintln!("[{function}] {text}");
-        }
         self.writer.push(LogLine {
             ts_ms: now_ms(),
             function: function.into(),
