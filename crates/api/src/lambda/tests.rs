@@ -15,7 +15,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         database_url: format!("sqlite://{}/updraft.db", dir.display()),
         region: "us-east-1".into(),
         prices: Default::default(),
-        echo_logs: false,
+        log_retention: std::time::Duration::from_secs(7 * 24 * 3600),
         public_url: "http://127.0.0.1:1".into(),
         retry_base: std::time::Duration::from_millis(10),
     })
