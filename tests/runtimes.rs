@@ -122,3 +122,49 @@ fn each_instance_has_a_private_tmp() {
     // The host's /tmp does not have the file.
     assert!(!std::path::Path::new("/tmp").join(&mine).exists());
 }
+
+#[test]
+fn functions_cannot_read_the_servers_secrets_or_each_others_code() {
+    let s = Server::start("isolation");
+    s.deploy(&fixture("py"));
+    let dir = scratch("peek-app");
+    std::fs::create_dir_all(dir.join("code")).unwrap();
+    std::fs::write(
+        dir.join("code/app.py"),
+        "import os\ndef handler(e, c):\n    out = {}\n    for p in e['paths']:\n        try:\n            open(p, 'rb').read(1) if os.path.isfile(p) else os.listdir(p)\n            out[p] = 'readable'\n        except Exception as x:\n            out[p] = type(x).__name__\n    return out\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("updraft.toml"),
+        "[app]\nname = \"peek\"\n\n[functions.peek]\nruntime = \"python3\"\nhandler = \"app.handler\"\ncode = \"code\"\n",
+    )
+    .unwrap();
+    s.deploy(&dir);
+    // SAFETY: geteuid has no preconditions.
+    #[allow(unsafe_code)]
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!(
+            "not running as root: per-function users are off, skipping the file isolation checks"
+        );
+        return;
+    }
+    let data = s.data_dir.canonicalize().unwrap();
+    let echo_code = data.join("code/echo");
+    let paths = [
+        data.join("credentials"),
+        data.join("updraft.db"),
+        echo_code.clone(),
+        data.join("blobs"),
+    ];
+    let payload = serde_json::json!({ "paths": paths });
+    let v = s.invoke_json("peek", &payload.to_string());
+    for p in &paths {
+        assert_eq!(
+            v[p.to_str().unwrap()],
+            "PermissionError",
+            "{} must be unreadable: {v}",
+            p.display()
+        );
+    }
+}

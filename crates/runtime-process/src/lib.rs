@@ -250,7 +250,7 @@ impl ProcessRuntime {
         let api_addr = listener.local_addr()?.to_string();
         let (state, handles) = api::new_state();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, api::router(state)).await;
+            let _ = axum::serve(sandbox::UidListener::new(listener, uid), api::router(state)).await;
         });
 
         let cgroup = match &self.isolation.cgroups {

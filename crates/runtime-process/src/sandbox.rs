@@ -368,10 +368,95 @@ impl ChildSetup {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn socket_uid_finds_the_connecting_user() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(local).await.unwrap();
+        let (_server_side, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        // SAFETY: getuid has no preconditions.
+        #[allow(unsafe_code)]
+        let me = unsafe { libc::getuid() };
+        assert_eq!(socket_uid(peer, local), Some(me));
+        let stranger: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(socket_uid(stranger, local), None);
+    }
+
     #[test]
     fn function_uids_are_stable_and_distinct() {
         assert_eq!(function_uid("hello"), function_uid("hello"));
         assert_ne!(function_uid("hello"), function_uid("world"));
         assert!(function_uid("x") >= 2_000_000);
     }
+}
+
+/// A listener for an instance's Runtime API that only accepts connections
+/// from sockets owned by the function's uid, so that one function cannot take
+/// or answer another's invocations over loopback.
+pub struct UidListener {
+    inner: tokio::net::TcpListener,
+    uid: Option<u32>,
+}
+
+impl UidListener {
+    pub fn new(inner: tokio::net::TcpListener, uid: Option<u32>) -> UidListener {
+        UidListener { inner, uid }
+    }
+}
+
+impl axum::serve::Listener for UidListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (stream, peer) = match self.inner.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "Runtime API accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(uid) = self.uid else {
+                return (stream, peer);
+            };
+            let local = match self.inner.local_addr() {
+                Ok(l) => l,
+                Err(_) => continue,
+            };
+            match socket_uid(peer, local) {
+                Some(owner) if owner == uid => return (stream, peer),
+                owner => {
+                    tracing::warn!(?owner, expected = uid, %peer, "refused a Runtime API connection from another user");
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// The uid owning the IPv4 TCP socket `peer` connected to `local`, from /proc/net/tcp.
+pub fn socket_uid(peer: std::net::SocketAddr, local: std::net::SocketAddr) -> Option<u32> {
+    let hex = |a: std::net::SocketAddr| match a {
+        std::net::SocketAddr::V4(v4) => Some(format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        )),
+        std::net::SocketAddr::V6(_) => None,
+    };
+    let (want_local, want_remote) = (hex(peer)?, hex(local)?);
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() > 7 && f[1] == want_local && f[2] == want_remote)
+            .then(|| f[7].parse().ok())
+            .flatten()
+    })
 }
