@@ -195,3 +195,39 @@ fn min_instances_are_kept_warm() {
     let v = s.invoke_json("warmed", r#"{"ms": 1}"#);
     assert_eq!(v["pid"].as_i64().unwrap(), pid);
 }
+
+#[test]
+fn a_caller_that_hangs_up_does_not_lose_the_invocation_or_its_instance() {
+    let s = Server::start("hangup");
+    s.deploy(&fixture("py"));
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let url = format!("{}/api/v1/functions/sleepy/invoke", s.endpoint);
+    let resp = client
+        .post(&url)
+        .header("authorization", s.bearer())
+        .body(r#"{"ms": 1500}"#)
+        .send();
+    assert!(
+        resp.is_err(),
+        "the client gave up before the function finished"
+    );
+    // The invocation still runs to its end and its instance goes back to the pool.
+    wait_until(
+        "the instance is idle again",
+        Duration::from_secs(30),
+        || {
+            let f = s.function_info("sleepy");
+            f["live_instances"] == 1 && f["idle_instances"] == 1
+        },
+    );
+    let usage: serde_json::Value = serde_json::from_str(&s.ok(&["usage", "--json"])).unwrap();
+    assert_eq!(
+        usage["functions"][0]["invocations"], 1,
+        "the invocation was metered: {usage}"
+    );
+    let v = s.invoke_json("sleepy", r#"{"ms": 1}"#);
+    assert_eq!(v["slept"], 1);
+}

@@ -715,31 +715,43 @@ impl Platform {
             client_context,
             invoked_arn: arn,
         };
-        match self.inner.scheduler.invoke(spec.clone(), inv).await {
-            Ok(result) => {
-                self.record(&spec, record_id, &result);
-                Ok(result)
-            }
-            Err(e) => {
-                if matches!(e, updraft_scheduler::SchedulerError::Throttled { .. }) {
-                    self.inner.records.push(InvocationRecord {
-                        request_id: record_id,
-                        function: spec.function.clone(),
-                        version: spec.version,
-                        start_ms: now_ms(),
-                        duration_us: 0,
-                        billed_ms: 0,
-                        memory_mb: spec.config.memory_mb as i64,
-                        max_memory_mb: 0,
-                        init_us: None,
-                        cold: false,
-                        outcome: "throttled".into(),
-                        error_type: Some("TooManyRequestsException".into()),
-                    });
+        // The invocation and its record run in a task of their own: a caller
+        // that goes away (a closed connection) must not cancel them half-way,
+        // which would lose the instance, the scheduler's count of it and the
+        // metering.
+        let platform = self.clone();
+        let run = tokio::spawn(async move {
+            let outcome = platform.inner.scheduler.invoke(spec.clone(), inv).await;
+            match &outcome {
+                Ok(result) => platform.record(&spec, record_id, result),
+                Err(updraft_scheduler::SchedulerError::Throttled { .. }) => {
+                    platform.record_throttle(&spec, record_id)
                 }
-                Err(e.into())
+                Err(_) => {}
             }
-        }
+            outcome
+        });
+        let outcome = run
+            .await
+            .map_err(|e| PlatformError::internal("invocation task", e))?;
+        outcome.map_err(PlatformError::from)
+    }
+
+    fn record_throttle(&self, spec: &InstanceSpec, record_id: String) {
+        self.inner.records.push(InvocationRecord {
+            request_id: record_id,
+            function: spec.function.clone(),
+            version: spec.version,
+            start_ms: now_ms(),
+            duration_us: 0,
+            billed_ms: 0,
+            memory_mb: spec.config.memory_mb as i64,
+            max_memory_mb: 0,
+            init_us: None,
+            cold: false,
+            outcome: "throttled".into(),
+            error_type: Some("TooManyRequestsException".into()),
+        });
     }
 
     fn record(&self, spec: &InstanceSpec, record_id: String, r: &InvokeResult) {
