@@ -364,78 +364,6 @@ impl ChildSetup {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn socket_uid_finds_the_connecting_user() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let local = listener.local_addr().unwrap();
-        let client = tokio::net::TcpStream::connect(local).await.unwrap();
-        let (_server_side, peer) = listener.accept().await.unwrap();
-        assert_eq!(peer, client.local_addr().unwrap());
-        // SAFETY: getuid has no preconditions.
-        #[allow(unsafe_code)]
-        let me = unsafe { libc::getuid() };
-        assert_eq!(socket_uid(peer, local), Some(me));
-        let stranger: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
-        assert_eq!(socket_uid(stranger, local), None);
-    }
-
-    /// Runs a client as `uid` that sends one HTTP request to `addr` and
-    /// prints what came back.
-    fn http_get_as(uid: u32, addr: std::net::SocketAddr) -> String {
-        use std::os::unix::process::CommandExt;
-        let script = format!(
-            "import socket\ns = socket.create_connection(('127.0.0.1', {}))\ns.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\nprint(s.recv(200))",
-            addr.port()
-        );
-        let out = std::process::Command::new("/usr/bin/python3")
-            .args(["-c", &script])
-            .uid(uid)
-            .gid(uid)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn the_runtime_api_listener_serves_only_its_function_uid() {
-        // SAFETY: geteuid has no preconditions.
-        #[allow(unsafe_code)]
-        if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/usr/bin/python3").exists() {
-            eprintln!("needs root and /usr/bin/python3 to run clients as other users: skipped");
-            return;
-        }
-        let (owner, stranger) = (function_uid("owner-fn"), function_uid("stranger-fn"));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new().route("/", axum::routing::get(|| async { "served" }));
-        tokio::spawn(
-            async move { axum::serve(UidListener::new(listener, Some(owner)), app).await },
-        );
-        let mine = tokio::task::spawn_blocking(move || http_get_as(owner, addr))
-            .await
-            .unwrap();
-        assert!(mine.contains("served"), "{mine}");
-        let theirs = tokio::task::spawn_blocking(move || http_get_as(stranger, addr))
-            .await
-            .unwrap();
-        assert!(
-            !theirs.contains("served"),
-            "another uid must be refused: {theirs}"
-        );
-    }
-
-    #[test]
-    fn function_uids_are_stable_and_distinct() {
-        assert_eq!(function_uid("hello"), function_uid("hello"));
-        assert_ne!(function_uid("hello"), function_uid("world"));
-        assert!(function_uid("x") >= 2_000_000);
-    }
-}
-
 /// A listener for an instance's Runtime API that only accepts connections
 /// from sockets owned by the function's uid, so that one function cannot take
 /// or answer another's invocations over loopback.
@@ -552,4 +480,76 @@ pub fn socket_uid(peer: std::net::SocketAddr, local: std::net::SocketAddr) -> Op
         return None;
     }
     Some(u32::from_ne_bytes([buf[80], buf[81], buf[82], buf[83]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn socket_uid_finds_the_connecting_user() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(local).await.unwrap();
+        let (_server_side, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        // SAFETY: getuid has no preconditions.
+        #[allow(unsafe_code)]
+        let me = unsafe { libc::getuid() };
+        assert_eq!(socket_uid(peer, local), Some(me));
+        let stranger: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(socket_uid(stranger, local), None);
+    }
+
+    /// Runs a client as `uid` that sends one HTTP request to `addr` and
+    /// prints what came back.
+    fn http_get_as(uid: u32, addr: std::net::SocketAddr) -> String {
+        use std::os::unix::process::CommandExt;
+        let script = format!(
+            "import socket\ns = socket.create_connection(('127.0.0.1', {}))\ns.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\nprint(s.recv(200))",
+            addr.port()
+        );
+        let out = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", &script])
+            .uid(uid)
+            .gid(uid)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_runtime_api_listener_serves_only_its_function_uid() {
+        // SAFETY: geteuid has no preconditions.
+        #[allow(unsafe_code)]
+        if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/usr/bin/python3").exists() {
+            eprintln!("needs root and /usr/bin/python3 to run clients as other users: skipped");
+            return;
+        }
+        let (owner, stranger) = (function_uid("owner-fn"), function_uid("stranger-fn"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "served" }));
+        tokio::spawn(
+            async move { axum::serve(UidListener::new(listener, Some(owner)), app).await },
+        );
+        let mine = tokio::task::spawn_blocking(move || http_get_as(owner, addr))
+            .await
+            .unwrap();
+        assert!(mine.contains("served"), "{mine}");
+        let theirs = tokio::task::spawn_blocking(move || http_get_as(stranger, addr))
+            .await
+            .unwrap();
+        assert!(
+            !theirs.contains("served"),
+            "another uid must be refused: {theirs}"
+        );
+    }
+
+    #[test]
+    fn function_uids_are_stable_and_distinct() {
+        assert_eq!(function_uid("hello"), function_uid("hello"));
+        assert_ne!(function_uid("hello"), function_uid("world"));
+        assert!(function_uid("x") >= 2_000_000);
+    }
 }
