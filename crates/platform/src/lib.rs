@@ -393,7 +393,7 @@ impl Platform {
 
         let mut deployed = Vec::new();
         for f in functions {
-            let size = self.inner.code.read(&f.code_sha256)?.len() as i64;
+            let size = self.inner.code.size(&f.code_sha256)?;
             let outcome = store
                 .deploy(&f.name, app, &f.config, &f.code_sha256, size)
                 .await?;
