@@ -132,6 +132,11 @@ fn boto3_event_invoke_config() {
 }
 
 #[test]
+fn boto3_wasm_components() {
+    boto3_class("WasmTest");
+}
+
+#[test]
 fn aws_cli_create_invoke_tail_delete() {
     require_tools();
     let s = server("lambda-api-cli");

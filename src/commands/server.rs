@@ -30,6 +30,10 @@ pub struct Args {
     /// Function log lines older than this are deleted.
     #[arg(long, env = "UPDRAFT_LOG_RETENTION", default_value = "7days", value_parser = parse_duration)]
     log_retention: Duration,
+    /// Where compiled wasm components are kept (default DATA_DIR/wasm).
+    /// Servers may share one; only trusted servers may write to it.
+    #[arg(long, env = "UPDRAFT_WASM_CACHE_DIR")]
+    wasm_cache_dir: Option<PathBuf>,
     /// How long a drain waits for in-flight invocations.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -76,6 +80,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         log_retention: args.log_retention,
         public_url: format!("http://{shown}"),
         retry_base: args.retry_base,
+        wasm_cache_dir: args.wasm_cache_dir.clone(),
     })
     .await
     .map_err(|e| {

@@ -67,6 +67,12 @@ impl Server {
             .env("UPDRAFT_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // Compiled wasm components are shared between the tests' servers, so
+        // each component compiles once per test run (a test may pass its own).
+        cmd.env(
+            "UPDRAFT_WASM_CACHE_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache"),
+        );
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -957,5 +957,51 @@ class EventInvokeConfigTest(LambdaTest):
             self.lam.put_function_event_invoke_config(FunctionName=unique("nocfg"), MaximumRetryAttempts=1)
 
 
+# --- wasm components through the Lambda API ------------------------------------------
+
+WASM_COMPONENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "wasm", "c", "handler.wasm")
+
+
+class WasmTest(LambdaTest):
+    def test_a_component_zip_is_created_and_invoked(self):
+        with open(WASM_COMPONENT, "rb") as f:
+            component = f.read()
+        name = unique("wasm")
+        resp = self.create(name, zip_of(component, "service.wasm"), Runtime="wasm", Handler="component")
+        self.assertEqual(resp["Runtime"], "wasm")
+        # The payload is POSTed to `/`; the response body is the result.
+        event = {"hello": "wasm"}
+        resp, body = self.invoke_json(name, event, LogType="Tail")
+        self.assertEqual(body["runtime"], "c", body)
+        self.assertEqual(body["method"], "POST", body)
+        self.assertEqual(body["path"], "/", body)
+        self.assertEqual(body["body_len"], len(json.dumps(event).encode()), body)
+        self.assertEqual(resp["ExecutedVersion"], "$LATEST")
+        tail = base64.b64decode(resp["LogResult"]).decode()
+        self.assertIn("fixture-log /", tail)
+        self.assertIn("REPORT RequestId:", tail)
+        # Published versions of a component run like any other.
+        v = self.lam.publish_version(FunctionName=name)["Version"]
+        resp, body = self.invoke_json(name, event, Qualifier=v)
+        self.assertEqual(resp["ExecutedVersion"], v)
+
+    def test_a_core_module_or_no_component_is_invalid_parameter(self):
+        lam = client(validate=False)
+        for what, zip_bytes, says in [
+            ("core module", zip_of(b"\0asm\x01\0\0\0", "m.wasm"), "core module"),
+            ("no .wasm", zip_of("print('hi')", "app.py"), "found none"),
+        ]:
+            with self.subTest(what):
+                name = unique("badwasm")
+                self.addCleanup(self.delete_quietly, name)
+                with self.assertRaises(lam.exceptions.InvalidParameterValueException) as cm:
+                    lam.create_function(
+                        FunctionName=name, Runtime="wasm", Role=ROLE, Handler="x", Code={"ZipFile": zip_bytes}
+                    )
+                self.assertIn(says, cm.exception.response["Error"]["Message"])
+                with self.assertRaises(lam.exceptions.ResourceNotFoundException):
+                    lam.get_function(FunctionName=name)
+
+
 if __name__ == "__main__":
     unittest.main()

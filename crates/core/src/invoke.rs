@@ -12,6 +12,27 @@ pub struct Invocation {
     pub client_context: Option<String>,
     /// The ARN the caller used (with its qualifier, if any).
     pub invoked_arn: String,
+    /// The HTTP request itself (its body is `payload`), when the invocation
+    /// came through the gateway to a runtime that takes HTTP (wasm).
+    pub http: Option<HttpRequest>,
+}
+
+/// An HTTP request as the gateway received it, the `/fn/{name}` prefix stripped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    /// Path and query, e.g. `/a/b?q=1`.
+    pub path_and_query: String,
+    /// Header names and values as received, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// An HTTP response of a runtime that answers HTTP itself (wasm).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
 }
 
 /// How an invocation failed, when it did.
@@ -101,6 +122,10 @@ pub struct InvokeResult {
     pub version: i64,
     pub outcome: Outcome,
     pub stats: Stats,
+    /// The function's own HTTP response, for runtimes that answer HTTP (the
+    /// gateway passes it on as it is; `outcome` holds its body, or a function
+    /// error for a status of 500 and above).
+    pub http: Option<HttpResponse>,
 }
 
 /// Microseconds since `start`, for durations.

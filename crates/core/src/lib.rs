@@ -7,7 +7,7 @@ pub mod invoke;
 pub mod logs;
 
 pub use config::{FunctionConfig, HttpRoute, RuntimeKind, Scaling, Trigger, UrlAuth};
-pub use invoke::{ErrorKind, Invocation, InvokeResult, Outcome, Stats};
+pub use invoke::{ErrorKind, HttpRequest, HttpResponse, Invocation, InvokeResult, Outcome, Stats};
 pub use logs::{LogLine, LogSink};
 
 /// Milliseconds since the Unix epoch, the one clock every record uses.

@@ -15,7 +15,9 @@ use axum::Router;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use updraft_core::{new_request_id, now_ms, ErrorKind, Outcome, UrlAuth};
+use updraft_core::{
+    new_request_id, now_ms, ErrorKind, HttpRequest, HttpResponse, Outcome, RuntimeKind, UrlAuth,
+};
 use updraft_platform::{Platform, PlatformError};
 
 /// Largest request body a function takes (Lambda's synchronous limit).
@@ -176,6 +178,11 @@ async fn function_url(State(gw): State<Gateway>, req: Request) -> Response {
             return error_response(status, &hint, &new_request_id());
         }
     }
+    let mut inc = inc;
+    if spec.config.url == UrlAuth::Private {
+        // The credentials were Updraft's, not the function's: they stop here.
+        inc.headers.remove(header::AUTHORIZATION);
+    }
     run(&gw, spec, inc, &raw_path, "$default", None).await
 }
 
@@ -228,6 +235,9 @@ async fn run(
     path_parameters: Option<&BTreeMap<String, String>>,
 ) -> Response {
     let request_id = new_request_id();
+    if spec.config.kind() == RuntimeKind::Wasm {
+        return run_http(gw, spec, inc, raw_path, request_id).await;
+    }
     let host = inc
         .headers
         .get(header::HOST)
@@ -251,14 +261,57 @@ async fn run(
         &ctx,
     );
     let function = spec.function.clone();
-    let result = match gw
+    let result = gw
         .platform
         .invoke_spec(spec, request_id.clone(), payload, None)
-        .await
-    {
+        .await;
+    respond(&function, result, &request_id)
+}
+
+/// A request into a function that takes HTTP itself (wasm): the request goes
+/// as it came, the prefix stripped; the function's response comes back as it is.
+async fn run_http(
+    gw: &Gateway,
+    spec: Arc<updraft_platform::InstanceSpec>,
+    inc: Incoming,
+    raw_path: &str,
+    request_id: String,
+) -> Response {
+    let path_and_query = match &inc.query {
+        Some(q) => format!("{raw_path}?{q}"),
+        None => raw_path.to_string(),
+    };
+    let http = HttpRequest {
+        method: inc.method.as_str().to_string(),
+        path_and_query,
+        headers: inc
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect(),
+    };
+    let function = spec.function.clone();
+    let result = gw
+        .platform
+        .invoke_http(spec, request_id.clone(), http, inc.body.to_vec())
+        .await;
+    respond(&function, result, &request_id)
+}
+
+/// The HTTP response for a finished invocation (or one that could not run).
+fn respond(
+    function: &str,
+    result: Result<updraft_core::InvokeResult, PlatformError>,
+    request_id: &str,
+) -> Response {
+    let request_id = request_id.to_string();
+    let result = match result {
         Ok(r) => r,
         Err(e) => return platform_error(&e, &request_id),
     };
+    if let Some(http) = result.http {
+        return http_response(http, &request_id);
+    }
     let mut resp = match result.outcome {
         Outcome::Success(bytes) => match event::reply_from_result(&bytes) {
             Ok(reply) => {
@@ -292,6 +345,35 @@ async fn run(
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+/// A function's own HTTP response, passed on as it is (hop-by-hop headers
+/// aside), with the request id.
+fn http_response(http: HttpResponse, request_id: &str) -> Response {
+    let mut resp = Response::new(Body::from(http.body));
+    *resp.status_mut() = StatusCode::from_u16(http.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let headers = resp.headers_mut();
+    for (k, v) in http.headers {
+        let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_bytes(&v),
+        ) else {
+            continue;
+        };
+        let hop_by_hop = [
+            header::CONNECTION,
+            header::TRANSFER_ENCODING,
+            header::CONTENT_LENGTH,
+        ];
+        if hop_by_hop.contains(&name) {
+            continue;
+        }
+        headers.append(name, value);
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", v);
     }
     resp
 }

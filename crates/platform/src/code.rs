@@ -72,7 +72,9 @@ impl CodeStore {
     pub fn size(&self, sha: &str) -> Result<i64, PlatformError> {
         fs::metadata(self.blob(sha))
             .map(|m| m.len() as i64)
-            .map_err(|_| PlatformError::NotFound(format!("code package {sha} is not on this server")))
+            .map_err(|_| {
+                PlatformError::NotFound(format!("code package {sha} is not on this server"))
+            })
     }
 
     pub fn read(&self, sha: &str) -> Result<Vec<u8>, PlatformError> {

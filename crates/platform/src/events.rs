@@ -717,7 +717,7 @@ impl Platform {
             format!("{}:{}", e.id, e.runs)
         };
         let result = self
-            .invoke_spec_as(spec, e.id.clone(), record_id, e.payload.clone(), None)
+            .invoke_spec_as(spec, e.id.clone(), record_id, e.payload.clone(), None, None)
             .await;
         match result {
             Ok(r) => {

@@ -169,12 +169,6 @@ fn check_lambda_config(name: &str, config: &FunctionConfig) -> Result<(), Platfo
         let rest = rest.replace("a duration from 1ms to 15m", "1 to 900 seconds");
         return Err(PlatformError::InvalidParameter(format!("{field}:{rest}")));
     }
-    if config.kind() == RuntimeKind::Wasm {
-        return Err(PlatformError::InvalidParameter(
-            "Runtime: the wasm runtime is not available on this server yet; expected python3.x, nodejs*.x or provided.*"
-                .into(),
-        ));
-    }
     Ok(())
 }
 
@@ -187,7 +181,14 @@ pub(crate) fn apply_settings(settings: &FunctionSettings, config: &mut FunctionC
     if let Some(r) = settings.reserved_concurrency {
         let r = r.clamp(0, MAX_RESERVED_CONCURRENCY) as u32;
         let s = &mut config.scaling;
-        s.max_instances = s.max_instances.min(r);
+        // Reserved concurrency counts invocations; a wasm instance takes
+        // `per_instance` of them, so the cap is taken in single slots.
+        if s.per_instance > 1 && s.max_instances.saturating_mul(s.per_instance) > r {
+            s.per_instance = 1;
+            s.max_instances = r;
+        } else {
+            s.max_instances = s.max_instances.min(r);
+        }
         s.min_instances = s.min_instances.min(s.max_instances);
         if r == 0 {
             s.max_queue_wait_ms = 0;
@@ -333,8 +334,13 @@ impl Platform {
             triggers: Vec::new(),
             description: f.description,
         };
+        let mut config = config;
+        if config.kind() == RuntimeKind::Wasm {
+            config.scaling.per_instance = updraft_manifest::DEFAULT_WASM_PER_INSTANCE;
+        }
         check_lambda_config(&f.name, &config)?;
         let sha = self.put_code(&f.zip)?;
+        self.prepare_code(&f.name, &config, &sha, "ZipFile").await?;
         let store = &self.inner.store;
         let mut row = store
             .create_function(&f.name, None, &config, &sha, f.zip.len() as i64)
@@ -447,6 +453,8 @@ impl Platform {
         let latest = self.latest_row(name).await?;
         self.check_revision(&latest, expected_revision)?;
         let sha = self.put_code(zip)?;
+        self.prepare_code(name, &latest.config, &sha, "ZipFile")
+            .await?;
         let store = &self.inner.store;
         let mut row = store
             .update_latest(name, &latest.config, &sha, zip.len() as i64)
@@ -487,7 +495,16 @@ impl Platform {
         if let Some(v) = patch.description {
             config.description = v;
         }
+        if config.kind() == RuntimeKind::Wasm && latest.config.kind() != RuntimeKind::Wasm {
+            config.scaling.per_instance = updraft_manifest::DEFAULT_WASM_PER_INSTANCE;
+        } else if config.kind() != RuntimeKind::Wasm {
+            config.scaling.per_instance = 1;
+        }
         check_lambda_config(name, &config)?;
+        if config.kind() != latest.config.kind() {
+            self.prepare_code(name, &config, &latest.code_sha256, "Runtime")
+                .await?;
+        }
         let store = &self.inner.store;
         if let Some(role) = &patch.role {
             store.set_role(name, role).await?;
@@ -882,6 +899,31 @@ mod tests {
         apply_settings(&s, &mut c);
         assert_eq!(c.scaling.max_instances, 0);
         assert_eq!(c.scaling.max_queue_wait_ms, 0);
+        // wasm: the cap counts invocations, not instances of 16.
+        let mut w = FunctionConfig {
+            runtime: "wasm".into(),
+            scaling: Scaling {
+                max_instances: 10,
+                per_instance: 16,
+                ..Scaling::default()
+            },
+            ..c.clone()
+        };
+        s.reserved_concurrency = Some(50);
+        apply_settings(&s, &mut w);
+        assert_eq!(w.scaling.max_instances * w.scaling.per_instance, 50);
+        s.reserved_concurrency = Some(500);
+        let mut w2 = FunctionConfig {
+            runtime: "wasm".into(),
+            scaling: Scaling {
+                max_instances: 10,
+                per_instance: 16,
+                ..Scaling::default()
+            },
+            ..c.clone()
+        };
+        apply_settings(&s, &mut w2);
+        assert_eq!(w2.scaling.max_instances * w2.scaling.per_instance, 160);
     }
 
     #[test]
@@ -904,7 +946,6 @@ mod tests {
             memory_mb: 128,
             ..c
         };
-        let e = check_lambda_config("f", &c).unwrap_err().to_string();
-        assert!(e.starts_with("Runtime:"), "{e}");
+        check_lambda_config("f", &c).unwrap();
     }
 }

@@ -30,11 +30,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use updraft_core::{
-    function_arn, new_request_id, now_ms, FunctionConfig, HttpRoute, Invocation, InvokeResult,
-    Outcome, RuntimeKind,
+    function_arn, new_request_id, now_ms, FunctionConfig, HttpRequest, HttpRoute, Invocation,
+    InvokeResult, Outcome, RuntimeKind,
 };
 use updraft_metering::{Prices, UsageReport};
 use updraft_runtime_process::{Isolation, ProcessRuntime};
+use updraft_runtime_wasm::WasmRuntime;
 use updraft_scheduler::{Runtime, Scheduler};
 use updraft_store::{InvocationRecord, Store};
 
@@ -51,6 +52,8 @@ pub struct PlatformConfig {
     /// Asynchronous events wait `retry_base × 2^(attempt-1)` before a retry
     /// (`updraft server --retry-base`; Lambda-like: [`DEFAULT_RETRY_BASE`]).
     pub retry_base: Duration,
+    /// Compiled wasm components (`--wasm-cache-dir`; default DATA_DIR/wasm).
+    pub wasm_cache_dir: Option<PathBuf>,
 }
 
 /// One function of a deploy.
@@ -178,6 +181,13 @@ impl Platform {
         ] {
             runtimes.insert(kind, process.clone());
         }
+        let wasm_cache = config
+            .wasm_cache_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("wasm"));
+        let wasm = WasmRuntime::new(&wasm_cache, &config.region, logs.clone())
+            .map_err(|e| PlatformError::internal("preparing the wasm runtime", e))?;
+        runtimes.insert(RuntimeKind::Wasm, Arc::new(wasm));
         let scheduler = Scheduler::new(runtimes, logs.clone());
         let records = writer::records(store.clone());
         // Stable across restarts of this server: it takes back what it held.
@@ -305,12 +315,46 @@ impl Platform {
         config
             .validate()
             .map_err(|m| PlatformError::InvalidParameter(format!("functions.{name}.{m}")))?;
-        if config.kind() == RuntimeKind::Wasm {
-            return Err(PlatformError::InvalidParameter(format!(
-                "functions.{name}.runtime: the wasm runtime is not available in this release; expected python3, nodejs or provided"
-            )));
-        }
         Ok(())
+    }
+
+    /// Readies a function's code for its runtime before it is deployed
+    /// (wasm: compiles the component and checks it against the proxy world),
+    /// so broken code is refused naming `field` and nothing is deployed.
+    async fn prepare_code(
+        &self,
+        name: &str,
+        config: &FunctionConfig,
+        code_sha256: &str,
+        field: &str,
+    ) -> Result<(), PlatformError> {
+        if config.kind() != RuntimeKind::Wasm {
+            return Ok(());
+        }
+        let uid = self.inner.isolation.function_uid(name);
+        let code_dir = self
+            .inner
+            .code
+            .unpacked(name, code_sha256, uid)
+            .map_err(|e| match e {
+                PlatformError::InvalidParameter(m) => {
+                    PlatformError::InvalidParameter(format!("{field}: {m}"))
+                }
+                other => other,
+            })?;
+        let spec = InstanceSpec {
+            function: name.to_string(),
+            version: 0,
+            revision: String::new(),
+            config: config.clone(),
+            code_sha256: code_sha256.to_string(),
+            code_dir,
+        };
+        self.inner
+            .scheduler
+            .prepare(&spec)
+            .await
+            .map_err(|m| PlatformError::InvalidParameter(format!("{field}: {m}")))
     }
 
     /// Deploys an app's functions: validates all of them first, so a bad one
@@ -342,6 +386,9 @@ impl Platform {
                     f.name, f.code_sha256
                 )));
             }
+            let field = format!("functions.{}.code", f.name);
+            self.prepare_code(&f.name, &f.config, &f.code_sha256, &field)
+                .await?;
             if let Some(existing) = store.get_function(&f.name).await? {
                 if existing.app.as_deref() != Some(app) {
                     let owner = existing
@@ -659,6 +706,7 @@ impl Platform {
             version: reported,
             revision: row.revision,
             config,
+            code_sha256: row.code_sha256,
             code_dir,
         });
         self.inner
@@ -691,7 +739,21 @@ impl Platform {
         client_context: Option<String>,
     ) -> Result<InvokeResult, PlatformError> {
         let record_id = request_id.clone();
-        self.invoke_spec_as(spec, request_id, record_id, payload, client_context)
+        self.invoke_spec_as(spec, request_id, record_id, payload, client_context, None)
+            .await
+    }
+
+    /// Runs a resolved function on an HTTP request (the gateway's path into
+    /// runtimes that take HTTP itself: wasm); `body` is the request body.
+    pub async fn invoke_http(
+        &self,
+        spec: Arc<InstanceSpec>,
+        request_id: String,
+        http: HttpRequest,
+        body: Vec<u8>,
+    ) -> Result<InvokeResult, PlatformError> {
+        let record_id = request_id.clone();
+        self.invoke_spec_as(spec, request_id, record_id, body, None, Some(http))
             .await
     }
 
@@ -704,6 +766,7 @@ impl Platform {
         record_id: String,
         payload: Vec<u8>,
         client_context: Option<String>,
+        http: Option<HttpRequest>,
     ) -> Result<InvokeResult, PlatformError> {
         let mut arn = function_arn(self.region(), &spec.function);
         if spec.version > 0 {
@@ -714,6 +777,7 @@ impl Platform {
             payload,
             client_context,
             invoked_arn: arn,
+            http,
         };
         // The invocation and its record run in a task of their own: a caller
         // that goes away (a closed connection) must not cancel them half-way,

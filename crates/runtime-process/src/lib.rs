@@ -484,6 +484,7 @@ impl Instance for ProcessInstance {
                 outcome,
                 max_memory_mb,
                 reusable: alive && !has_exited,
+                http: None,
             }
         })
     }

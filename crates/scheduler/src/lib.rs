@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::time::Instant;
-use updraft_core::{FunctionConfig, Invocation, Outcome};
+use updraft_core::{FunctionConfig, HttpResponse, Invocation, Outcome};
 
 /// What an instance is started from: one function version's code and config.
 #[derive(Clone, Debug)]
@@ -23,8 +23,19 @@ pub struct InstanceSpec {
     /// Content identity: identical config and code share warm instances.
     pub revision: String,
     pub config: FunctionConfig,
+    /// The sha256 of the code package (the zip).
+    pub code_sha256: String,
     /// The unpacked code directory.
     pub code_dir: PathBuf,
+}
+
+impl InstanceSpec {
+    /// Invocations the function may run at once: `max_instances` instances
+    /// taking `per_instance` each.
+    pub fn concurrency(&self) -> u32 {
+        let s = &self.config.scaling;
+        s.max_instances.saturating_mul(s.per_instance.max(1))
+    }
 }
 
 /// The answer of one instance to one invocation.
@@ -35,6 +46,8 @@ pub struct Reply {
     /// False when the instance must not take another invocation (it crashed,
     /// timed out or ran out of memory).
     pub reusable: bool,
+    /// The function's own HTTP response (runtimes that answer HTTP: wasm).
+    pub http: Option<HttpResponse>,
 }
 
 /// A started instance, able to run one invocation at a time (process) or
@@ -44,6 +57,12 @@ pub trait Instance: Send + Sync + 'static {
     fn invoke<'a>(&'a self, invocation: &'a Invocation, deadline: Instant) -> BoxFuture<'a, Reply>;
     /// Stops the instance and releases everything it held. Idempotent.
     fn stop(&self) -> BoxFuture<'_, ()>;
+    /// Whether starting this instance paid the runtime's start-up (a cold
+    /// start, metered with its init duration). A wasm slot started while its
+    /// version is already loaded is not one.
+    fn started_cold(&self) -> bool {
+        true
+    }
 }
 
 /// An instance that failed to start, with Lambda's error for the caller.
@@ -62,4 +81,11 @@ pub trait Runtime: Send + Sync + 'static {
         spec: Arc<InstanceSpec>,
         request_id: &'a str,
     ) -> BoxFuture<'a, Result<Box<dyn Instance>, StartFailure>>;
+
+    /// Readies a version ahead of its first invocation (deploy time), e.g.
+    /// compiles a component; the error says what is wrong with the code.
+    fn prepare<'a>(&'a self, spec: &'a InstanceSpec) -> BoxFuture<'a, Result<(), String>> {
+        let _ = spec;
+        Box::pin(async { Ok(()) })
+    }
 }

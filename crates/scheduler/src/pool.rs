@@ -209,12 +209,18 @@ impl Scheduler {
             .ok_or(SchedulerError::NoRuntime(kind))
     }
 
+    /// Readies a version for its first invocation (deploy time).
+    pub async fn prepare(&self, spec: &InstanceSpec) -> Result<(), String> {
+        let runtime = self.runtime(spec).map_err(|e| e.to_string())?;
+        runtime.prepare(spec).await
+    }
+
     /// Declares the version a function's `min_instances` are kept warm for
     /// (or none, when the function is deleted).
     pub fn set_warm(&self, function: &str, spec: Option<Arc<InstanceSpec>>) {
         let pool = self.pool(function);
         if let Some(s) = &spec {
-            pool.resize(s.config.scaling.max_instances);
+            pool.resize(s.concurrency());
         }
         pool.lock().warm = spec;
     }
@@ -260,9 +266,10 @@ impl Scheduler {
         let runtime = self.runtime(&spec)?;
         let scaling = &spec.config.scaling;
         let pool = self.pool(&spec.function);
-        pool.resize(scaling.max_instances);
+        let concurrency = spec.concurrency();
+        pool.resize(concurrency);
         let permit = self
-            .acquire(&pool, scaling.max_instances, scaling.max_queue_wait_ms)
+            .acquire(&pool, concurrency, scaling.max_queue_wait_ms)
             .await?;
         let memory_mb = spec.config.memory_mb;
         let rid = inv.request_id.clone();
@@ -275,7 +282,10 @@ impl Scheduler {
                 }
                 let started = Instant::now();
                 match runtime.start(spec.clone(), &rid).await {
-                    Ok(i) => (i, Some(elapsed_us(started.into_std()))),
+                    Ok(i) => {
+                        let init = i.started_cold().then(|| elapsed_us(started.into_std()));
+                        (i, init)
+                    }
                     Err(failure) => {
                         pool.release();
                         drop(permit);
@@ -293,6 +303,7 @@ impl Scheduler {
                             version: spec.version,
                             outcome: failure.outcome,
                             stats,
+                            http: None,
                         });
                     }
                 }
@@ -325,6 +336,7 @@ impl Scheduler {
             version: spec.version,
             outcome: reply.outcome,
             stats,
+            http: reply.http,
         })
     }
 

@@ -18,6 +18,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         log_retention: std::time::Duration::from_secs(7 * 24 * 3600),
         public_url: "http://127.0.0.1:1".into(),
         retry_base: std::time::Duration::from_millis(10),
+        wasm_cache_dir: None,
     })
     .await
     .unwrap()

@@ -1,0 +1,119 @@
+//! The one wasmtime `Engine` of a server, and the epoch ticker that bounds
+//! every request's run time.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances while a request runs: the granularity of
+/// timeouts, and how often a running guest yields to other tasks.
+pub const TICK: Duration = Duration::from_millis(2);
+
+/// Concurrent component instances the pooling allocator makes room for.
+const POOL_COMPONENTS: u32 = 1000;
+
+/// Builds the engine: pooling allocator when the host allows it (it reserves
+/// virtual memory up front), on-demand allocation otherwise.
+pub fn build() -> Result<(Engine, bool), wasmtime::Error> {
+    let mut pooling = PoolingAllocationConfig::new();
+    pooling
+        .total_component_instances(POOL_COMPONENTS)
+        .total_core_instances(POOL_COMPONENTS * 4)
+        .total_memories(POOL_COMPONENTS * 2)
+        .total_tables(POOL_COMPONENTS * 4)
+        .total_stacks(POOL_COMPONENTS)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(16)
+        .max_tables_per_component(64)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(8 << 20)
+        .max_memory_size(4 << 30);
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    match Engine::new(&config) {
+        Ok(engine) => Ok((engine, true)),
+        Err(e) => {
+            tracing::warn!(error = %e, "wasm: the pooling allocator is not available here; allocating instances on demand");
+            Ok((Engine::new(&base_config())?, false))
+        }
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    // Epochs, not fuel: fuel instruments every block and costs throughput.
+    config.epoch_interruption(true);
+    config
+}
+
+struct TickerState {
+    running: AtomicUsize,
+    stop: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+/// Advances the engine's epoch every [`TICK`] while at least one request
+/// runs, and sleeps otherwise (an idle server wakes no thread).
+pub struct Ticker {
+    state: Arc<TickerState>,
+}
+
+/// Held while a request runs.
+pub struct Running {
+    state: Arc<TickerState>,
+}
+
+impl Ticker {
+    pub fn start(engine: Engine) -> std::io::Result<Ticker> {
+        let state = Arc::new(TickerState {
+            running: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+        });
+        let s = state.clone();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || loop {
+                {
+                    let mut guard = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+                    while s.running.load(Ordering::SeqCst) == 0 && !s.stop.load(Ordering::SeqCst) {
+                        guard = s.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
+                    }
+                }
+                if s.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+            })?;
+        Ok(Ticker { state })
+    }
+
+    pub fn running(&self) -> Running {
+        if self.state.running.fetch_add(1, Ordering::SeqCst) == 0 {
+            let _guard = self.state.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.state.wake.notify_one();
+        }
+        Running {
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.state.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        let _guard = self.state.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.state.wake.notify_one();
+    }
+}

@@ -1,0 +1,383 @@
+//! The wasm runtime end to end: `wasi:http/proxy` components built with
+//! componentize-js (JavaScript) and clang + wasm-tools (C), served through the
+//! function URL, `updraft invoke` and the logs; traps, timeouts and memory
+//! limits; scale to zero and back; a restart that compiles nothing; the same
+//! component answering alike under `wasmtime serve`.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const FUNCTIONS: [(&str, &str); 2] = [("wasm-js", "js"), ("wasm-c", "c")];
+
+fn url(s: &Server, function: &str, path: &str) -> String {
+    format!("{}/fn/{function}{path}", s.endpoint)
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
+}
+
+fn deployed() -> Server {
+    let s = Server::start("wasm");
+    let out = s.deploy(&fixture("wasm"));
+    for (name, _) in FUNCTIONS {
+        assert!(out.contains(name), "{out}");
+    }
+    s
+}
+
+#[test]
+fn both_components_answer_through_the_function_url_and_invoke() {
+    let s = deployed();
+    for (name, runtime) in FUNCTIONS {
+        // The /fn/{name} prefix is stripped; method, query and headers arrive.
+        let (status, headers, body) = http(
+            "GET",
+            &url(&s, name, "/some/path?q=1"),
+            &[("x-fixture", "yes")],
+            vec![],
+        );
+        assert_eq!(status, 200, "{name}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(headers["content-type"], "application/json", "{name}");
+        let rid = headers["x-amzn-requestid"].to_str().unwrap().to_string();
+        let v = json(&body);
+        assert_eq!(v["runtime"], runtime);
+        assert_eq!(v["method"], "GET");
+        assert_eq!(v["path"], "/some/path?q=1");
+        assert_eq!(v["headers"]["x-fixture"], "yes", "{name}: {v}");
+
+        // `updraft invoke`: the payload is POSTed to `/`, the body is the result.
+        let v = s.invoke_json(name, r#"{"a": 1}"#);
+        assert_eq!(v["method"], "POST", "{name}: {v}");
+        assert_eq!(v["path"], "/", "{name}: {v}");
+        assert_eq!(v["body_len"], 8, "{name}: {v}");
+
+        // Guest stdout and stderr are the invocation's log, framed by Lambda's lines.
+        let logs = s.ok(&["logs", name, "--request-id", &rid]);
+        assert!(
+            logs.contains("fixture-log /some/path?q=1"),
+            "{name}: {logs}"
+        );
+        assert!(
+            logs.contains("fixture-err /some/path?q=1"),
+            "{name}: {logs}"
+        );
+        assert!(logs.contains(&format!("START RequestId: {rid}")), "{logs}");
+        assert!(logs.contains(&format!("END RequestId: {rid}")), "{logs}");
+        assert!(logs.contains("Billed Duration: "), "{logs}");
+        assert!(logs.contains("Memory Size: 128 MB"), "{logs}");
+        for line in logs.lines() {
+            assert!(line.contains(&rid), "a line of another request: {line}");
+        }
+    }
+    let usage: serde_json::Value = serde_json::from_str(&s.ok(&["usage", "--json"])).unwrap();
+    for (name, _) in FUNCTIONS {
+        let f = usage["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in usage: {usage}"));
+        assert_eq!(f["invocations"], 2, "{f}");
+        assert_eq!(f["errors"], 0, "{f}");
+        assert_eq!(f["cold_starts"], 1, "one load serves both calls: {f}");
+    }
+}
+
+#[test]
+fn binary_bodies_and_statuses_pass_unchanged() {
+    let s = deployed();
+    let body: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    for (name, _) in FUNCTIONS {
+        let (status, headers, got) = http("POST", &url(&s, name, "/echo"), &[], body.clone());
+        assert_eq!(status, 200, "{name}");
+        assert_eq!(headers["content-type"], "application/octet-stream");
+        assert_eq!(headers["x-body-len"], body.len().to_string().as_str());
+        assert!(got == body, "{name}: the body came back changed");
+
+        // The component's own statuses pass on, 4xx and 5xx alike.
+        let (status, _, got) = http("GET", &url(&s, name, "/status/418"), &[], vec![]);
+        assert_eq!(
+            (status, got.as_slice()),
+            (418, &b"status 418"[..]),
+            "{name}"
+        );
+        let (status, _, got) = http("GET", &url(&s, name, "/status/503"), &[], vec![]);
+        assert_eq!(
+            (status, got.as_slice()),
+            (503, &b"status 503"[..]),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn trap_timeout_and_memory_limit_fail_only_that_request() {
+    let s = deployed();
+    for (name, _) in FUNCTIONS {
+        let (status, body) = get(&url(&s, name, "/trap"));
+        assert!(
+            status == 502 || status == 500,
+            "{name} /trap: {status} {body}"
+        );
+        let (status, _) = get(&url(&s, name, "/"));
+        assert_eq!(status, 200, "{name} after a trap");
+
+        let (status, body) = get(&url(&s, name, "/loop"));
+        assert_eq!(status, 504, "{name} /loop: {body}");
+        assert!(body.contains("timed out"), "{body}");
+        let out = s.cli(&["invoke", name, "--payload", "{}"]);
+        assert!(
+            out.status.success(),
+            "{name} after a timeout: {}",
+            stderr(&out)
+        );
+
+        let (status, body) = get(&url(&s, name, "/grow?mb=8"));
+        assert_eq!((status, body.as_str()), (200, "grew 8"), "{name}");
+        let (status, body) = get(&url(&s, name, "/grow?mb=400"));
+        assert_eq!(status, 502, "{name} /grow 400 MB under 128 MB: {body}");
+        let (status, _) = get(&url(&s, name, "/"));
+        assert_eq!(status, 200, "{name} after running out of memory");
+
+        let logs = s.ok(&["logs", name]);
+        assert!(logs.contains("Status: timeout"), "{name}: {logs}");
+        assert!(
+            logs.contains("Error Type: Runtime.OutOfMemory"),
+            "{name}: {logs}"
+        );
+    }
+    // The Invoke path reports the same kinds.
+    let out = s.cli(&["invoke", "wasm-c", "--payload", "{}"]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn scale_to_zero_and_back() {
+    let s = deployed();
+    for (name, _) in FUNCTIONS {
+        let (status, _) = get(&url(&s, name, "/"));
+        assert_eq!(status, 200);
+        assert!(
+            s.live_instances(name) >= 1,
+            "{name} is warm after a request"
+        );
+    }
+    // idle_timeout is 2 s in the fixture: the versions are dropped.
+    for (name, _) in FUNCTIONS {
+        wait_until(
+            &format!("{name} scales to zero"),
+            Duration::from_secs(30),
+            || s.live_instances(name) == 0,
+        );
+        let (status, _) = get(&url(&s, name, "/"));
+        assert_eq!(status, 200, "{name} comes back from zero");
+    }
+    let usage: serde_json::Value = serde_json::from_str(&s.ok(&["usage", "--json"])).unwrap();
+    for (name, _) in FUNCTIONS {
+        let f = usage["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap();
+        assert_eq!(f["cold_starts"], 2, "{name}: {f}");
+    }
+}
+
+fn artifacts(cache: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut out: Vec<_> = std::fs::read_dir(cache)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .map(|p| {
+            let m = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p, m)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn components_compile_at_deploy_once_and_a_restart_compiles_nothing() {
+    // This server keeps its compiled components where a server does by
+    // default, in DATA_DIR/wasm, not in the tests' shared cache.
+    let data_dir = scratch("wasm-compile");
+    let cache = data_dir.join("wasm");
+    let cache_env = cache.to_str().unwrap().to_string();
+    let mut s = Server::start_in(data_dir, &[("UPDRAFT_WASM_CACHE_DIR", &cache_env)]);
+    s.deploy(&fixture("wasm"));
+    let before = artifacts(&cache);
+    assert_eq!(
+        before.len(),
+        2,
+        "one compiled artifact per component: {before:?}"
+    );
+    // The same component under another name compiles nothing new.
+    let copy = scratch("wasm-copy");
+    std::fs::copy(fixture("wasm/c/handler.wasm"), copy.join("same.wasm")).unwrap();
+    std::fs::write(
+        copy.join("updraft.toml"),
+        "[app]\nname = \"wasm-copy\"\n[functions.wasm-c-again]\nruntime = \"wasm\"\ncode = \"same.wasm\"\nurl = \"public\"\n",
+    )
+    .unwrap();
+    s.deploy(&copy);
+    assert_eq!(artifacts(&cache), before);
+    s.restart();
+    let (status, _) = get(&url(&s, "wasm-c-again", "/"));
+    assert_eq!(status, 200);
+    let (status, _) = get(&url(&s, "wasm-js", "/"));
+    assert_eq!(status, 200);
+    assert_eq!(artifacts(&cache), before, "nothing was compiled again");
+}
+
+#[test]
+fn a_module_or_a_broken_component_is_refused_at_deploy() {
+    let s = Server::start("wasm-bad");
+    let dir = scratch("wasm-bad-app");
+    let manifest =
+        "[app]\nname = \"bad\"\n[functions.bad-wasm]\nruntime = \"wasm\"\ncode = \"m.wasm\"\n";
+    std::fs::write(dir.join("updraft.toml"), manifest).unwrap();
+    for (bytes, expect) in [
+        (&b"\0asm\x01\0\0\0"[..], "got a core module"),
+        (
+            &b"\0asm\x0d\0\x01\0garbage"[..],
+            "not a valid WebAssembly component",
+        ),
+    ] {
+        std::fs::write(dir.join("m.wasm"), bytes).unwrap();
+        let out = s.cli(&["deploy", dir.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("functions.bad-wasm.code"), "{err}");
+        assert!(err.contains(expect), "{err}");
+    }
+    let ls = s.ok(&["ls", "--json"]);
+    assert_eq!(ls.trim(), "[]", "nothing was deployed");
+}
+
+/// The same component file under `wasmtime serve -S cli` and under Updraft
+/// gives the same answers.
+#[test]
+fn answers_match_wasmtime_serve() {
+    let Some(wasmtime) = find_wasmtime() else {
+        eprintln!("SKIPPED: the wasmtime CLI is not installed (cargo install wasmtime-cli --version 48.0.8)");
+        return;
+    };
+    let s = deployed();
+    for (name, component) in [
+        ("wasm-js", "js/build/handler.wasm"),
+        ("wasm-c", "c/handler.wasm"),
+    ] {
+        let serve = WasmtimeServe::start(&wasmtime, &fixture("wasm").join(component));
+        let body: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        for (method, path, payload) in [
+            ("GET", "/a/b?c=d", vec![]),
+            ("POST", "/echo", body.clone()),
+            ("GET", "/status/404", vec![]),
+            ("GET", "/grow?mb=4", vec![]),
+        ] {
+            let headers = [("x-fixture", "same")];
+            let (s1, h1, b1) = http(method, &url(&s, name, path), &headers, payload.clone());
+            let (s2, h2, b2) = http(method, &format!("{}{path}", serve.base), &headers, payload);
+            assert_eq!(s1, s2, "{name} {method} {path}: status");
+            assert_eq!(
+                h1.get("content-type"),
+                h2.get("content-type"),
+                "{name} {path}"
+            );
+            if path == "/a/b?c=d" {
+                // The echoed request differs only in its Host header.
+                let strip = |b: &[u8]| {
+                    let mut v = json(b);
+                    if let Some(h) = v.get_mut("headers").and_then(|h| h.as_object_mut()) {
+                        h.remove("host");
+                    }
+                    v
+                };
+                assert_eq!(strip(&b1), strip(&b2), "{name} {path}");
+            } else {
+                assert!(b1 == b2, "{name} {method} {path}: bodies differ");
+            }
+        }
+    }
+}
+
+fn find_wasmtime() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain(home.map(|h| h.join(".cargo/bin")))
+        .map(|d| d.join("wasmtime"))
+        .find(|p| p.is_file())
+}
+
+struct WasmtimeServe {
+    child: std::process::Child,
+    base: String,
+}
+
+impl WasmtimeServe {
+    fn start(wasmtime: &Path, component: &Path) -> WasmtimeServe {
+        use std::io::{BufRead, BufReader};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(wasmtime)
+            .args(["serve", "-S", "cli", "--addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(component)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start wasmtime serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        // It says "Serving HTTP on http://…" once it accepts connections.
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(120))
+                .expect("wasmtime serve did not start");
+            if line.contains("Serving HTTP") {
+                break;
+            }
+        }
+        WasmtimeServe {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for WasmtimeServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_example_app_serves_its_route_and_url() {
+    let s = Server::start("wasm-example");
+    let out = s.deploy(&repo().join("examples/wasm"));
+    assert!(out.starts_with("shout 1 "), "{out}");
+    let (status, body) = get(&format!("{}/shout/hello", s.endpoint));
+    assert_eq!((status, body.as_str()), (200, "HELLO!\n"));
+    let (status, body) = get(&format!("{}/fn/shout/hey", s.endpoint));
+    assert_eq!((status, body.as_str()), (200, "HEY!\n"));
+    let logs = s.ok(&["logs", "shout"]);
+    assert!(logs.contains("shouting hello"), "{logs}");
+}
