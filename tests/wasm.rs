@@ -20,6 +20,18 @@ fn json(body: &[u8]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
 
+/// One function's row of `updraft usage --json`.
+fn usage_of(s: &Server, name: &str) -> serde_json::Value {
+    let usage: serde_json::Value = serde_json::from_str(&s.ok(&["usage", "--json"])).unwrap();
+    usage["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} in usage: {usage}"))
+}
+
 fn deployed() -> Server {
     let s = Server::start("wasm");
     let out = s.deploy(&fixture("wasm"));
@@ -73,14 +85,8 @@ fn both_components_answer_through_the_function_url_and_invoke() {
             assert!(line.contains(&rid), "a line of another request: {line}");
         }
     }
-    let usage: serde_json::Value = serde_json::from_str(&s.ok(&["usage", "--json"])).unwrap();
     for (name, _) in FUNCTIONS {
-        let f = usage["functions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap_or_else(|| panic!("{name} in usage: {usage}"));
+        let f = usage_of(&s, name);
         assert_eq!(f["invocations"], 2, "{f}");
         assert_eq!(f["errors"], 0, "{f}");
         assert_eq!(f["cold_starts"], 1, "one load serves both calls: {f}");
@@ -176,14 +182,8 @@ fn scale_to_zero_and_back() {
         let (status, _) = get(&url(&s, name, "/"));
         assert_eq!(status, 200, "{name} comes back from zero");
     }
-    let usage: serde_json::Value = serde_json::from_str(&s.ok(&["usage", "--json"])).unwrap();
     for (name, _) in FUNCTIONS {
-        let f = usage["functions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .unwrap();
+        let f = usage_of(&s, name);
         assert_eq!(f["cold_starts"], 2, "{name}: {f}");
     }
 }

@@ -51,6 +51,20 @@ pub async fn deploy_dir(
         upload(client, &spec.name, package.bytes, &package.sha256).await?;
         functions.push(serde_json::json!({ "name": spec.name, "config": spec.config, "code_sha256": package.sha256 }));
     }
+    let wasm: Vec<&str> = manifest
+        .functions
+        .iter()
+        .filter(|f| f.config.kind() == updraft_core::RuntimeKind::Wasm)
+        .map(|f| f.name.as_str())
+        .collect();
+    if !wasm.is_empty() {
+        // The server compiles new components before it answers: seconds for
+        // a large one, nothing for one it has compiled before.
+        eprintln!(
+            "deploying (the server compiles new wasm components: {}) …",
+            wasm.join(", ")
+        );
+    }
     let body = serde_json::json!({ "functions": functions, "prune": prune });
     let path = format!(
         "/api/v1/apps/{}/deploy",

@@ -900,7 +900,7 @@ mod tests {
         assert_eq!(c.scaling.max_instances, 0);
         assert_eq!(c.scaling.max_queue_wait_ms, 0);
         // wasm: the cap counts invocations, not instances of 16.
-        let mut w = FunctionConfig {
+        let wasm = FunctionConfig {
             runtime: "wasm".into(),
             scaling: Scaling {
                 max_instances: 10,
@@ -909,21 +909,12 @@ mod tests {
             },
             ..c.clone()
         };
-        s.reserved_concurrency = Some(50);
-        apply_settings(&s, &mut w);
-        assert_eq!(w.scaling.max_instances * w.scaling.per_instance, 50);
-        s.reserved_concurrency = Some(500);
-        let mut w2 = FunctionConfig {
-            runtime: "wasm".into(),
-            scaling: Scaling {
-                max_instances: 10,
-                per_instance: 16,
-                ..Scaling::default()
-            },
-            ..c.clone()
-        };
-        apply_settings(&s, &mut w2);
-        assert_eq!(w2.scaling.max_instances * w2.scaling.per_instance, 160);
+        for (reserved, cap) in [(50, 50), (500, 160)] {
+            let mut w = wasm.clone();
+            s.reserved_concurrency = Some(reserved);
+            apply_settings(&s, &mut w);
+            assert_eq!(w.scaling.max_instances * w.scaling.per_instance, cap);
+        }
     }
 
     #[test]
