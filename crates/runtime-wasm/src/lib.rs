@@ -1,9 +1,10 @@
 //! The wasm runtime: functions are `wasi:http/proxy` components (plus the
 //! `wasi:cli` interfaces, as `wasmtime serve -S cli` provides) run by
 //! wasmtime. One `Engine` with the pooling allocator; each component compiled
-//! once at deploy into a cache keyed by its content hash; one `ProxyPre` per
-//! loaded version, dropped when its last slot idles out; a fresh `Store` per
-//! request, limited to `memory_mb` and stopped at its deadline by epochs.
+//! once at deploy into a cache keyed by its content hash (the most recent
+//! ones also kept in memory); one `ProxyPre` per loaded version, dropped when
+//! its last slot idles out; a fresh `Store` per request, limited to
+//! `memory_mb` and stopped at its deadline by epochs.
 //!
 //! In the scheduler's terms an instance of a wasm function is a *slot*: room
 //! for one concurrent request on a loaded version (`max_instances ×
@@ -24,7 +25,7 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::time::Instant;
 use updraft_core::{ErrorKind, HttpResponse, Invocation, LogSink, Outcome};
 use updraft_scheduler::{Instance, InstanceSpec, Reply, Runtime, StartFailure};
-use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
@@ -60,6 +61,10 @@ struct Inner {
     loaded: Mutex<HashMap<String, Weak<Loaded>>>,
     /// One load at a time, so concurrent cold starts of a version load it once.
     loading: tokio::sync::Mutex<()>,
+    /// The most recently loaded compiled components, kept after their
+    /// versions scaled to zero (no `ProxyPre`, store or instance is left): a
+    /// start from zero then links in memory instead of loading from disk.
+    recent: Recent,
     ticker: engine::Ticker,
     logs: Arc<dyn LogSink>,
     region: String,
@@ -97,6 +102,7 @@ impl WasmRuntime {
                 artifacts,
                 loaded: Mutex::new(HashMap::new()),
                 loading: tokio::sync::Mutex::new(()),
+                recent: Recent::default(),
                 ticker,
                 logs,
                 region: region.to_string(),
@@ -116,17 +122,29 @@ impl WasmRuntime {
     }
 
     /// Compiles a version's component unless it is cached, and checks that it
-    /// links against the proxy world.
+    /// links against the proxy world; the compiled component stays in memory
+    /// for the first request.
     async fn prepare_spec(&self, spec: &InstanceSpec) -> Result<(), WasmError> {
+        let component = self.component(spec).await?;
+        link(&self.inner.linker, &component).map(|_| ())
+    }
+
+    /// The compiled component of `spec`: from memory if a recent version used
+    /// it, else from the artifact cache (compiling if need be).
+    async fn component(&self, spec: &InstanceSpec) -> Result<Component, WasmError> {
+        if let Some(c) = self.inner.recent.get(&spec.code_sha256) {
+            return Ok(c);
+        }
         let inner = self.inner.clone();
         let code_sha = spec.code_sha256.clone();
         let code_dir = spec.code_dir.clone();
-        tokio::task::spawn_blocking(move || {
-            let component = inner.artifacts.load(&inner.engine, &code_sha, &code_dir)?;
-            link(&inner.linker, &component).map(|_| ())
+        let component = tokio::task::spawn_blocking(move || {
+            inner.artifacts.load(&inner.engine, &code_sha, &code_dir)
         })
         .await
-        .map_err(|e| WasmError::Engine(format!("compile task: {e}")))?
+        .map_err(|e| WasmError::Engine(format!("load task: {e}")))??;
+        self.inner.recent.put(&spec.code_sha256, component.clone());
+        Ok(component)
     }
 
     /// The loaded version of `spec`, loading it if no slot holds it; true when
@@ -139,16 +157,10 @@ impl WasmRuntime {
         if let Some(l) = self.cached(&spec.code_sha256) {
             return Ok((l, false));
         }
-        let inner = self.inner.clone();
-        let code_sha = spec.code_sha256.clone();
-        let code_dir = spec.code_dir.clone();
-        let pre = tokio::task::spawn_blocking(move || {
-            let component = inner.artifacts.load(&inner.engine, &code_sha, &code_dir)?;
-            link(&inner.linker, &component)
-        })
-        .await
-        .map_err(|e| WasmError::Engine(format!("load task: {e}")))??;
-        let loaded = Arc::new(Loaded { pre });
+        let component = self.component(spec).await?;
+        let loaded = Arc::new(Loaded {
+            pre: link(&self.inner.linker, &component)?,
+        });
         let mut map = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, w| w.strong_count() > 0);
         map.insert(spec.code_sha256.clone(), Arc::downgrade(&loaded));
@@ -161,10 +173,35 @@ impl WasmRuntime {
     }
 }
 
-fn link(
-    linker: &Linker<Guest>,
-    component: &wasmtime::component::Component,
-) -> Result<ProxyPre<Guest>, WasmError> {
+/// How many compiled components [`Recent`] keeps (their code is mapped from
+/// the artifact files; pages not in use can be reclaimed by the kernel).
+const RECENT_COMPONENTS: usize = 32;
+
+/// A small most-recently-used list of compiled components by code package.
+#[derive(Default)]
+struct Recent(Mutex<Vec<(String, Component)>>);
+
+impl Recent {
+    fn get(&self, code_sha: &str) -> Option<Component> {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let pos = list.iter().position(|(k, _)| k == code_sha)?;
+        let entry = list.remove(pos);
+        let component = entry.1.clone();
+        list.push(entry);
+        Some(component)
+    }
+
+    fn put(&self, code_sha: &str, component: Component) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|(k, _)| k != code_sha);
+        list.push((code_sha.to_string(), component));
+        if list.len() > RECENT_COMPONENTS {
+            list.remove(0);
+        }
+    }
+}
+
+fn link(linker: &Linker<Guest>, component: &Component) -> Result<ProxyPre<Guest>, WasmError> {
     let pre = linker.instantiate_pre(component).map_err(|e| {
         WasmError::Invalid(format!(
             "the component imports what the wasi:http/proxy world (with wasi:cli) does not provide: {e:#}"
