@@ -120,7 +120,7 @@ fn private_function_urls_need_credentials_and_say_how_to_open_them() {
     std::fs::create_dir_all(dir.join("code")).unwrap();
     std::fs::write(
         dir.join("code/app.py"),
-        "def handler(e, c):\n    return {'private': True}\n",
+        "def handler(e, c):\n    return {'private': True, 'headers': sorted(e.get('headers', {}))}\n",
     )
     .unwrap();
     std::fs::write(
@@ -146,6 +146,13 @@ fn private_function_urls_need_credentials_and_say_how_to_open_them() {
         vec![],
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // The admin credentials were Updraft's: they do not reach the function.
+    let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(seen["private"], true, "{seen}");
+    assert!(
+        !seen["headers"].as_array().unwrap().iter().any(|h| h == "authorization"),
+        "the function saw the Authorization header: {seen}"
+    );
     // The control API is never open.
     assert_eq!(get(&format!("{}/api/v1/functions", s.endpoint)).0, 401);
 }
