@@ -150,7 +150,11 @@ fn private_function_urls_need_credentials_and_say_how_to_open_them() {
     let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(seen["private"], true, "{seen}");
     assert!(
-        !seen["headers"].as_array().unwrap().iter().any(|h| h == "authorization"),
+        !seen["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "authorization"),
         "the function saw the Authorization header: {seen}"
     );
     // The control API is never open.

@@ -381,3 +381,26 @@ fn the_example_app_serves_its_route_and_url() {
     let logs = s.ok(&["logs", "shout"]);
     assert!(logs.contains("shouting hello"), "{logs}");
 }
+
+#[test]
+fn guests_see_their_own_environment_not_the_servers() {
+    let s = deployed();
+    for (name, _) in FUNCTIONS {
+        let (status, _, body) = http("GET", &url(&s, name, "/env"), &[], vec![]);
+        assert_eq!(status, 200, "{name}");
+        let env = json(&body);
+        let env = env.as_object().unwrap();
+        assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], name, "{name}: {env:?}");
+        assert_eq!(
+            env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "128",
+            "{name}: {env:?}"
+        );
+        for key in env.keys() {
+            assert!(
+                !key.starts_with("UPDRAFT_"),
+                "{name} sees the server's {key}"
+            );
+            assert_ne!(key, "PATH", "{name} sees the server's PATH");
+        }
+    }
+}
