@@ -110,17 +110,6 @@ impl WasmRuntime {
         })
     }
 
-    /// Versions loaded now (each holds its `ProxyPre`).
-    pub fn loaded_versions(&self) -> usize {
-        self.inner
-            .loaded
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|w| w.strong_count() > 0)
-            .count()
-    }
-
     /// Compiles a version's component unless it is cached, and checks that it
     /// links against the proxy world; the compiled component stays in memory
     /// for the first request.
@@ -224,6 +213,7 @@ impl Runtime for WasmRuntime {
             match self.load(&spec).await {
                 Ok((loaded, cold)) => Ok(Box::new(Slot {
                     runtime: self.clone(),
+                    env: guest_env(&spec, &self.inner.region),
                     spec,
                     loaded,
                     cold,
@@ -249,6 +239,8 @@ impl Runtime for WasmRuntime {
 struct Slot {
     runtime: WasmRuntime,
     spec: Arc<InstanceSpec>,
+    /// The guest's environment, made once per slot rather than per request.
+    env: Vec<(String, String)>,
     loaded: Arc<Loaded>,
     cold: bool,
 }
@@ -282,25 +274,11 @@ impl Slot {
         let logs = self.runtime.inner.logs.clone();
         let stdout = LogStream::new(&spec.function, request_id, logs.clone());
         let stderr = LogStream::new(&spec.function, request_id, logs);
-        let version = if spec.version == 0 {
-            "$LATEST".to_string()
-        } else {
-            spec.version.to_string()
-        };
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
-            .args(&[spec.function.as_str()]);
-        for (k, v) in &spec.config.env {
-            wasi.env(k, v);
-        }
-        wasi.env("AWS_LAMBDA_FUNCTION_NAME", &spec.function)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", &version)
-            .env(
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                spec.config.memory_mb.to_string(),
-            )
-            .env("AWS_REGION", &self.runtime.inner.region);
+            .args(&[spec.function.as_str()])
+            .envs(&self.env);
         let stats = Arc::new(MemoryUse::default());
         let guest = Guest {
             wasi: wasi.build(),
@@ -489,6 +467,35 @@ impl Slot {
             body: body.to_vec(),
         })
     }
+}
+
+/// What a guest sees in its environment: the function's `env` and the
+/// standard `AWS_LAMBDA_*` names, nothing of the server's.
+fn guest_env(spec: &InstanceSpec, region: &str) -> Vec<(String, String)> {
+    let version = if spec.version == 0 {
+        "$LATEST".to_string()
+    } else {
+        spec.version.to_string()
+    };
+    let mut env: Vec<(String, String)> = spec
+        .config
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.extend([
+        (
+            "AWS_LAMBDA_FUNCTION_NAME".to_string(),
+            spec.function.clone(),
+        ),
+        ("AWS_LAMBDA_FUNCTION_VERSION".to_string(), version),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".to_string(),
+            spec.config.memory_mb.to_string(),
+        ),
+        ("AWS_REGION".to_string(), region.to_string()),
+    ]);
+    env
 }
 
 /// The task running the guest; aborted (its store dropped) if not awaited to the end.
