@@ -576,7 +576,7 @@ impl Store {
         for chunk in records.chunks(50) {
             let sql = format!(
                 "INSERT INTO invocations ({INVOCATION_COLS}) VALUES {} ON CONFLICT (request_id) DO NOTHING",
-                placeholders(chunk.len(), 12)
+                placeholders(self.backend, chunk.len(), 12)
             );
             let mut q = sqlx::query(&sql);
             for r in chunk {
@@ -629,7 +629,7 @@ impl Store {
         for chunk in lines.chunks(200) {
             let sql = format!(
                 "INSERT INTO logs (ts_ms, function, request_id, text) VALUES {}",
-                placeholders(chunk.len(), 4)
+                placeholders(self.backend, chunk.len(), 4)
             );
             let mut q = sqlx::query(&sql);
             for l in chunk {
@@ -741,10 +741,19 @@ fn parse_url(url: &str) -> Result<(Backend, String, bool), StoreError> {
 }
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `cols` columns.
-fn placeholders(rows: usize, cols: usize) -> String {
+/// The VALUES list of a multi-row insert. PostgreSQL numbers its parameters
+/// (`$1, $2, …`); SQLite gets anonymous `?`s bound in order, because sqlx
+/// looks every parameter up by name and SQLite finds a name by scanning all
+/// of them, which makes binding `$N`s quadratic in the row count.
+fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
     (0..rows)
         .map(|r| {
-            let cells: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+            let cells: Vec<String> = (1..=cols)
+                .map(|c| match backend {
+                    Backend::Postgres => format!("${}", r * cols + c),
+                    Backend::Sqlite => "?".to_string(),
+                })
+                .collect();
             format!("({})", cells.join(", "))
         })
         .collect::<Vec<_>>()

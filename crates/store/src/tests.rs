@@ -419,10 +419,12 @@ async fn logs_filtering(db: &TestDb) {
 
     assert_eq!(s.logs("f", 150, None, 0, 100).await.unwrap().len(), 2);
     assert_eq!(s.logs("f", 0, None, 0, 1).await.unwrap().len(), 1);
+    // More lines than one multi-row insert holds come back whole (every
+    // field bound to its own column) and in order.
     let bulk = s.logs("h", 0, None, 0, 1000).await.unwrap();
-    assert_eq!(bulk.len(), 450);
-    assert_eq!(bulk[449].1.text, "bulk 449");
     assert!(bulk.windows(2).all(|w| w[0].0 < w[1].0));
+    let bulk: Vec<LogLine> = bulk.into_iter().map(|(_, l)| l).collect();
+    assert_eq!(bulk, lines[4..]);
 
     assert_eq!(s.prune_logs(1000).await.unwrap(), 4);
     assert!(s.logs("f", 0, None, 0, 100).await.unwrap().is_empty());
