@@ -8,6 +8,13 @@ use tokio::sync::{mpsc, oneshot};
 use updraft_core::{now_ms, LogLine, LogSink};
 use updraft_store::{InvocationRecord, Store};
 
+/// How long a batch waits for more items once it holds one. Every request
+/// writes a few log lines and an invocation record; without a wait, a server
+/// at tens or hundreds of requests a second commits a transaction per request
+/// (each a round of wake-ups through the database's worker thread). Readers
+/// never wait for it: they flush, which writes at once.
+const LINGER: Duration = Duration::from_millis(10);
+
 enum Msg<T> {
     Item(T),
     Flush(oneshot::Sender<()>),
@@ -30,20 +37,29 @@ impl<T: Clone + Send + 'static> BatchWriter<T> {
             let mut acks = Vec::new();
             while let Some(first) = rx.recv().await {
                 let mut msg = Some(first);
-                // Gather what is queued now, up to a batch's size.
+                let linger_until = tokio::time::Instant::now() + LINGER;
+                // Gather what comes within LINGER, up to a batch's size; a
+                // flush request writes at once.
                 loop {
                     match msg.take() {
                         Some(Msg::Item(t)) => batch.push(t),
                         Some(Msg::Flush(ack)) => acks.push(ack),
                         None => {}
                     }
-                    if batch.len() >= 1000 {
+                    if batch.len() >= 1000 || !acks.is_empty() {
                         break;
                     }
-                    match rx.try_recv() {
-                        Ok(m) => msg = Some(m),
-                        Err(_) => break,
-                    }
+                    msg = match rx.try_recv() {
+                        Ok(m) => Some(m),
+                        Err(mpsc::error::TryRecvError::Empty) => {
+                            match tokio::time::timeout_at(linger_until, rx.recv()).await {
+                                Ok(Some(m)) => Some(m),
+                                // Closed, or the batch has waited long enough.
+                                Ok(None) | Err(_) => break,
+                            }
+                        }
+                        Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    };
                 }
                 if !batch.is_empty() {
                     let items = std::mem::take(&mut batch);
