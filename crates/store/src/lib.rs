@@ -740,11 +740,11 @@ fn parse_url(url: &str) -> Result<(Backend, String, bool), StoreError> {
     )))
 }
 
-/// `($1, $2), ($3, $4)` for `rows` rows of `cols` columns.
-/// The VALUES list of a multi-row insert. PostgreSQL numbers its parameters
-/// (`$1, $2, …`); SQLite gets anonymous `?`s bound in order, because sqlx
-/// looks every parameter up by name and SQLite finds a name by scanning all
-/// of them, which makes binding `$N`s quadratic in the row count.
+/// The VALUES list of a multi-row insert of `rows` rows of `cols` columns.
+/// PostgreSQL numbers its parameters (`($1, $2), ($3, $4)`); SQLite gets
+/// anonymous `?`s bound in order, because sqlx looks every parameter up by
+/// name and SQLite finds a name by scanning all of them, which makes binding
+/// `$N`s quadratic in the row count.
 fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
     (0..rows)
         .map(|r| {
