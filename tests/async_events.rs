@@ -8,6 +8,10 @@
 
 mod common;
 use common::*;
+
+/// The fixture reports to a sink on the host's loopback, which functions
+/// reach only when the server allows it.
+const LOOPBACK: (&str, &str) = ("UPDRAFT_ALLOW_FUNCTION_LOOPBACK", "1");
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -95,7 +99,7 @@ fn every_accepted_event_runs_at_least_once_across_a_sigkill() {
     const TOTAL: usize = 1000;
     const THREADS: usize = 4;
     let sink = Sink::start();
-    let mut server = Server::start("async-kill");
+    let mut server = Server::start_in(scratch("async-kill"), &[LOOPBACK]);
     server.deploy(&fixture("async"));
     let bearer = server.bearer();
     let endpoint = Arc::new(Mutex::new(server.endpoint.clone()));
@@ -245,7 +249,10 @@ fn lambda_api(server: &Server, method: &str, path: &str, body: Value) -> (u16, S
 #[test]
 fn failures_are_retried_then_reach_the_dead_letters_or_the_destination() {
     let sink = Sink::start();
-    let server = Server::start_in(scratch("async-fail"), &[("UPDRAFT_RETRY_BASE", "100ms")]);
+    let server = Server::start_in(
+        scratch("async-fail"),
+        &[("UPDRAFT_RETRY_BASE", "100ms"), LOOPBACK],
+    );
     server.deploy(&fixture("async"));
 
     // An unknown function is refused before anything is queued.
@@ -429,7 +436,7 @@ fn failures_are_retried_then_reach_the_dead_letters_or_the_destination() {
 
 #[test]
 fn payload_limits_and_errors_of_the_native_endpoint() {
-    let server = Server::start("async-limits");
+    let server = Server::start_in(scratch("async-limits"), &[LOOPBACK]);
     server.deploy(&fixture("async"));
     let bearer = server.bearer();
     let url = format!(

@@ -17,6 +17,13 @@ pub struct Args {
     /// Address of the development server.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Isolation of functions (see `updraft server --help`); by default
+    /// what this machine allows, with or without root.
+    #[arg(long, env = "UPDRAFT_ISOLATION", default_value = "auto")]
+    isolation: updraft_platform::IsolationMode,
+    /// Let functions reach what listens on this machine's loopback.
+    #[arg(long, env = "UPDRAFT_ALLOW_FUNCTION_LOOPBACK")]
+    allow_function_loopback: bool,
 }
 
 /// Directories whose changes never call for a redeploy.
@@ -33,6 +40,11 @@ pub async fn run(args: Args, _ctx: Context) -> anyhow::Result<ExitCode> {
     let mut server = tokio::process::Command::new(&exe)
         .args(["server", "--listen", &listen, "--data-dir"])
         .arg(&data_dir)
+        .args(["--isolation", &args.isolation.to_string()])
+        .args(
+            args.allow_function_loopback
+                .then_some("--allow-function-loopback"),
+        )
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .spawn()

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use updraft_platform::{Platform, PlatformConfig};
+use updraft_platform::{IsolationMode, Platform, PlatformConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,6 +34,16 @@ pub struct Args {
     /// Servers may share one; only trusted servers may write to it.
     #[arg(long, env = "UPDRAFT_WASM_CACHE_DIR")]
     wasm_cache_dir: Option<PathBuf>,
+    /// How much isolation functions must get: `strict` (every protection,
+    /// or refuse to start), `auto` (what this host allows; the rest is
+    /// reported off) or `none` (trusted code only: functions run as the
+    /// server's user, on its network, with its files in reach).
+    #[arg(long, env = "UPDRAFT_ISOLATION", default_value = "strict")]
+    isolation: IsolationMode,
+    /// Let functions reach what listens on the host's loopback (they share
+    /// the host's network instead of a namespace of their own).
+    #[arg(long, env = "UPDRAFT_ALLOW_FUNCTION_LOOPBACK")]
+    allow_function_loopback: bool,
     /// How long a drain waits for in-flight invocations.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -81,6 +91,8 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         public_url: format!("http://{shown}"),
         retry_base: args.retry_base,
         wasm_cache_dir: args.wasm_cache_dir.clone(),
+        isolation: args.isolation,
+        allow_function_loopback: args.allow_function_loopback,
     })
     .await
     .map_err(|e| {

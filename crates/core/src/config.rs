@@ -195,6 +195,9 @@ pub struct FunctionConfig {
     pub runtime: String,
     pub handler: String,
     pub memory_mb: u32,
+    /// The size of the instance's private `/tmp` (Lambda's `EphemeralStorage`).
+    #[serde(default = "default_ephemeral_mb")]
+    pub ephemeral_storage_mb: u32,
     pub timeout_ms: u64,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -206,6 +209,13 @@ pub struct FunctionConfig {
     pub triggers: Vec<Trigger>,
     #[serde(default)]
     pub description: String,
+}
+
+/// Lambda's default `/tmp` size.
+pub const DEFAULT_EPHEMERAL_MB: u32 = 512;
+
+fn default_ephemeral_mb() -> u32 {
+    DEFAULT_EPHEMERAL_MB
 }
 
 impl FunctionConfig {
@@ -247,6 +257,12 @@ impl FunctionConfig {
             return Err(format!(
                 "memory_mb: expected a number from 128 to 10240, got {}",
                 self.memory_mb
+            ));
+        }
+        if !(512..=10240).contains(&self.ephemeral_storage_mb) {
+            return Err(format!(
+                "ephemeral_storage_mb: expected a number from 512 to 10240, got {}",
+                self.ephemeral_storage_mb
             ));
         }
         if self.timeout_ms == 0 || self.timeout_ms > 900_000 {
@@ -303,6 +319,7 @@ mod tests {
             runtime: runtime.into(),
             handler: handler.into(),
             memory_mb: 128,
+            ephemeral_storage_mb: DEFAULT_EPHEMERAL_MB,
             timeout_ms: 3000,
             env: BTreeMap::new(),
             url: UrlAuth::Private,

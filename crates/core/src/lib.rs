@@ -6,7 +6,9 @@ pub mod duration;
 pub mod invoke;
 pub mod logs;
 
-pub use config::{FunctionConfig, HttpRoute, RuntimeKind, Scaling, Trigger, UrlAuth};
+pub use config::{
+    FunctionConfig, HttpRoute, RuntimeKind, Scaling, Trigger, UrlAuth, DEFAULT_EPHEMERAL_MB,
+};
 pub use invoke::{ErrorKind, HttpRequest, HttpResponse, Invocation, InvokeResult, Outcome, Stats};
 pub use logs::{LogLine, LogSink};
 

@@ -39,6 +39,7 @@ struct RawFunction {
     code: String,
     build: Option<String>,
     memory_mb: Option<Int>,
+    ephemeral_storage_mb: Option<Int>,
     timeout: Option<Dur>,
     #[serde(default)]
     env: BTreeMap<String, String>,
@@ -350,6 +351,16 @@ impl Cx<'_> {
             })?,
         };
 
+        let ephemeral_storage_mb = match f.ephemeral_storage_mb {
+            None => updraft_core::DEFAULT_EPHEMERAL_MB,
+            Some(Int(v)) => u32::try_from(v).map_err(|_| {
+                self.invalid(
+                    key("ephemeral_storage_mb"),
+                    format!("expected a number from 512 to 10240, got {v}"),
+                )
+            })?,
+        };
+
         let timeout_ms = match f.timeout {
             None => DEFAULT_TIMEOUT_MS,
             Some(d) => self.duration_ms(key("timeout"), &d)?,
@@ -423,6 +434,7 @@ impl Cx<'_> {
             runtime: f.runtime,
             handler,
             memory_mb,
+            ephemeral_storage_mb,
             timeout_ms,
             env: f.env,
             url,

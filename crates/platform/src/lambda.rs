@@ -327,6 +327,7 @@ impl Platform {
             runtime: f.runtime,
             handler: f.handler,
             memory_mb: f.memory_mb,
+            ephemeral_storage_mb: updraft_core::DEFAULT_EPHEMERAL_MB,
             timeout_ms: f.timeout_ms,
             env: f.env,
             url: UrlAuth::Private,
@@ -876,6 +877,7 @@ mod tests {
             runtime: "python3".into(),
             handler: "a.b".into(),
             memory_mb: 128,
+            ephemeral_storage_mb: updraft_core::DEFAULT_EPHEMERAL_MB,
             timeout_ms: 1000,
             env: Default::default(),
             url: UrlAuth::Private,
@@ -923,6 +925,7 @@ mod tests {
             runtime: "python3.12".into(),
             handler: "a.b".into(),
             memory_mb: 64,
+            ephemeral_storage_mb: updraft_core::DEFAULT_EPHEMERAL_MB,
             timeout_ms: 1000,
             env: Default::default(),
             url: UrlAuth::Private,
@@ -935,6 +938,7 @@ mod tests {
         let c = FunctionConfig {
             runtime: "wasm".into(),
             memory_mb: 128,
+            ephemeral_storage_mb: updraft_core::DEFAULT_EPHEMERAL_MB,
             ..c
         };
         check_lambda_config("f", &c).unwrap();

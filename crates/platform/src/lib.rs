@@ -34,6 +34,7 @@ use updraft_core::{
     InvokeResult, Outcome, RuntimeKind,
 };
 use updraft_metering::{Prices, UsageReport};
+pub use updraft_runtime_process::IsolationMode;
 use updraft_runtime_process::{Isolation, ProcessRuntime};
 use updraft_runtime_wasm::WasmRuntime;
 use updraft_scheduler::{Runtime, Scheduler};
@@ -54,6 +55,11 @@ pub struct PlatformConfig {
     pub retry_base: Duration,
     /// Compiled wasm components (`--wasm-cache-dir`; default DATA_DIR/wasm).
     pub wasm_cache_dir: Option<PathBuf>,
+    /// How much isolation instances must get (`--isolation`).
+    pub isolation: IsolationMode,
+    /// Functions share the host's network, loopback included
+    /// (`--allow-function-loopback`).
+    pub allow_function_loopback: bool,
 }
 
 /// One function of a deploy.
@@ -123,7 +129,6 @@ struct Inner {
     scheduler: Scheduler,
     logs: Arc<writer::Logs>,
     records: writer::BatchWriter<InvocationRecord>,
-    isolation: Isolation,
     specs: Mutex<SpecCache>,
     routes: Mutex<(u64, Routes)>,
     events: events::Events,
@@ -144,8 +149,9 @@ impl Platform {
         let data_dir = &config.data_dir;
         std::fs::create_dir_all(data_dir)
             .map_err(|e| PlatformError::internal("creating the data directory", e))?;
-        // Instances may traverse the data dir to reach their own code, never list it.
-        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o711))
+        // The server's alone: instances see their code only through the
+        // read-only mounts of their own root.
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| PlatformError::internal("securing the data directory", e))?;
         let store = Store::open(&config.database_url)
             .await
@@ -168,10 +174,16 @@ impl Platform {
                 .to_string_lossy()
                 .as_bytes(),
         );
-        let isolation = Isolation::detect(&key[..12], data_dir);
-        let process =
-            ProcessRuntime::new(data_dir, &config.region, isolation.clone(), logs.clone())
-                .map_err(|e| PlatformError::internal("preparing the process runtime", e))?;
+        let isolation = Isolation::detect(
+            config.isolation,
+            config.allow_function_loopback,
+            &key[..12],
+            data_dir,
+        )
+        .map_err(PlatformError::InvalidParameter)?;
+        eprintln!("updraft: {}", isolation.summary());
+        let process = ProcessRuntime::new(data_dir, &config.region, isolation, logs.clone())
+            .map_err(|e| PlatformError::internal("preparing the process runtime", e))?;
         let process: Arc<dyn Runtime> = Arc::new(process);
         let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
         for kind in [
@@ -206,7 +218,6 @@ impl Platform {
                 scheduler,
                 logs,
                 records,
-                isolation,
                 specs: Mutex::new(HashMap::new()),
                 routes: Mutex::new((0, Arc::new(Vec::new()))),
                 events,
@@ -331,17 +342,12 @@ impl Platform {
         if config.kind() != RuntimeKind::Wasm {
             return Ok(());
         }
-        let uid = self.inner.isolation.function_uid(name);
-        let code_dir = self
-            .inner
-            .code
-            .unpacked(name, code_sha256, uid)
-            .map_err(|e| match e {
-                PlatformError::InvalidParameter(m) => {
-                    PlatformError::InvalidParameter(format!("{field}: {m}"))
-                }
-                other => other,
-            })?;
+        let code_dir = self.inner.code.unpacked(code_sha256).map_err(|e| match e {
+            PlatformError::InvalidParameter(m) => {
+                PlatformError::InvalidParameter(format!("{field}: {m}"))
+            }
+            other => other,
+        })?;
         let spec = InstanceSpec {
             function: name.to_string(),
             version: 0,
@@ -349,6 +355,7 @@ impl Platform {
             config: config.clone(),
             code_sha256: code_sha256.to_string(),
             code_dir,
+            uid: 0,
         };
         self.inner
             .scheduler
@@ -553,7 +560,6 @@ impl Platform {
         self.forget(name);
         self.inner.scheduler.set_warm(name, None);
         self.inner.scheduler.retire(name).await;
-        self.inner.code.remove_function(name);
         // Lambda drops a deleted function's queued events.
         self.inner.store.drop_function_events(name).await?;
         self.inner.store.delete_function_settings(name).await?;
@@ -697,8 +703,8 @@ impl Platform {
                 }
             }
         }
-        let uid = self.inner.isolation.function_uid(name);
-        let code_dir = self.inner.code.unpacked(name, &row.code_sha256, uid)?;
+        let uid = self.inner.store.function_uid(name).await?;
+        let code_dir = self.inner.code.unpacked(&row.code_sha256)?;
         let mut config = row.config;
         self.apply_function_settings(name, &mut config).await?;
         let spec = Arc::new(InstanceSpec {
@@ -708,6 +714,7 @@ impl Platform {
             config,
             code_sha256: row.code_sha256,
             code_dir,
+            uid,
         });
         self.inner
             .specs

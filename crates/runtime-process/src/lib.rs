@@ -8,7 +8,7 @@ mod output;
 pub mod sandbox;
 
 pub use api::MAX_RESPONSE_BYTES;
-pub use sandbox::Isolation;
+pub use sandbox::{Isolation, IsolationMode};
 
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -82,7 +82,27 @@ impl ProcessRuntime {
         &self.isolation
     }
 
-    /// The program and arguments that start an instance of `spec`.
+    /// Where instances see their code and their runtime's bootstrap: the
+    /// read-only mounts of their own root, or the host paths without one.
+    fn task_root(&self, spec: &InstanceSpec) -> PathBuf {
+        if self.isolation.root.is_some() {
+            PathBuf::from("/var/task")
+        } else {
+            spec.code_dir.clone()
+        }
+    }
+
+    fn runtime_root(&self, kind: RuntimeKind) -> PathBuf {
+        if self.isolation.root.is_some() {
+            PathBuf::from("/var/runtime")
+        } else {
+            self.runtimes_dir.join(kind.to_string())
+        }
+    }
+
+    /// The program and arguments that start an instance of `spec`, as the
+    /// instance sees them (the host's system directories are at the same
+    /// paths inside an instance root).
     fn command(&self, spec: &InstanceSpec) -> Result<(PathBuf, Vec<PathBuf>), String> {
         let interpreter = |name: &str, script: PathBuf| {
             find_on_path(name)
@@ -92,16 +112,17 @@ impl ProcessRuntime {
                 })
         };
         match spec.config.kind() {
-            RuntimeKind::Python3 => {
-                interpreter("python3", self.runtimes_dir.join("python3/bootstrap.py"))
-            }
-            RuntimeKind::Nodejs => {
-                interpreter("node", self.runtimes_dir.join("nodejs/bootstrap.js"))
-            }
+            RuntimeKind::Python3 => interpreter(
+                "python3",
+                self.runtime_root(RuntimeKind::Python3).join("bootstrap.py"),
+            ),
+            RuntimeKind::Nodejs => interpreter(
+                "node",
+                self.runtime_root(RuntimeKind::Nodejs).join("bootstrap.js"),
+            ),
             RuntimeKind::Provided => {
-                let bootstrap = spec.code_dir.join("bootstrap");
-                if bootstrap.is_file() {
-                    Ok((bootstrap, vec![]))
+                if spec.code_dir.join("bootstrap").is_file() {
+                    Ok((self.task_root(spec).join("bootstrap"), vec![]))
                 } else {
                     Err("Couldn't find valid bootstrap(s): [bootstrap] (a provided function's code needs an executable named bootstrap at its root)".into())
                 }
@@ -111,6 +132,7 @@ impl ProcessRuntime {
     }
 
     fn env(&self, spec: &InstanceSpec, api: &str, id: &str) -> BTreeMap<String, String> {
+        let kind = spec.config.kind();
         let version = if spec.version == 0 {
             "$LATEST".to_string()
         } else {
@@ -119,18 +141,14 @@ impl ProcessRuntime {
         let mut env: BTreeMap<String, String> = spec.config.env.clone();
         let date = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
         let date = date[..10].replace('-', "/");
-        let task_root = spec.code_dir.display().to_string();
-        let kind = spec.config.kind();
+        let task_root = self.task_root(spec).display().to_string();
         let reserved = [
             ("AWS_LAMBDA_RUNTIME_API", api.to_string()),
             ("_HANDLER", spec.config.handler.clone()),
             ("LAMBDA_TASK_ROOT", task_root),
             (
                 "LAMBDA_RUNTIME_DIR",
-                self.runtimes_dir
-                    .join(kind.to_string())
-                    .display()
-                    .to_string(),
+                self.runtime_root(kind).display().to_string(),
             ),
             ("AWS_LAMBDA_FUNCTION_NAME", spec.function.clone()),
             ("AWS_LAMBDA_FUNCTION_VERSION", version.clone()),
@@ -165,7 +183,7 @@ impl ProcessRuntime {
         if kind == RuntimeKind::Python3 {
             env.insert("PYTHONUNBUFFERED".into(), "1".into());
         }
-        if !self.isolation.private_tmp {
+        if self.isolation.root.is_none() {
             env.insert(
                 "TMPDIR".into(),
                 self.instances_dir
@@ -237,37 +255,68 @@ impl ProcessRuntime {
         args: &[PathBuf],
     ) -> io::Result<(ProcessInstance, api::ApiHandles)> {
         use std::os::unix::fs::PermissionsExt;
-        let uid = self.isolation.function_uid(&spec.function);
+        let iso = &self.isolation;
+        let uid = iso.per_function_uid.then_some(spec.uid);
         let dir = self.instances_dir.join(id);
         let tmp = dir.join("tmp");
-        fs::create_dir_all(&tmp)?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700))?;
-        if let Some(uid) = uid {
-            std::os::unix::fs::chown(&tmp, Some(uid), Some(uid))?;
+        fs::create_dir_all(&dir)?;
+        if iso.root.is_none() {
+            // No instance root: a TMPDIR of its own in the data dir.
+            fs::create_dir_all(&tmp)?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700))?;
         }
 
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-        let api_addr = listener.local_addr()?.to_string();
+        // The Runtime API: in the instance's own network namespace, or on
+        // the host's loopback accepting only the function's uid.
+        let (listener, netns, api_addr) = if iso.network_ns {
+            let ns = tokio::task::spawn_blocking(sandbox::netns::create)
+                .await
+                .map_err(io::Error::other)??;
+            let listener = tokio::net::TcpListener::from_std(ns.listener)?;
+            (
+                sandbox::UidListener::new(listener, None),
+                Some(ns.fd),
+                sandbox::netns::RUNTIME_API_ADDR.to_string(),
+            )
+        } else {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+            let addr = listener.local_addr()?.to_string();
+            (sandbox::UidListener::new(listener, uid), None, addr)
+        };
         let (state, handles) = api::new_state();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(sandbox::UidListener::new(listener, uid), api::router(state)).await;
+            let _ = axum::serve(listener, api::router(state)).await;
         });
 
-        let cgroup = match &self.isolation.cgroups {
-            Some(root) => Some(root.create(id, u64::from(spec.config.memory_mb) << 20)?),
+        let cgroup = match &iso.cgroups {
+            Some(root) => Some(root.create(
+                id,
+                sandbox::cgroup::Limits {
+                    memory_bytes: u64::from(spec.config.memory_mb) << 20,
+                    pids: sandbox::cgroup::DEFAULT_PIDS,
+                },
+            )?),
             None => None,
         };
-        let setup = sandbox::ChildSetup::new(
+        let runtime_dir = match spec.config.kind() {
+            RuntimeKind::Python3 | RuntimeKind::Nodejs => {
+                Some(self.runtimes_dir.join(spec.config.kind().to_string()))
+            }
+            _ => None,
+        };
+        let setup = iso.child_setup(
             cgroup.as_ref(),
-            self.isolation.private_tmp.then_some(tmp.as_path()),
-            uid,
+            netns,
+            &spec.code_dir,
+            runtime_dir.as_deref(),
+            spec.config.ephemeral_storage_mb,
+            spec.uid,
         )?;
         let (reader, writer) = io::pipe()?;
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .env_clear()
             .envs(self.env(spec, &api_addr, id))
-            .current_dir(&spec.code_dir)
             .stdin(std::process::Stdio::null())
             .stdout(writer.try_clone()?)
             .stderr(writer)
@@ -293,7 +342,11 @@ impl ProcessRuntime {
             }
         };
         let pid = child.id().unwrap_or(0) as i32;
-        fs::write(dir.join("pid"), pid.to_string())?;
+        // With the start time: only that process is ours after a restart.
+        fs::write(
+            dir.join("pid"),
+            format!("{pid} {}", start_time(pid).unwrap_or(0)),
+        )?;
 
         let output = output::Output::spawn(
             OwnedFd::from(reader),
@@ -315,6 +368,7 @@ impl ProcessRuntime {
         if cgroup.is_none() {
             tokio::spawn(rss_watchdog(
                 pid,
+                iso.features.pid_ns,
                 u64::from(spec.config.memory_mb) << 20,
                 peak.clone(),
                 oom_flag.clone(),
@@ -324,6 +378,7 @@ impl ProcessRuntime {
         let instance = ProcessInstance {
             spec: spec.clone(),
             pid,
+            isolation_pid_ns: iso.features.pid_ns,
             dir,
             invocations: handles.invocations.clone(),
             exit: exit_rx,
@@ -351,7 +406,10 @@ impl Runtime for ProcessRuntime {
 /// One running process instance.
 struct ProcessInstance {
     spec: Arc<InstanceSpec>,
+    /// The spawned process: with a PID namespace, the one that waits
+    /// outside it for the instance's PID 1.
     pid: i32,
+    isolation_pid_ns: bool,
     dir: PathBuf,
     invocations: mpsc::Sender<api::Pending>,
     exit: watch::Receiver<Option<String>>,
@@ -370,7 +428,7 @@ impl ProcessInstance {
             .cgroup
             .as_ref()
             .and_then(|c| c.peak_bytes())
-            .or_else(|| vm_hwm(self.pid))
+            .or_else(|| vm_hwm(main_pid(self.pid, self.isolation_pid_ns)))
             .unwrap_or(0)
             .max(self.peak.load(Ordering::Relaxed));
         bytes.div_ceil(1 << 20) as u32
@@ -548,7 +606,8 @@ fn proc_status_kb(pid: i32, key: &str) -> Option<u64> {
 /// Enforces `memory_mb` on hosts without a memory cgroup by polling the
 /// resident set, killing the instance when it goes over.
 async fn rss_watchdog(
-    pid: i32,
+    spawned: i32,
+    pid_ns: bool,
     limit: u64,
     peak: Arc<AtomicU64>,
     oom: Arc<AtomicBool>,
@@ -559,6 +618,11 @@ async fn rss_watchdog(
         tokio::select! {
             _ = tick.tick() => {}
             _ = exited(&mut exit) => return,
+        }
+        let pid = main_pid(spawned, pid_ns);
+        if pid_ns && pid == spawned {
+            // Not forked into its namespace yet; the waiter is not the instance.
+            continue;
         }
         let Some(rss) = proc_status_kb(pid, "VmRSS:").map(|kb| kb * 1024) else {
             return;
@@ -581,20 +645,38 @@ fn cleanup_leftovers(instances_dir: &Path) {
     };
     for e in entries.flatten() {
         let id = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = fs::read_to_string(e.path().join("pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok())
-        {
-            // Only a process that carries this instance's id is ours: pids get reused.
-            let marker = format!("UPDRAFT_INSTANCE_ID={id}");
-            let ours = fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| env.split(|&b| b == 0).any(|kv| kv == marker.as_bytes()))
-                .unwrap_or(false);
-            if ours {
+        let recorded = fs::read_to_string(e.path().join("pid")).unwrap_or_default();
+        let mut parts = recorded.split_whitespace();
+        let pid = parts.next().and_then(|p| p.parse::<i32>().ok());
+        let started = parts.next().and_then(|t| t.parse::<u64>().ok());
+        if let (Some(pid), Some(started)) = (pid, started) {
+            // Only the process that started then is ours: pids get reused.
+            if pid > 0 && start_time(pid) == Some(started) {
                 sandbox::kill(-pid, libc::SIGKILL);
                 sandbox::kill(pid, libc::SIGKILL);
             }
         }
+        let _ = id;
         let _ = fs::remove_dir_all(e.path());
     }
+}
+
+/// A process's start time (clock ticks since boot), from /proc.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may hold spaces: ") S ppid …".
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The instance's own first process: with a PID namespace, the child of the
+/// process that was spawned (which waits outside the namespace).
+fn main_pid(spawned: i32, pid_ns: bool) -> i32 {
+    if !pid_ns {
+        return spawned;
+    }
+    fs::read_to_string(format!("/proc/{spawned}/task/{spawned}/children"))
+        .ok()
+        .and_then(|c| c.split_whitespace().next()?.parse().ok())
+        .unwrap_or(spawned)
 }

@@ -25,8 +25,11 @@ pub struct InstanceSpec {
     pub config: FunctionConfig,
     /// The sha256 of the code package (the zip).
     pub code_sha256: String,
-    /// The unpacked code directory.
+    /// The unpacked code directory (read-only to instances).
     pub code_dir: PathBuf,
+    /// The host uid this function's instances run as, when the runtime
+    /// switches users (allocated by the store, unique to the function).
+    pub uid: u32,
 }
 
 impl InstanceSpec {

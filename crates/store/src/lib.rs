@@ -8,11 +8,13 @@ use sqlx::AnyConnection;
 use sqlx::{AnyPool, Executor, Row};
 use updraft_core::{now_ms, FunctionConfig, LogLine};
 
+mod identity;
 mod queue;
 mod settings;
 #[cfg(test)]
 mod tests;
 
+pub use identity::FIRST_FUNCTION_UID;
 pub use queue::{DeadLetter, EventInvokeConfigRow, LastError, NewEvent, QueuedEvent};
 pub use settings::{AliasRow, AliasUpdate, FunctionSettings};
 
@@ -206,6 +208,7 @@ CREATE INDEX logs_ts_ms ON logs (ts_ms);
         postgres: settings::MIGRATION_POSTGRES,
     },
     queue::MIGRATION,
+    identity::MIGRATION,
 ];
 
 impl Migration {

@@ -461,6 +461,7 @@ mod tests {
             runtime: "python3".into(),
             handler: "app.handler".into(),
             memory_mb: 128,
+            ephemeral_storage_mb: updraft_core::DEFAULT_EPHEMERAL_MB,
             timeout_ms: 3000,
             env: Default::default(),
             url: UrlAuth::Private,

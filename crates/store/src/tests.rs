@@ -92,6 +92,7 @@ fn cfg(memory_mb: u32) -> FunctionConfig {
         runtime: "python3".into(),
         handler: "app.handler".into(),
         memory_mb,
+        ephemeral_storage_mb: updraft_core::DEFAULT_EPHEMERAL_MB,
         timeout_ms: 3000,
         env: [("A".to_string(), "1".to_string())].into(),
         url: UrlAuth::Public,
@@ -651,6 +652,42 @@ async fn concurrent_publishes_get_distinct_versions() {
         // Every publish either made a new, unique version or returned an existing one.
         assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
         assert!(versions.len() >= 2);
+        db.finish(s).await;
+    }
+}
+
+#[tokio::test]
+async fn function_uids_are_distinct_stable_and_never_reused() {
+    for db in [Some(TestDb::sqlite()), TestDb::postgres().await]
+        .into_iter()
+        .flatten()
+    {
+        let s = db.open().await;
+        // Names that collided under the old hash-of-the-name uids.
+        let mut tasks = Vec::new();
+        for i in 0..32u32 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let name = format!("fn-{i}");
+                (name.clone(), s.function_uid(&name).await.unwrap())
+            }));
+        }
+        let mut uids = std::collections::BTreeMap::new();
+        for t in tasks {
+            let (name, uid) = t.await.unwrap();
+            assert!(uid >= FIRST_FUNCTION_UID, "{uid}");
+            uids.insert(name, uid);
+        }
+        let distinct: std::collections::BTreeSet<_> = uids.values().collect();
+        assert_eq!(distinct.len(), 32, "{uids:?}");
+        assert_eq!(s.function_uid("fn-3").await.unwrap(), uids["fn-3"]);
+        // A new name after the others gets a uid none of them had.
+        let fresh = s.function_uid("later").await.unwrap();
+        assert!(!distinct.contains(&fresh));
+        // A second server on the same store sees the same allocation.
+        let other = db.open().await;
+        assert_eq!(other.function_uid("fn-7").await.unwrap(), uids["fn-7"]);
+        other.close().await;
         db.finish(s).await;
     }
 }

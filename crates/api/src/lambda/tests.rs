@@ -19,6 +19,8 @@ async fn platform(dir: &std::path::Path) -> Platform {
         public_url: "http://127.0.0.1:1".into(),
         retry_base: std::time::Duration::from_millis(10),
         wasm_cache_dir: None,
+        isolation: updraft_platform::IsolationMode::Auto,
+        allow_function_loopback: false,
     })
     .await
     .unwrap()

@@ -1,0 +1,645 @@
+//! Builds an instance's box between fork and exec, one named step at a time
+//! in the order of Firecracker's jailer: cgroups, namespaces, a root of its
+//! own (pivot_root), the new identity, no new privileges, seccomp, exec.
+//!
+//! Everything the child needs is prepared in the parent ([`ChildSetup`]),
+//! so the child only makes system calls (no allocation after fork). A step
+//! that fails writes its name and the error to the instance's stderr (its
+//! log) and fails the spawn with the OS error.
+
+use super::seccomp::Filters;
+use std::ffi::{CStr, CString};
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Host directories every instance sees read-only (Lambda's images hold the
+/// same). A host link (merged /usr: `/bin -> usr/bin`) is made as a link.
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+];
+
+/// Device nodes bound into the instance's `/dev`.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+
+/// The size of an instance's `/dev/shm` (memory-backed: it counts against
+/// the instance's memory limit too).
+const SHM_MB: u32 = 64;
+
+/// One thing to do while building the root, with every path made ahead.
+enum Step {
+    Mkdir(CString),
+    Touch(CString),
+    Symlink {
+        target: CString,
+        link: CString,
+    },
+    Mount {
+        src: Option<CString>,
+        dst: CString,
+        fstype: Option<CString>,
+        flags: libc::c_ulong,
+        data: Option<CString>,
+        what: &'static CStr,
+    },
+}
+
+fn cs(p: impl AsRef<Path>) -> io::Result<CString> {
+    CString::new(p.as_ref().as_os_str().as_bytes()).map_err(io::Error::other)
+}
+
+fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(io::Error::other)
+}
+
+/// The mount flags a read-only bind of `path` must carry: ours plus those of
+/// the mount it comes from (in a user namespace they are locked).
+fn bind_flags(path: &Path) -> libc::c_ulong {
+    let mut flags =
+        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+    if let Ok(c) = cs(path) {
+        // SAFETY: statvfs writes into the zeroed struct we own.
+        #[allow(unsafe_code)]
+        let st = unsafe {
+            let mut st: libc::statvfs = std::mem::zeroed();
+            (libc::statvfs(c.as_ptr(), &mut st) == 0).then_some(st)
+        };
+        if let Some(st) = st {
+            let f = st.f_flag;
+            for (st_flag, ms_flag) in [
+                (libc::ST_NOEXEC, libc::MS_NOEXEC),
+                (libc::ST_NOATIME, libc::MS_NOATIME),
+                (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+                (libc::ST_RELATIME, libc::MS_RELATIME),
+            ] {
+                if f & st_flag != 0 {
+                    flags |= ms_flag;
+                }
+            }
+        }
+    }
+    flags
+}
+
+/// What an instance's root is made of, found once at start-up.
+#[derive(Clone, Debug)]
+pub struct RootLayout {
+    /// An empty directory a tmpfs is mounted on in each instance's own mount
+    /// namespace (so one directory serves every instance).
+    pub mount_point: PathBuf,
+    system: Vec<(PathBuf, Option<PathBuf>)>,
+}
+
+impl RootLayout {
+    pub fn new(mount_point: PathBuf) -> io::Result<RootLayout> {
+        use std::os::unix::fs::PermissionsExt;
+        fs::create_dir_all(&mount_point)?;
+        fs::set_permissions(&mount_point, fs::Permissions::from_mode(0o755))?;
+        let mut system = Vec::new();
+        for d in SYSTEM_DIRS {
+            let p = Path::new(d);
+            match fs::symlink_metadata(p) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    system.push((p.to_path_buf(), Some(fs::read_link(p)?)))
+                }
+                Ok(m) if m.is_dir() => system.push((p.to_path_buf(), None)),
+                _ => {}
+            }
+        }
+        Ok(RootLayout {
+            mount_point,
+            system,
+        })
+    }
+}
+
+/// The namespaces and protections an instance gets.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Features {
+    /// A user namespace mapping the server's uid (servers without root).
+    pub user_ns: bool,
+    pub mount_ns: bool,
+    pub pid_ns: bool,
+    pub ipc_ns: bool,
+    pub uts_ns: bool,
+    pub no_new_privs: bool,
+}
+
+/// One instance's box, as the host path of its parts.
+pub struct InstanceRoot<'a> {
+    pub layout: &'a RootLayout,
+    pub code_dir: &'a Path,
+    /// The runtime's bootstrap directory, shown at `/var/runtime`.
+    pub runtime_dir: Option<&'a Path>,
+    pub tmp_mb: u32,
+}
+
+impl InstanceRoot<'_> {
+    fn steps(&self, mount_proc: bool) -> io::Result<Vec<Step>> {
+        let root = &self.layout.mount_point;
+        let at = |rel: &str| cs(root.join(rel.trim_start_matches('/')));
+        let mut steps = vec![
+            Step::Mount {
+                src: None,
+                dst: cstr("/")?,
+                fstype: None,
+                flags: libc::MS_REC | libc::MS_PRIVATE,
+                data: None,
+                what: c"make mounts private",
+            },
+            Step::Mount {
+                src: Some(cstr("tmpfs")?),
+                dst: cs(root)?,
+                fstype: Some(cstr("tmpfs")?),
+                flags: libc::MS_NOSUID | libc::MS_NODEV,
+                data: Some(cstr("size=1m,mode=0755")?),
+                what: c"mount the instance root",
+            },
+        ];
+        let bind_ro = |steps: &mut Vec<Step>, src: &Path, dst: &str| -> io::Result<()> {
+            steps.push(Step::Mkdir(at(dst)?));
+            steps.push(Step::Mount {
+                src: Some(cs(src)?),
+                dst: at(dst)?,
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REC,
+                data: None,
+                what: c"bind a read-only directory",
+            });
+            steps.push(Step::Mount {
+                src: None,
+                dst: at(dst)?,
+                fstype: None,
+                flags: bind_flags(src),
+                data: None,
+                what: c"make a bound directory read-only",
+            });
+            Ok(())
+        };
+        for (dir, link) in &self.layout.system {
+            let rel = dir.to_string_lossy();
+            match link {
+                Some(target) => steps.push(Step::Symlink {
+                    target: cs(target)?,
+                    link: at(&rel)?,
+                }),
+                None => bind_ro(&mut steps, dir, &rel)?,
+            }
+        }
+        steps.push(Step::Mkdir(at("var")?));
+        bind_ro(&mut steps, self.code_dir, "var/task")?;
+        if let Some(rt) = self.runtime_dir {
+            bind_ro(&mut steps, rt, "var/runtime")?;
+        }
+        steps.push(Step::Mkdir(at("opt")?));
+        let tmpfs = |steps: &mut Vec<Step>, dst: &str, data: String, extra: libc::c_ulong, what| {
+            steps.push(Step::Mkdir(at(dst)?));
+            steps.push(Step::Mount {
+                src: Some(cstr("tmpfs")?),
+                dst: at(dst)?,
+                fstype: Some(cstr("tmpfs")?),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | extra,
+                data: Some(cstr(&data)?),
+                what,
+            });
+            io::Result::Ok(())
+        };
+        tmpfs(
+            &mut steps,
+            "tmp",
+            format!("size={}m,mode=1777", self.tmp_mb),
+            0,
+            c"mount a private /tmp",
+        )?;
+        steps.push(Step::Symlink {
+            target: cstr("/tmp")?,
+            link: at("var/tmp")?,
+        });
+        tmpfs(
+            &mut steps,
+            "dev",
+            "size=64k,mode=0755".into(),
+            libc::MS_NOEXEC,
+            c"mount /dev",
+        )?;
+        for d in DEVICES {
+            let dst = at(&format!("dev/{d}"))?;
+            steps.push(Step::Touch(dst.clone()));
+            steps.push(Step::Mount {
+                src: Some(cstr(&format!("/dev/{d}"))?),
+                dst,
+                fstype: None,
+                flags: libc::MS_BIND,
+                data: None,
+                what: c"bind a device",
+            });
+        }
+        for (name, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            steps.push(Step::Symlink {
+                target: cstr(target)?,
+                link: at(&format!("dev/{name}"))?,
+            });
+        }
+        tmpfs(
+            &mut steps,
+            "dev/shm",
+            format!("size={SHM_MB}m,mode=1777"),
+            libc::MS_NOEXEC,
+            c"mount a private /dev/shm",
+        )?;
+        steps.push(Step::Mkdir(at("proc")?));
+        if mount_proc {
+            steps.push(Step::Mount {
+                src: Some(cstr("proc")?),
+                dst: at("proc")?,
+                fstype: Some(cstr("proc")?),
+                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                // Without a PID namespace this still hides other users' processes.
+                data: Some(cstr("hidepid=2")?),
+                what: c"mount /proc",
+            });
+        }
+        Ok(steps)
+    }
+}
+
+/// Everything the child does between fork and exec, prepared in the parent.
+pub struct ChildSetup {
+    cgroup_procs: Vec<fs::File>,
+    netns: Option<OwnedFd>,
+    features: Features,
+    /// `/proc/self/uid_map` and `gid_map` lines for a user namespace.
+    id_maps: Option<(CString, CString)>,
+    root_dir: Option<CString>,
+    steps: Vec<Step>,
+    uid: Option<u32>,
+    workdir: CString,
+    seccomp: Option<Arc<Filters>>,
+    parent_pid: i32,
+}
+
+/// The uid an instance has inside a user namespace (servers without root):
+/// not 0, so that its exec drops the capabilities the namespace gave.
+pub const USERNS_INNER_UID: u32 = 1000;
+
+impl ChildSetup {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cgroup_procs: Vec<PathBuf>,
+        netns: Option<OwnedFd>,
+        features: Features,
+        root: Option<InstanceRoot<'_>>,
+        uid: Option<u32>,
+        workdir: &Path,
+        seccomp: Option<Arc<Filters>>,
+    ) -> io::Result<ChildSetup> {
+        let cgroup_procs = cgroup_procs
+            .iter()
+            .map(|p| fs::OpenOptions::new().write(true).open(p))
+            .collect::<io::Result<Vec<_>>>()?;
+        // SAFETY: these calls have no preconditions.
+        #[allow(unsafe_code)]
+        let (parent_pid, outer_uid, outer_gid) =
+            unsafe { (libc::getpid(), libc::geteuid(), libc::getegid()) };
+        let id_maps = if features.user_ns {
+            Some((
+                cstr(&format!("{USERNS_INNER_UID} {outer_uid} 1"))?,
+                cstr(&format!("{USERNS_INNER_UID} {outer_gid} 1"))?,
+            ))
+        } else {
+            None
+        };
+        let (root_dir, steps) = match &root {
+            Some(r) => (Some(cs(&r.layout.mount_point)?), r.steps(true)?),
+            None => (None, Vec::new()),
+        };
+        Ok(ChildSetup {
+            cgroup_procs,
+            netns,
+            features,
+            id_maps,
+            root_dir,
+            steps,
+            uid,
+            workdir: cs(workdir)?,
+            seccomp,
+            parent_pid,
+        })
+    }
+
+    /// Runs in the forked child before exec.
+    ///
+    /// # Safety
+    /// Must only be called between fork and exec; it makes system calls only.
+    #[allow(unsafe_code)]
+    pub unsafe fn apply(&self) -> io::Result<()> {
+        // Own session and process group, so the whole tree can be signalled.
+        step(c"setsid", libc::setsid())?;
+        // Die with the server, even on SIGKILL.
+        die_with_parent(self.parent_pid)?;
+        for f in &self.cgroup_procs {
+            // "0" names the writing process itself in both cgroup versions.
+            if libc::write(f.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                return fail(c"join the instance cgroup");
+            }
+        }
+        if let Some(ns) = &self.netns {
+            step(
+                c"enter the network namespace",
+                libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET),
+            )?;
+        }
+        if let Some((uid_map, gid_map)) = &self.id_maps {
+            step(
+                c"unshare the user namespace",
+                libc::unshare(libc::CLONE_NEWUSER),
+            )?;
+            write_file(c"/proc/self/setgroups", c"deny")?;
+            write_file(c"/proc/self/uid_map", uid_map)?;
+            write_file(c"/proc/self/gid_map", gid_map)?;
+        }
+        let f = self.features;
+        let mut flags = 0;
+        for (on, flag) in [
+            (f.mount_ns, libc::CLONE_NEWNS),
+            (f.pid_ns, libc::CLONE_NEWPID),
+            (f.ipc_ns, libc::CLONE_NEWIPC),
+            (f.uts_ns, libc::CLONE_NEWUTS),
+        ] {
+            if on {
+                flags |= flag;
+            }
+        }
+        if flags != 0 {
+            step(c"unshare namespaces", libc::unshare(flags))?;
+        }
+        if f.pid_ns {
+            // The process that execs must be the new namespace's first
+            // (PID 1); this one stays outside, waits, and passes its exit on.
+            become_pid_one()?;
+        }
+        if f.uts_ns {
+            step(
+                c"set the host name",
+                libc::sethostname(c"updraft".as_ptr(), 7),
+            )?;
+        }
+        if let Some(root) = &self.root_dir {
+            for s in &self.steps {
+                run_step(s)?;
+            }
+            step(c"enter the instance root", libc::chdir(root.as_ptr()))?;
+            step(
+                c"pivot_root",
+                libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as libc::c_int,
+            )?;
+            step(
+                c"detach the host root",
+                libc::umount2(c".".as_ptr(), libc::MNT_DETACH),
+            )?;
+            step(c"chdir /", libc::chdir(c"/".as_ptr()))?;
+            step(
+                c"make the instance root read-only",
+                libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND
+                        | libc::MS_REMOUNT
+                        | libc::MS_RDONLY
+                        | libc::MS_NOSUID
+                        | libc::MS_NODEV,
+                    std::ptr::null(),
+                ),
+            )?;
+        }
+        if let Some(uid) = self.uid {
+            step(c"setgroups", libc::setgroups(0, std::ptr::null()))?;
+            step(c"setgid", libc::setgid(uid))?;
+            step(c"setuid", libc::setuid(uid))?;
+        }
+        if f.no_new_privs {
+            step(
+                c"set no_new_privs",
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+            )?;
+        }
+        // A change of credentials clears the parent-death signal: set it again.
+        step(
+            c"set the parent-death signal",
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ),
+        )?;
+        step(c"chdir to the code", libc::chdir(self.workdir.as_ptr()))?;
+        if let Some(filters) = &self.seccomp {
+            if let Err(e) = super::seccomp::install(filters) {
+                say(c"install the seccomp filter");
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Forks; the parent waits for the child and exits as it did, the child
+/// returns (it is PID 1 of the new PID namespace and goes on to exec).
+#[allow(unsafe_code)]
+unsafe fn become_pid_one() -> io::Result<()> {
+    // The waiting process is a copy of the server: never the OOM killer's
+    // pick, where the host lets us say so (best effort, silently).
+    let lowered = set_oom_score_adj(c"-1000");
+    let pid = libc::fork();
+    if pid < 0 {
+        return fail(c"fork into the PID namespace");
+    }
+    if pid == 0 {
+        if lowered {
+            set_oom_score_adj(c"0");
+        }
+        // Dies with the waiting process (which dies with the server).
+        step(
+            c"set the parent-death signal",
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ),
+        )?;
+        return Ok(());
+    }
+    // The waiter keeps no descriptor: the log pipe and spawn's error pipe
+    // must close when the instance execs or exits, not when this one does.
+    libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+    let mut status = 0;
+    loop {
+        let r = libc::waitpid(pid, &mut status, 0);
+        if r == pid {
+            break;
+        }
+        if r == -1 && *libc::__errno_location() != libc::EINTR {
+            libc::_exit(1);
+        }
+    }
+    if libc::WIFEXITED(status) {
+        libc::_exit(libc::WEXITSTATUS(status));
+    }
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        libc::signal(sig, libc::SIG_DFL);
+        libc::kill(libc::getpid(), sig);
+        libc::_exit(128 + sig);
+    }
+    libc::_exit(1)
+}
+
+#[allow(unsafe_code)]
+unsafe fn set_oom_score_adj(value: &CStr) -> bool {
+    let fd = libc::open(
+        c"/proc/self/oom_score_adj".as_ptr(),
+        libc::O_WRONLY | libc::O_CLOEXEC,
+    );
+    if fd < 0 {
+        return false;
+    }
+    let bytes = value.to_bytes();
+    let ok = libc::write(fd, bytes.as_ptr().cast(), bytes.len()) == bytes.len() as isize;
+    libc::close(fd);
+    ok
+}
+
+#[allow(unsafe_code)]
+unsafe fn die_with_parent(parent: i32) -> io::Result<()> {
+    step(
+        c"set the parent-death signal",
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ),
+    )?;
+    if libc::getppid() != parent {
+        // The server died before prctl took effect.
+        libc::_exit(1);
+    }
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+unsafe fn run_step(s: &Step) -> io::Result<()> {
+    match s {
+        Step::Mkdir(p) => {
+            if libc::mkdir(p.as_ptr(), 0o755) != 0 && *libc::__errno_location() != libc::EEXIST {
+                return fail(c"make a directory in the instance root");
+            }
+            Ok(())
+        }
+        Step::Touch(p) => {
+            let fd = libc::open(
+                p.as_ptr(),
+                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                0o644,
+            );
+            if fd < 0 {
+                return fail(c"make a device mount point");
+            }
+            libc::close(fd);
+            Ok(())
+        }
+        Step::Symlink { target, link } => step(
+            c"make a link in the instance root",
+            libc::symlink(target.as_ptr(), link.as_ptr()),
+        ),
+        Step::Mount {
+            src,
+            dst,
+            fstype,
+            flags,
+            data,
+            what,
+        } => step(
+            what,
+            libc::mount(
+                src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                dst.as_ptr(),
+                fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                *flags,
+                data.as_ref()
+                    .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
+            ),
+        ),
+    }
+}
+
+#[allow(unsafe_code)]
+unsafe fn write_file(path: &CStr, text: &CStr) -> io::Result<()> {
+    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+    if fd < 0 {
+        return fail(path);
+    }
+    let bytes = text.to_bytes();
+    let n = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+    let err = io::Error::last_os_error();
+    libc::close(fd);
+    if n != bytes.len() as isize {
+        say(path);
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Writes "updraft sandbox: could not WHAT: " to stderr (the instance's log).
+#[allow(unsafe_code)]
+unsafe fn say(what: &CStr) {
+    let err = io::Error::last_os_error();
+    let parts: [&[u8]; 3] = [b"updraft sandbox: could not ", what.to_bytes(), b" (errno "];
+    for p in parts {
+        libc::write(2, p.as_ptr().cast(), p.len());
+    }
+    // The errno in decimal, without allocating.
+    let mut buf = [0u8; 12];
+    let mut n = err.raw_os_error().unwrap_or(0).unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    libc::write(2, buf[i..].as_ptr().cast(), buf.len() - i);
+    libc::write(2, b")\n".as_ptr().cast(), 2);
+}
+
+#[allow(unsafe_code)]
+unsafe fn fail<T>(what: &CStr) -> io::Result<T> {
+    let err = io::Error::last_os_error();
+    say(what);
+    Err(err)
+}
+
+#[allow(unsafe_code)]
+unsafe fn step(what: &CStr, r: libc::c_int) -> io::Result<()> {
+    if r == -1 {
+        fail(what)
+    } else {
+        Ok(())
+    }
+}

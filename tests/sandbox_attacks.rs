@@ -1,0 +1,398 @@
+//! Functions attacking the sandbox (tests/fixtures/attacks): every attempt is
+//! bounded in time and count, runs on loopback only, and must fail, while a
+//! victim function keeps answering correctly the whole time. Needs root (CI
+//! runs as root); elsewhere it fails under CI=true and is skipped otherwise.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    #[allow(unsafe_code)]
+    let uid = unsafe { libc::geteuid() };
+    if uid != 0 {
+        assert!(
+            std::env::var("CI").is_err(),
+            "the sandbox attack suite must run as root in CI"
+        );
+        eprintln!("SKIPPED: the sandbox attacks need root (strict isolation)");
+    }
+    uid == 0
+}
+
+/// Calls the victim's URL until stopped; every answer must be its own.
+struct Victim {
+    stop: Arc<AtomicBool>,
+    answered: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Victim {
+    fn start(s: &Server) -> Victim {
+        let url = format!("{}/fn/victim", s.endpoint);
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU64::new(0));
+        let (st, an) = (stop.clone(), answered.clone());
+        let thread = std::thread::spawn(move || {
+            let mut wrong = Vec::new();
+            let client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap();
+            while !st.load(Ordering::SeqCst) {
+                match client.get(&url).send() {
+                    Ok(r) if r.status() == 200 => {
+                        let body = r.text().unwrap_or_default();
+                        if body.contains("victim-env") {
+                            an.fetch_add(1, Ordering::SeqCst);
+                        } else {
+                            wrong.push(body);
+                        }
+                    }
+                    Ok(r) => wrong.push(format!("status {}", r.status())),
+                    Err(e) => wrong.push(e.to_string()),
+                }
+            }
+            wrong
+        });
+        Victim {
+            stop,
+            answered,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops and insists that every answer was right (and there were some).
+    fn finish(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let wrong = self.thread.take().unwrap().join().unwrap();
+        assert!(wrong.is_empty(), "the victim answered wrongly: {wrong:?}");
+        assert!(
+            self.answered.load(Ordering::SeqCst) > 0,
+            "the victim never answered"
+        );
+    }
+}
+
+fn attack(s: &Server, payload: Value) -> Value {
+    s.invoke_json("attacker", &payload.to_string())
+}
+
+fn failed(v: &Value) -> bool {
+    v["ok"] == false
+}
+
+fn setup(name: &str) -> Option<(Server, Victim)> {
+    if !root() {
+        return None;
+    }
+    let s = Server::start(name);
+    s.deploy(&fixture("attacks"));
+    let v = Victim::start(&s);
+    Some((s, v))
+}
+
+#[test]
+fn functions_cannot_write_their_code_chown_or_reach_host_files() {
+    let Some((s, victim)) = setup("atk-code") else {
+        return;
+    };
+    let who = attack(&s, json!({"attack": "whoami"}));
+    assert_eq!(who["task_root"], "/var/task", "{who}");
+    assert_eq!(who["cwd"], "/var/task", "{who}");
+    assert_eq!(who["runtime_api"], "127.0.0.1:9001", "{who}");
+    assert_ne!(who["uid"], 0, "{who}");
+    assert_eq!(who["status"]["NoNewPrivs"], "1", "{who}");
+    assert_eq!(who["status"]["Seccomp"], "2", "{who}");
+    assert_eq!(who["status"]["CapEff"], "0000000000000000", "{who}");
+
+    // Redeploys while the function tries to plant files and links in its
+    // code: the code is the server's, published by rename from a staging
+    // directory no function can see.
+    let data = s.data_dir.canonicalize().unwrap();
+    let guard = data.join("guard-file");
+    std::fs::write(&guard, "root's").unwrap();
+    let app = scratch("atk-app");
+    std::fs::create_dir_all(app.join("src")).unwrap();
+    for f in ["updraft.toml", "src/attack.py", "src/victim.py"] {
+        std::fs::copy(fixture("attacks").join(f), app.join(f)).unwrap();
+    }
+    for round in 0..3 {
+        std::fs::write(app.join("src/round.py"), format!("ROUND = {round}\n")).unwrap();
+        let deploy = std::thread::spawn({
+            let app = app.clone();
+            let endpoint = s.endpoint.clone();
+            let data_dir = s.data_dir.clone();
+            move || {
+                std::process::Command::new(BIN)
+                    .args(["deploy", app.to_str().unwrap()])
+                    .env("UPDRAFT_ENDPOINT", endpoint)
+                    .env("UPDRAFT_DATA_DIR", data_dir)
+                    .env_remove("UPDRAFT_ACCESS_KEY_ID")
+                    .env_remove("UPDRAFT_SECRET_ACCESS_KEY")
+                    .output()
+                    .unwrap()
+            }
+        });
+        let v = attack(
+            &s,
+            json!({"attack": "write_code", "host_paths": [
+                guard.to_str().unwrap(),
+                data.join("code").to_str().unwrap(),
+                data.join("staging").to_str().unwrap(),
+            ]}),
+        );
+        assert!(deploy.join().unwrap().status.success());
+        for (k, r) in v.as_object().unwrap() {
+            assert!(failed(r), "{k} must fail: {v}");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&guard).unwrap(), "root's");
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&guard).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0));
+        // Every published code file belongs to the server and is read-only to others.
+        for e in walk(&data.join("code")) {
+            let m = std::fs::symlink_metadata(&e).unwrap();
+            assert_eq!(m.uid(), 0, "{}", e.display());
+            assert!(!m.file_type().is_symlink(), "{}", e.display());
+            assert_eq!(m.mode() & 0o022, 0, "{} is writable by others", e.display());
+        }
+    }
+
+    // The server's files are not in the function's world at all.
+    let paths = [
+        data.join("credentials"),
+        data.join("updraft.db"),
+        data.join("code"),
+        data.join("blobs"),
+        "/root".into(),
+        "/home".into(),
+        std::env::current_dir().unwrap(),
+    ];
+    let v = attack(&s, json!({"attack": "read_paths", "paths": paths}));
+    for p in &paths {
+        assert!(
+            failed(&v[p.to_str().unwrap()]),
+            "{} must be out of reach: {v}",
+            p.display()
+        );
+    }
+    victim.finish();
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The uid the server gave functions before round 2: FNV-1a of the name.
+fn old_hash_uid(name: &str) -> u32 {
+    let mut h: u32 = 0x811c9dc5;
+    for b in name.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x01000193);
+    }
+    2_000_000 + h % 1_000_000
+}
+
+#[test]
+fn a_colliding_name_gets_its_own_uid_and_nothing_of_the_other() {
+    let Some((s, victim)) = setup("atk-collide") else {
+        return;
+    };
+    // A name whose old uid equals the victim's.
+    let target = old_hash_uid("victim");
+    let twin = (0u64..)
+        .map(|i| format!("v{i}"))
+        .find(|n| old_hash_uid(n) == target)
+        .unwrap();
+    let dir = scratch("atk-twin");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::copy(
+        fixture("attacks").join("src/attack.py"),
+        dir.join("src/attack.py"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("updraft.toml"),
+        format!("[app]\nname = \"twin\"\n\n[functions.{twin}]\nruntime = \"python3\"\nhandler = \"attack.handler\"\ncode = \"src\"\n"),
+    )
+    .unwrap();
+    s.deploy(&dir);
+    let victim_uid = s.invoke_json("victim", "{}")["uid"].clone();
+    let twin_who = s.invoke_json(&twin, &json!({"attack": "whoami"}).to_string());
+    assert_ne!(
+        twin_who["uid"], victim_uid,
+        "{twin} shares the victim's uid"
+    );
+    // The twin's world has its own code only; the victim's code and
+    // environment are nowhere in it.
+    let v = s.invoke_json(
+        &twin,
+        &json!({"attack": "read_paths", "paths": ["/var/task", "/proc/1/environ"]}).to_string(),
+    );
+    let listing = v["/var/task"]["value"].to_string();
+    assert!(!listing.contains("victim.py"), "{v}");
+    assert!(
+        !v["/proc/1/environ"].to_string().contains("victim-env"),
+        "{v}"
+    );
+    victim.finish();
+}
+
+#[test]
+fn instances_see_no_host_or_sibling_processes_tmp_or_runtime_api() {
+    let Some((s, victim)) = setup("atk-procs") else {
+        return;
+    };
+    let server_pid = s.pid();
+    let v = attack(&s, json!({"attack": "processes", "pid": server_pid}));
+    // Its own PID namespace: the runtime is PID 1, and the server is not there.
+    let pids: Vec<i64> = v["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_i64().unwrap())
+        .collect();
+    assert!(pids.contains(&1), "{v}");
+    assert!(
+        !pids.contains(&(server_pid as i64)) || server_pid < 10,
+        "{v}"
+    );
+    assert!(pids.len() < 10, "host processes are visible: {v}");
+    for k in [
+        "kill0",
+        "kill_term",
+        "ptrace",
+        "ptrace_any",
+        "unshare_user",
+        "mount",
+    ] {
+        assert_eq!(v[k]["ok"], false, "{k} must fail: {v}");
+    }
+    assert!(common::pid_alive(server_pid));
+
+    // Two instances at once: each sees its own /tmp and processes only.
+    let hold = |mark: &'static str| {
+        let endpoint = s.endpoint.clone();
+        let data_dir = s.data_dir.clone();
+        std::thread::spawn(move || {
+            let out = std::process::Command::new(BIN)
+                .args(["invoke", "attacker", "--payload"])
+                .arg(json!({"attack": "hold", "mark": mark, "seconds": 3}).to_string())
+                .env("UPDRAFT_ENDPOINT", endpoint)
+                .env("UPDRAFT_DATA_DIR", data_dir)
+                .env_remove("UPDRAFT_ACCESS_KEY_ID")
+                .env_remove("UPDRAFT_SECRET_ACCESS_KEY")
+                .output()
+                .unwrap();
+            serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        })
+    };
+    let (a, b) = (hold("a"), hold("b"));
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    assert_ne!(a["instance"], b["instance"], "{a} {b}");
+    assert_eq!(a["seen_tmp"], json!(["hold-a"]), "{a}");
+    assert_eq!(b["seen_tmp"], json!(["hold-b"]), "{b}");
+
+    // Its Runtime API holds a bounded number of connections.
+    let v = attack(&s, json!({"attack": "runtime_api_flood", "count": 200}));
+    let served = v["served"].as_u64().unwrap();
+    assert!(
+        served <= 32,
+        "more Runtime API connections served than the cap: {v}"
+    );
+    victim.finish();
+}
+
+#[test]
+fn tmp_shm_pids_and_memory_are_bounded_and_private() {
+    let Some((s, victim)) = setup("atk-limits") else {
+        return;
+    };
+    // /tmp is Lambda's 512 MB and no more.
+    let v = attack(&s, json!({"attack": "fill_tmp", "limit_mb": 700}));
+    assert_eq!(v["error"], "ENOSPC", "{v}");
+    assert!(v["written_mb"].as_u64().unwrap() <= 512, "{v}");
+
+    // /tmp, /dev/shm and /var/tmp are the instance's own: a mark written
+    // there is not on the host, and not seen by a later instance.
+    let first = attack(&s, json!({"attack": "shared_dirs", "mark": "one"}));
+    for d in ["/tmp", "/dev/shm", "/var/tmp"] {
+        assert!(first[d]["write"]["ok"] == true, "{d}: {first}");
+        assert!(
+            !std::path::Path::new(d).join("mark-one").exists(),
+            "{d} is the host's"
+        );
+    }
+    // Stop every instance (rm + deploy), so the next call starts a new one.
+    s.ok(&["rm", "attacker"]);
+    s.deploy(&fixture("attacks"));
+    let second = attack(&s, json!({"attack": "shared_dirs", "mark": "two"}));
+    for d in ["/tmp", "/dev/shm", "/var/tmp"] {
+        let before = second[d]["before"]["value"].to_string();
+        assert!(!before.contains("mark-one"), "{d} was shared: {second}");
+    }
+
+    // A fork bomb stops at the pids limit (1,024 per instance).
+    let v = attack(&s, json!({"attack": "fork_bomb", "max": 1500}));
+    assert!(v["forked"].as_u64().unwrap() < 1024, "{v}");
+    assert_eq!(v["error"], "EAGAIN", "{v}");
+
+    // A child process allocating past memory_mb (1,024) is stopped.
+    let out = s.cli(&[
+        "invoke",
+        "attacker",
+        "--payload",
+        &json!({"attack": "child_memory", "mb": 1600}).to_string(),
+    ]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        !text.contains("allocated")
+            && (text.contains("OutOfMemory")
+                || text.contains("\"returncode\": -9")
+                || text.contains("\"returncode\":-9")),
+        "{text}"
+    );
+    victim.finish();
+}
+
+#[test]
+fn functions_cannot_reach_the_hosts_loopback() {
+    let Some((s, victim)) = setup("atk-net") else {
+        return;
+    };
+    // A loopback-only service of the host's.
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let service_addr = service.local_addr().unwrap().to_string();
+    let v = attack(
+        &s,
+        json!({"attack": "connect", "targets": [s.addr, service_addr]}),
+    );
+    for t in [&s.addr, &service_addr] {
+        assert!(failed(&v[t.as_str()]), "{t} must be out of reach: {v}");
+    }
+    service.set_nonblocking(true).unwrap();
+    assert!(
+        service.accept().is_err(),
+        "the function reached the host's service"
+    );
+    victim.finish();
+}
