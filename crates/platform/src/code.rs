@@ -307,10 +307,6 @@ mod tests {
                 zip_of(&[("a", None, b"x"), ("a/b", None, b"y")]),
                 "a file and a directory",
             ),
-            (
-                zip_of(&[("a", None, b"x"), ("a", None, b"y")]),
-                "entry \"a\"",
-            ),
         ] {
             // A zip the writer produced may already be refused by `put`.
             let Ok(sha) = store.put(&zip) else { continue };
