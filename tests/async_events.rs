@@ -8,10 +8,6 @@
 
 mod common;
 use common::*;
-
-/// The fixture reports to a sink on the host's loopback, which functions
-/// reach only when the server allows it.
-const LOOPBACK: (&str, &str) = ("UPDRAFT_ALLOW_FUNCTION_LOOPBACK", "1");
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -19,6 +15,10 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The fixture reports to a sink on the host's loopback, which functions
+/// reach only when the server allows it.
+const LOOPBACK: (&str, &str) = ("UPDRAFT_ALLOW_FUNCTION_LOOPBACK", "true");
 
 /// A tiny HTTP server collecting the JSON bodies POSTed to it.
 struct Sink {

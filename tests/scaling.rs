@@ -70,11 +70,11 @@ fn concurrency_is_capped_at_max_instances_and_excess_waits() {
             stderr(o)
         );
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        pids.insert(v["pid"].as_i64().unwrap());
+        pids.insert(v["instance"].as_str().unwrap().to_string());
     }
     assert!(
         pids.len() <= 2,
-        "at most 2 instances served the burst, saw pids {pids:?}"
+        "at most 2 instances served the burst, saw instances {pids:?}"
     );
     assert!(
         (1..=2).contains(&peak),
@@ -139,7 +139,9 @@ fn idle_instances_stop_after_idle_timeout_and_the_next_call_starts_cold() {
     let s = Server::start("idle");
     s.deploy(&fixture("py"));
     let v = s.invoke_json("sleepy", r#"{"ms": 1}"#);
-    let pid = v["pid"].as_i64().unwrap() as i32;
+    let instance = v["instance"].as_str().unwrap().to_string();
+    let host_pids = instance_pids(&s.data_dir);
+    assert!(!host_pids.is_empty());
     assert_eq!(s.live_instances("sleepy"), 1);
     // idle_timeout is 2s for sleepy.
     wait_until("sleepy scaled to zero", Duration::from_secs(30), || {
@@ -148,14 +150,14 @@ fn idle_instances_stop_after_idle_timeout_and_the_next_call_starts_cold() {
     wait_until(
         "the instance process is gone",
         Duration::from_secs(10),
-        || !pid_alive(pid),
+        || !host_pids.iter().any(|&p| pid_alive(p)),
     );
     let out = s.cli(&["invoke", "sleepy", "--payload", r#"{"ms": 1}"#]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_ne!(
-        v["pid"].as_i64().unwrap() as i32,
-        pid,
+        v["instance"].as_str().unwrap(),
+        instance,
         "a new instance served the call"
     );
     let logs = s.ok(&["logs", "sleepy"]);
@@ -178,7 +180,7 @@ fn min_instances_are_kept_warm() {
         || s.function_info("warmed")["idle_instances"] == 1,
     );
     let v = s.invoke_json("warmed", r#"{"ms": 1}"#);
-    let pid = v["pid"].as_i64().unwrap();
+    let instance = v["instance"].as_str().unwrap().to_string();
     let logs = s.ok(&["logs", "warmed"]);
     assert!(
         !logs
@@ -193,7 +195,7 @@ fn min_instances_are_kept_warm() {
     });
     assert_eq!(s.live_instances("warmed"), 1);
     let v = s.invoke_json("warmed", r#"{"ms": 1}"#);
-    assert_eq!(v["pid"].as_i64().unwrap(), pid);
+    assert_eq!(v["instance"].as_str().unwrap(), instance);
 }
 
 #[test]
