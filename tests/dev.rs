@@ -78,3 +78,115 @@ fn dev_serves_the_app_and_redeploys_on_change() {
     }
     assert!(dev.wait().unwrap().success());
 }
+
+/// `updraft dev` run by an ordinary user, in a directory only that user can
+/// enter (as home directories often are), still boxes its functions: a user
+/// namespace gives them the same root, namespaces, no new privileges and
+/// seccomp filter as root's instances, and they answer.
+#[test]
+fn an_ordinary_user_in_a_private_directory_gets_boxed_functions_that_answer() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    #[allow(unsafe_code)]
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI runs as root: this test needs it to become an ordinary user"
+        );
+        eprintln!("SKIPPED: needs root to run dev as an ordinary user");
+        return;
+    }
+    const USER: u32 = 4242;
+    // Outside the checkout, which may sit where USER cannot go.
+    let base = std::path::PathBuf::from(format!(
+        "/var/tmp/updraft-rootless-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let home = base.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let bin = base.join("updraft");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(repo().join("examples/hello/."))
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let _ = std::fs::remove_dir_all(home.join(".updraft"));
+    let chown = Command::new("chown")
+        .args(["-R", &format!("{USER}:{USER}")])
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let mut cmd = Command::new(&bin);
+    cmd.args(["dev", home.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("HOME", &home)
+        .env("UPDRAFT_LOG", "warn")
+        .env_remove("UPDRAFT_ISOLATION")
+        .env_remove("UPDRAFT_DATA_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: plain system calls, allowed between fork and exec.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(USER) != 0
+                || libc::setuid(USER) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut dev = cmd.spawn().unwrap();
+    let stderr = dev.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[dev] {line}");
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("dev server did not start");
+        seen.push(line.clone());
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let report = seen.join("\n");
+    assert!(
+        report.contains("on   namespaces and instance root: user (rootless)"),
+        "{report}"
+    );
+    assert!(report.contains("on   seccomp filter"), "{report}");
+    assert!(report.contains("OFF  uid per function"), "{report}");
+    let url = format!("http://{addr}/hello/dev");
+    wait_until(
+        "the app is deployed and answers",
+        Duration::from_secs(60),
+        || get(&url).1.contains("Hello, dev!"),
+    );
+    // SAFETY: kill(2) on our own child.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(dev.id() as i32, libc::SIGINT);
+    }
+    assert!(dev.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&base);
+}
