@@ -293,6 +293,7 @@ class FunctionsTest(LambdaTest):
             MemorySize=256,
             Timeout=42,
             Description="made by boto3",
+            EphemeralStorage={"Size": 1024},
         )
         self.assertEqual(resp["ResponseMetadata"]["HTTPStatusCode"], 201)
         self.assertEqual(resp["FunctionName"], name)
@@ -311,6 +312,7 @@ class FunctionsTest(LambdaTest):
             self.assertEqual(conf["Runtime"], RUNTIME)
             self.assertEqual(conf["Handler"], "app.handler")
             self.assertEqual(conf["MemorySize"], 256)
+            self.assertEqual(conf["EphemeralStorage"], {"Size": 1024})
             self.assertEqual(conf["Timeout"], 42)
             self.assertEqual(conf["Description"], "made by boto3")
             self.assertEqual(conf["Environment"]["Variables"], {"SINK": SINK.url, "GREETING": "hi"})
@@ -466,6 +468,7 @@ class ErrorsTest(LambdaTest):
             "handler with whitespace": dict(Handler="app handler"),
             "memory 64": dict(MemorySize=64),
             "memory too big": dict(MemorySize=1_000_000),
+            "ephemeral storage too small": dict(EphemeralStorage={"Size": 256}),
             "zip that is not a zip": dict(Code={"ZipFile": b"definitely not a zip"}),
         }
         for what, override in cases.items():

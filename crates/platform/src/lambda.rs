@@ -126,6 +126,8 @@ pub struct NewFunction {
     pub runtime: String,
     pub handler: String,
     pub memory_mb: u32,
+    /// `EphemeralStorage.Size`: the instance's `/tmp`, in MB.
+    pub ephemeral_storage_mb: u32,
     pub timeout_ms: u64,
     pub env: BTreeMap<String, String>,
     pub description: String,
@@ -140,6 +142,7 @@ pub struct ConfigPatch {
     pub runtime: Option<String>,
     pub handler: Option<String>,
     pub memory_mb: Option<u32>,
+    pub ephemeral_storage_mb: Option<u32>,
     pub timeout_ms: Option<u64>,
     pub env: Option<BTreeMap<String, String>>,
     pub description: Option<String>,
@@ -162,6 +165,7 @@ fn check_lambda_config(name: &str, config: &FunctionConfig) -> Result<(), Platfo
             "runtime" => "Runtime",
             "handler" => "Handler",
             "memory_mb" => "MemorySize",
+            "ephemeral_storage_mb" => "EphemeralStorage.Size",
             "timeout" => "Timeout",
             "env" => "Environment.Variables",
             other => other,
@@ -327,7 +331,7 @@ impl Platform {
             runtime: f.runtime,
             handler: f.handler,
             memory_mb: f.memory_mb,
-            ephemeral_storage_mb: updraft_core::DEFAULT_EPHEMERAL_MB,
+            ephemeral_storage_mb: f.ephemeral_storage_mb,
             timeout_ms: f.timeout_ms,
             env: f.env,
             url: UrlAuth::Private,
@@ -486,6 +490,9 @@ impl Platform {
         }
         if let Some(v) = patch.memory_mb {
             config.memory_mb = v;
+        }
+        if let Some(v) = patch.ephemeral_storage_mb {
+            config.ephemeral_storage_mb = v;
         }
         if let Some(v) = patch.timeout_ms {
             config.timeout_ms = v;

@@ -35,6 +35,26 @@ struct Environment {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
+struct EphemeralStorage {
+    size: Option<i64>,
+}
+
+/// `EphemeralStorage.Size` in MB (Lambda: 512 to 10240; checked with the rest
+/// of the configuration).
+fn ephemeral(v: Option<EphemeralStorage>) -> Result<Option<u32>, PlatformError> {
+    v.and_then(|e| e.size)
+        .map(|s| {
+            u32::try_from(s).map_err(|_| {
+                PlatformError::InvalidParameter(format!(
+                    "EphemeralStorage.Size: expected a number from 512 to 10240, got {s}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
 struct CreateBody {
     function_name: Option<String>,
     runtime: Option<String>,
@@ -44,6 +64,7 @@ struct CreateBody {
     description: Option<String>,
     timeout: Option<i64>,
     memory_size: Option<i64>,
+    ephemeral_storage: Option<EphemeralStorage>,
     publish: bool,
     package_type: Option<String>,
     environment: Option<Environment>,
@@ -151,6 +172,8 @@ pub async fn create(State(p): State<Platform>, bytes: Bytes) -> ApiResult {
         runtime,
         handler: b.handler.unwrap_or_default(),
         memory_mb: memory(b.memory_size)?.unwrap_or(128),
+        ephemeral_storage_mb: ephemeral(b.ephemeral_storage)?
+            .unwrap_or(updraft_core::DEFAULT_EPHEMERAL_MB),
         timeout_ms: timeout_ms(b.timeout)?.unwrap_or(3000),
         env: b.environment.and_then(|e| e.variables).unwrap_or_default(),
         description: b.description.unwrap_or_default(),
@@ -267,6 +290,7 @@ struct UpdateConfigBody {
     description: Option<String>,
     timeout: Option<i64>,
     memory_size: Option<i64>,
+    ephemeral_storage: Option<EphemeralStorage>,
     environment: Option<Environment>,
     runtime: Option<String>,
     revision_id: Option<String>,
@@ -291,6 +315,7 @@ pub async fn update_configuration(
         runtime: b.runtime,
         handler: b.handler,
         memory_mb: memory(b.memory_size)?,
+        ephemeral_storage_mb: ephemeral(b.ephemeral_storage)?,
         timeout_ms: timeout_ms(b.timeout)?,
         env: b.environment.map(|e| e.variables.unwrap_or_default()),
         description: b.description,

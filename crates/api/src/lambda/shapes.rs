@@ -64,7 +64,7 @@ pub fn function_configuration(p: &Platform, d: &FunctionDetail, qualify_latest: 
         "LastUpdateStatus": "Successful",
         "PackageType": "Zip",
         "Architectures": [architecture()],
-        "EphemeralStorage": {"Size": 512},
+        "EphemeralStorage": {"Size": c.ephemeral_storage_mb},
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": format!("/aws/lambda/{name}")},
     });
     if !c.env.is_empty() {
