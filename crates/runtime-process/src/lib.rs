@@ -67,8 +67,7 @@ impl ProcessRuntime {
         }
         fs::set_permissions(&runtimes_dir, fs::Permissions::from_mode(0o755))?;
         fs::create_dir_all(&instances_dir)?;
-        // Instances may traverse (not list) to their own directory.
-        fs::set_permissions(&instances_dir, fs::Permissions::from_mode(0o711))?;
+        fs::set_permissions(&instances_dir, fs::Permissions::from_mode(0o700))?;
         Ok(ProcessRuntime {
             instances_dir,
             runtimes_dir,

@@ -230,6 +230,15 @@ impl Isolation {
             seccomp: if jail_ok && seccomp_ok { filters } else { None },
             report,
         };
+        if root && !jail_ok {
+            // Without an instance root a function could not be given a uid of
+            // its own (it could not reach its code), and running it as root
+            // is never "what the host allows".
+            return Err(format!(
+                "--isolation {mode}: running as root, but instances cannot be boxed here ({}). Fix the host, or pass --isolation none for trusted code only",
+                probe.err().unwrap_or_default()
+            ));
+        }
         if mode == IsolationMode::Strict {
             let missing: Vec<String> = isolation
                 .report
