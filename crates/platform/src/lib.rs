@@ -199,6 +199,7 @@ impl Platform {
             .unwrap_or_else(|| data_dir.join("wasm"));
         let wasm = WasmRuntime::new(&wasm_cache, &config.region, logs.clone())
             .map_err(|e| PlatformError::internal("preparing the wasm runtime", e))?;
+        wasm.set_allow_loopback(config.allow_function_loopback);
         runtimes.insert(RuntimeKind::Wasm, Arc::new(wasm));
         let scheduler = Scheduler::new(runtimes, logs.clone());
         let records = writer::records(store.clone());

@@ -22,6 +22,8 @@ const MAX_LINE: usize = 256 * 1024;
 pub struct Guest {
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
+    /// Where outgoing requests may go (outbound.rs).
+    pub outbound: crate::outbound::Outbound,
     pub table: ResourceTable,
     pub limits: Limits,
 }
@@ -40,7 +42,7 @@ impl WasiHttpView for Guest {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.outbound,
         }
     }
 }

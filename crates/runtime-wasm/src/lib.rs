@@ -14,6 +14,7 @@
 mod cache;
 mod engine;
 mod guest;
+pub mod outbound;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -54,6 +55,8 @@ struct Loaded {
 }
 
 struct Inner {
+    /// Guests may reach loopback and link-local addresses (`--allow-function-loopback`).
+    allow_loopback: std::sync::atomic::AtomicBool,
     engine: Engine,
     linker: Linker<Guest>,
     artifacts: cache::Artifacts,
@@ -80,6 +83,14 @@ impl WasmRuntime {
     /// Builds the engine and the linker (wasi:http plus every WASI p2
     /// interface; no preopened directories, no network sockets), and opens the
     /// artifact cache `cache_dir` (the server's `DATA_DIR/wasm` by default).
+    /// Lets guests' outgoing requests reach loopback and link-local
+    /// addresses (refused by default: outbound.rs).
+    pub fn set_allow_loopback(&self, allow: bool) {
+        self.inner
+            .allow_loopback
+            .store(allow, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn new(
         cache_dir: &Path,
         region: &str,
@@ -97,6 +108,7 @@ impl WasmRuntime {
         tracing::debug!(pooling, "wasm runtime ready");
         Ok(WasmRuntime {
             inner: Arc::new(Inner {
+                allow_loopback: std::sync::atomic::AtomicBool::new(false),
                 engine,
                 linker,
                 artifacts,
@@ -283,6 +295,13 @@ impl Slot {
         let guest = Guest {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
+            outbound: outbound::Outbound {
+                allow_loopback: self
+                    .runtime
+                    .inner
+                    .allow_loopback
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            },
             table: ResourceTable::new(),
             limits: Limits {
                 max_bytes: spec.config.memory_mb as usize * 1024 * 1024,
