@@ -399,3 +399,28 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod subnet_tests {
+    use super::*;
+
+    #[test]
+    fn a_subnet_is_a_private_aligned_network() {
+        let s: Subnet = DEFAULT_SUBNET.parse().unwrap();
+        assert_eq!(s.slots(), 16384);
+        assert_eq!(
+            s.pair(1),
+            (Ipv4Addr::new(10, 213, 0, 5), Ipv4Addr::new(10, 213, 0, 6))
+        );
+        for bad in [
+            "10.213.0.0",
+            "8.8.0.0/16",
+            "10.213.0.0/30",
+            "10.213.1.0/16",
+            "x/16",
+        ] {
+            let err = bad.parse::<Subnet>().unwrap_err();
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
+    }
+}
