@@ -396,3 +396,197 @@ fn functions_cannot_reach_the_hosts_loopback() {
     );
     victim.finish();
 }
+
+/// A "remote host" on this machine: a network namespace behind a veth in
+/// 10.214.X.0/30 (the host at .1, the remote at .2), answering HTTP on
+/// .2:8080 and handing over `ANNOUNCE` connections. Removed on drop.
+struct RemoteHost {
+    name: String,
+    link: String,
+    host_ip: String,
+    addr: String,
+    /// Who connected with HTTP (as the remote saw them).
+    peers: Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>,
+    announced: std::sync::mpsc::Receiver<(String, std::net::TcpStream)>,
+}
+
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl RemoteHost {
+    fn start() -> RemoteHost {
+        let id = std::process::id();
+        let x = id % 250;
+        let mut r = RemoteHost {
+            name: format!("updraft-remote-{id}"),
+            link: format!("rmt{}", id % 1_000_000),
+            host_ip: format!("10.214.{x}.1"),
+            addr: format!("10.214.{x}.2:8080"),
+            peers: Default::default(),
+            announced: std::sync::mpsc::channel().1,
+        };
+        let (name, link) = (r.name.clone(), r.link.clone());
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &link, "type", "veth", "peer", "name", "eth0", "netns", &name,
+        ]);
+        ip(&["addr", "add", &format!("{}/30", r.host_ip), "dev", &link]);
+        ip(&["link", "set", &link, "up"]);
+        let remote_ip = format!("10.214.{x}.2/30");
+        for args in [
+            vec!["addr", "add", remote_ip.as_str(), "dev", "eth0"],
+            vec!["link", "set", "eth0", "up"],
+            vec!["link", "set", "lo", "up"],
+        ] {
+            let mut full = vec!["netns", "exec", name.as_str(), "ip"];
+            full.extend(args);
+            ip(&full);
+        }
+        // Bound inside the namespace on a thread of its own (setns moves
+        // only the calling thread); the socket stays there.
+        let ns_path = format!("/run/netns/{name}");
+        let addr = r.addr.clone();
+        let listener = std::thread::spawn(move || {
+            let ns = std::fs::File::open(&ns_path).unwrap();
+            use std::os::fd::AsRawFd;
+            // SAFETY: setns on a namespace descriptor we own; this thread ends here.
+            #[allow(unsafe_code)]
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            std::net::TcpListener::bind(&addr).unwrap()
+        })
+        .join()
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        r.announced = rx;
+        let peers = r.peers.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().take(64) {
+                let Ok(mut conn) = conn else { continue };
+                use std::io::{BufRead, Write};
+                conn.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut line = String::new();
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                if let Some(who) = line.strip_prefix("ANNOUNCE ") {
+                    let _ = tx.send((who.trim().to_string(), conn));
+                } else {
+                    peers.lock().unwrap().push(conn.peer_addr().unwrap());
+                    let _ = conn.write_all(b"HTTP/1.0 200 OK\r\n\r\nremote-ok");
+                }
+            }
+        });
+        r
+    }
+}
+
+impl Drop for RemoteHost {
+    fn drop(&mut self) {
+        // The veth pair and its connected route go with the namespace.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.link])
+            .output();
+    }
+}
+
+#[test]
+fn functions_reach_the_outside_but_not_the_host_or_each_other() {
+    let Some((s, victim)) = setup("atk-out") else {
+        return;
+    };
+    let remote = RemoteHost::start();
+    // Host services on every address: the server's kind of listener.
+    let service = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = service.local_addr().unwrap().port();
+    let local_service = format!("127.0.0.1:{port}");
+    let host_side = format!("{}:{port}", remote.host_ip);
+    let gateway = format!("gateway:{port}");
+
+    // Outbound works, through NAT: the remote sees the host's address.
+    let v = attack(
+        &s,
+        json!({"attack": "network", "targets": [remote.addr, s.addr, local_service, host_side, gateway]}),
+    );
+    let results = &v["results"];
+    assert_eq!(
+        results[remote.addr.as_str()]["value"],
+        "HTTP/1.0 200 OK\r\n\r\nremote-ok",
+        "the remote host must be reachable: {v}"
+    );
+    let peers = remote.peers.lock().unwrap().clone();
+    assert!(
+        !peers.is_empty() && peers.iter().all(|p| p.ip().to_string() == remote.host_ip),
+        "the remote must see the host's address (NAT): {peers:?}"
+    );
+    // Not the host: its loopback, its own addresses, the veth's host end.
+    let gw = v["gateway"].as_str().unwrap();
+    assert!(gw.starts_with("10.213."), "{v}");
+    let at_gateway = format!("{gw}:{port}");
+    for t in [&s.addr, &local_service, &host_side, &at_gateway] {
+        assert!(
+            failed(&results[t.as_str()]),
+            "{t} must be out of reach: {v}"
+        );
+    }
+
+    // Not another instance: one listens on 0.0.0.0:7000 and announces its
+    // address through the remote; a second instance tries it.
+    let listener = {
+        let endpoint = s.endpoint.clone();
+        let data_dir = s.data_dir.clone();
+        let remote_addr = remote.addr.clone();
+        std::thread::spawn(move || {
+            let out = std::process::Command::new(BIN)
+                .args(["invoke", "attacker", "--payload"])
+                .arg(json!({"attack": "listen", "port": 7000, "remote": remote_addr}).to_string())
+                .env("UPDRAFT_ENDPOINT", endpoint)
+                .env("UPDRAFT_DATA_DIR", data_dir)
+                .env_remove("UPDRAFT_ACCESS_KEY_ID")
+                .env_remove("UPDRAFT_SECRET_ACCESS_KEY")
+                .output()
+                .unwrap();
+            serde_json::from_slice::<Value>(&out.stdout)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+        })
+    };
+    let (sibling, mut control) = remote
+        .announced
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the listening instance announced itself");
+    let v = attack(&s, json!({"attack": "network", "targets": [sibling]}));
+    assert!(
+        failed(&v["results"][sibling.as_str()]),
+        "another instance must be out of reach: {v}"
+    );
+    use std::io::Write;
+    control.write_all(b"stop\n").unwrap();
+    let heard = listener.join().unwrap();
+    assert_eq!(
+        heard["address"].as_str(),
+        sibling.split(':').next(),
+        "{heard}"
+    );
+    assert_eq!(heard["accepted"], 0, "{heard}");
+
+    service.set_nonblocking(true).unwrap();
+    assert!(
+        service.accept().is_err(),
+        "the function reached the host's service"
+    );
+    victim.finish();
+}

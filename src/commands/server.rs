@@ -44,6 +44,11 @@ pub struct Args {
     /// the host's network instead of a namespace of their own).
     #[arg(long, env = "UPDRAFT_ALLOW_FUNCTION_LOOPBACK")]
     allow_function_loopback: bool,
+    /// The private IPv4 network instances' outbound interfaces are numbered
+    /// from (a /30 each; traffic leaves through NAT). Every server on a host
+    /// may share it.
+    #[arg(long, env = "UPDRAFT_FUNCTION_SUBNET", default_value = updraft_platform::DEFAULT_FUNCTION_SUBNET)]
+    function_subnet: updraft_platform::FunctionSubnet,
     /// How long a drain waits for in-flight invocations.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -93,6 +98,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         wasm_cache_dir: args.wasm_cache_dir.clone(),
         isolation: args.isolation,
         allow_function_loopback: args.allow_function_loopback,
+        function_subnet: args.function_subnet,
     })
     .await
     .map_err(|e| {

@@ -34,6 +34,9 @@ use updraft_core::{
     InvokeResult, Outcome, RuntimeKind,
 };
 use updraft_metering::{Prices, UsageReport};
+pub use updraft_runtime_process::sandbox::netns::{
+    Subnet as FunctionSubnet, DEFAULT_SUBNET as DEFAULT_FUNCTION_SUBNET,
+};
 pub use updraft_runtime_process::IsolationMode;
 use updraft_runtime_process::{Isolation, ProcessRuntime};
 use updraft_runtime_wasm::WasmRuntime;
@@ -60,6 +63,9 @@ pub struct PlatformConfig {
     /// Functions share the host's network, loopback included
     /// (`--allow-function-loopback`).
     pub allow_function_loopback: bool,
+    /// Where instances' addresses come from, a /30 each, when they have
+    /// outbound network (`--function-subnet`).
+    pub function_subnet: FunctionSubnet,
 }
 
 /// One function of a deploy.
@@ -177,6 +183,7 @@ impl Platform {
         let isolation = Isolation::detect(
             config.isolation,
             config.allow_function_loopback,
+            config.function_subnet,
             &key[..12],
             data_dir,
         )

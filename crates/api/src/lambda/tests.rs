@@ -21,6 +21,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         wasm_cache_dir: None,
         isolation: updraft_platform::IsolationMode::Auto,
         allow_function_loopback: false,
+        function_subnet: updraft_platform::DEFAULT_FUNCTION_SUBNET.parse().unwrap(),
     })
     .await
     .unwrap()

@@ -7,6 +7,7 @@
 //! filter. What this host allows is found once at start-up and reported.
 
 pub mod cgroup;
+pub mod firewall;
 pub mod jail;
 pub mod listener;
 pub mod netns;
@@ -102,9 +103,11 @@ impl Isolation {
     pub fn detect(
         mode: IsolationMode,
         allow_function_loopback: bool,
+        subnet: netns::Subnet,
         key: &str,
         data_dir: &Path,
     ) -> Result<Isolation, String> {
+        netns::set_outbound(None);
         if mode == IsolationMode::None {
             return Ok(Isolation::none());
         }
@@ -175,15 +178,28 @@ impl Isolation {
             );
             false
         } else {
-            on(
+            let ns_ok = on(
                 "network namespace",
                 netns::create()
-                    .map(|_| {
-                        "per instance: loopback and its Runtime API only; no outbound network"
-                            .into()
-                    })
+                    .map(|_| "per instance: its own loopback with its Runtime API".into())
                     .map_err(|e| format!("cannot make one ({e})")),
-            )
+            );
+            if ns_ok {
+                // Outbound: the firewall first, then a probe namespace
+                // leading out through it (what is reported on works).
+                let outbound = firewall::install(&subnet).and_then(|how| {
+                    netns::set_outbound(Some(subnet));
+                    netns::create().map(|_| how).map_err(|e| {
+                        netns::set_outbound(None);
+                        format!("cannot lead a namespace out ({e})")
+                    })
+                });
+                on(
+                    "outbound network",
+                    outbound.map_err(|why| format!("{why}; functions have no network")),
+                );
+            }
+            ns_ok
         };
         // Everything together, on a real child: what is reported on works.
         let probe = probe_jail(&layout, features, filters.clone(), cgroups.as_ref());
@@ -244,6 +260,7 @@ impl Isolation {
                 .report
                 .iter()
                 .filter_map(|p| match &p.state {
+                    Err(_) if p.name == "outbound network" => None,
                     Err(why) if !(p.name == "network namespace" && allow_function_loopback) => {
                         Some(format!("{}: {why}", p.name))
                     }
