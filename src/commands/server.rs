@@ -126,6 +126,8 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
     .context("serving")?;
     eprintln!("updraft: draining");
     platform.shutdown(args.drain_timeout).await;
+    // Closing every connection folds SQLite's WAL into the database file.
+    platform.store().close().await;
     eprintln!("updraft: stopped");
     Ok(ExitCode::SUCCESS)
 }
