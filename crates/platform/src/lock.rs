@@ -53,7 +53,7 @@ impl DataDirLock {
                 };
                 return Err(PlatformError::Conflict(format!(
                     "the data directory {} is in use by another updraft server ({holder} holds {}); \
-                     stop it, or give this one another --data-dir",
+                     stop that server first, or use another data directory",
                     dir.display(),
                     path.display()
                 )));
