@@ -35,6 +35,10 @@ pub async fn run(args: Args, _ctx: Context) -> anyhow::Result<ExitCode> {
         .canonicalize()
         .with_context(|| format!("{}: no such directory", args.dir.display()))?;
     let data_dir = dir.join(".updraft");
+    // The server takes the data dir's lock itself; checking first means a
+    // second `dev` on the same directory says so, rather than finding the
+    // first one's server on the port.
+    drop(updraft_platform::DataDirLock::acquire(&data_dir).map_err(|e| anyhow::anyhow!("{e}"))?);
     let exe = std::env::current_exe().context("locating the updraft binary")?;
     let listen = resolve_listen(&args.listen)?;
     let mut server = tokio::process::Command::new(&exe)
@@ -119,13 +123,14 @@ fn short(request_id: &str) -> &str {
 async fn wait_healthy(endpoint: &str, server: &mut tokio::process::Child) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     for _ in 0..200 {
+        // Our server must still run: a healthy answer could come from another.
+        if let Ok(Some(status)) = server.try_wait() {
+            anyhow::bail!("the development server exited ({status})");
+        }
         if let Ok(r) = http.get(format!("{endpoint}/healthz")).send().await {
             if r.status().is_success() {
                 return Ok(());
             }
-        }
-        if let Ok(Some(status)) = server.try_wait() {
-            anyhow::bail!("the development server exited ({status})");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

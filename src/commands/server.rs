@@ -30,6 +30,14 @@ pub struct Args {
     /// Function log lines older than this are deleted.
     #[arg(long, env = "UPDRAFT_LOG_RETENTION", default_value = "7days", value_parser = parse_duration)]
     log_retention: Duration,
+    /// Log lines kept per function; older ones are deleted first (0 keeps all).
+    #[arg(long, env = "UPDRAFT_LOG_RETENTION_LINES", default_value_t = updraft_platform::DEFAULT_LOG_RETENTION_LINES)]
+    log_retention_lines: u64,
+    /// Output one invocation may log (e.g. 4MiB, 512KiB); past it the
+    /// output is dropped and one line says how much (Lambda truncates too).
+    /// Each line also counts 128 bytes.
+    #[arg(long, env = "UPDRAFT_INVOCATION_LOG_LIMIT", default_value = "4MiB", value_parser = parse_size)]
+    invocation_log_limit: u64,
     /// Where compiled wasm components are kept (default DATA_DIR/wasm).
     /// Servers may share one; only trusted servers may write to it.
     #[arg(long, env = "UPDRAFT_WASM_CACHE_DIR")]
@@ -58,6 +66,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     updraft_core::duration::parse(s)
 }
 
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("expected a size such as 4MiB or 512KiB, got {s:?} ({e})"))
+}
+
 pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
     init_tracing();
     // Everything is validated before the port is bound.
@@ -74,6 +88,8 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&ctx.data_dir)
         .with_context(|| format!("creating --data-dir {}", ctx.data_dir.display()))?;
     let data_dir = ctx.data_dir.canonicalize()?;
+    // Before anything touches the data dir or the port: one server per data dir.
+    let lock = updraft_platform::DataDirLock::acquire(&data_dir).map_err(platform_error)?;
     let database_url = args
         .database_url
         .clone()
@@ -89,10 +105,15 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
     };
     let platform = Platform::start(PlatformConfig {
         data_dir: data_dir.clone(),
+        lock,
         database_url,
         region: args.region.clone(),
         prices,
         log_retention: args.log_retention,
+        log_limits: updraft_platform::LogLimits {
+            per_invocation: args.invocation_log_limit,
+            per_function_lines: args.log_retention_lines,
+        },
         public_url: format!("http://{shown}"),
         retry_base: args.retry_base,
         wasm_cache_dir: args.wasm_cache_dir.clone(),
@@ -101,15 +122,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         function_subnet: args.function_subnet,
     })
     .await
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{}",
-            match &e {
-                updraft_platform::PlatformError::Internal(m) => m.clone(),
-                other => other.to_string(),
-            }
-        )
-    })?;
+    .map_err(platform_error)?;
 
     let app = app(platform.clone());
     eprintln!(
@@ -131,8 +144,18 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
     .context("serving")?;
     eprintln!("updraft: draining");
     platform.shutdown(args.drain_timeout).await;
+    // Closing every connection folds SQLite's WAL into the database file.
+    platform.store().close().await;
     eprintln!("updraft: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A start-up failure as the operator should read it (internal details included).
+fn platform_error(e: updraft_platform::PlatformError) -> anyhow::Error {
+    match e {
+        updraft_platform::PlatformError::Internal(m) => anyhow::anyhow!("{m}"),
+        other => anyhow::anyhow!("{other}"),
+    }
 }
 
 /// The whole HTTP surface: control API, gateway, and a request id on every response.

@@ -313,3 +313,13 @@ pub fn get(url: &str) -> (u16, String) {
     let (s, _, b) = http("GET", url, &[], vec![]);
     (s, String::from_utf8_lossy(&b).into_owned())
 }
+
+/// The peak resident memory (VmHWM) of process `pid`, in KiB.
+pub fn vm_hwm_kb(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM for pid {pid}"))
+}

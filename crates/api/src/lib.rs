@@ -39,11 +39,13 @@ pub fn router(platform: Platform) -> Router {
         .merge(authed)
 }
 
+/// 200 while the store can commit a write; 503 naming the cause (a full
+/// disk, say) while it cannot. The write probe's answer is cached briefly.
 async fn healthz(State(p): State<Platform>) -> Response {
-    match p.store().ping().await {
+    match p.store().check_writable().await {
         Ok(()) => "ok\n".into_response(),
-        Err(e) => ApiError(PlatformError::Unavailable(format!(
-            "store unavailable: {e}"
+        Err(cause) => ApiError(PlatformError::Unavailable(format!(
+            "the store cannot write: {cause}"
         )))
         .into_response(),
     }

@@ -1,6 +1,18 @@
-//! Log lines of invocations, and the sink runtimes write them to.
+//! Log lines of invocations, the sink runtimes write them to, and the two
+//! pieces every runtime's output capture shares: splitting a byte stream
+//! into lines and the per-invocation budget that truncates a flood.
 
 use serde::{Deserialize, Serialize};
+
+/// Longest line kept whole; longer ones are split, as Lambda does.
+pub const MAX_LINE: usize = 256 * 1024;
+
+/// What one invocation may log by default (`updraft server --invocation-log-limit`).
+pub const DEFAULT_INVOCATION_LOG_LIMIT: u64 = 4 << 20;
+
+/// What storing one line costs beyond its text (row, request id, indexes),
+/// charged to the budget so that a flood of empty lines is bounded too.
+pub const LINE_COST: u64 = 128;
 
 /// One stored log line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,4 +27,201 @@ pub struct LogLine {
 /// not block: they are called from the output readers of instances.
 pub trait LogSink: Send + Sync + 'static {
     fn emit(&self, function: &str, request_id: &str, text: String);
+
+    /// How many bytes of output one invocation may log here (see [`LogBudget`]).
+    fn invocation_log_limit(&self) -> u64 {
+        DEFAULT_INVOCATION_LOG_LIMIT
+    }
+}
+
+/// Splits a stream of output bytes into lines: at `\n` (a trailing `\r` is
+/// dropped), and every [`MAX_LINE`] bytes of a longer line. Each line comes
+/// with the number of bytes of the stream it stood for (its terminator
+/// included), so budgets count what the function wrote.
+#[derive(Default)]
+pub struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Feeds `bytes`; `line` gets each complete line and its raw length.
+    pub fn push(&mut self, bytes: &[u8], mut line: impl FnMut(&[u8], usize)) {
+        let mut rest = bytes;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            let (head, tail) = rest.split_at(pos);
+            if self.pending.is_empty() && head.len() <= MAX_LINE {
+                line(strip_cr(head), head.len() + 1);
+            } else {
+                self.pending.extend_from_slice(head);
+                self.split_long(&mut line);
+                let whole = std::mem::take(&mut self.pending);
+                line(strip_cr(&whole), whole.len() + 1);
+            }
+            rest = &tail[1..];
+        }
+        self.pending.extend_from_slice(rest);
+        self.split_long(&mut line);
+    }
+
+    /// Emits what is left of an unfinished last line.
+    pub fn finish(&mut self, mut line: impl FnMut(&[u8], usize)) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            line(&rest, rest.len());
+        }
+    }
+
+    /// Forgets the unfinished line; returns its length.
+    pub fn discard(&mut self) -> usize {
+        let n = self.pending.len();
+        self.pending.clear();
+        n
+    }
+
+    /// Emits MAX_LINE pieces of the pending line while more than that is held.
+    fn split_long(&mut self, line: &mut impl FnMut(&[u8], usize)) {
+        while self.pending.len() > MAX_LINE {
+            let rest = self.pending.split_off(MAX_LINE);
+            let whole = std::mem::replace(&mut self.pending, rest);
+            line(&whole, whole.len());
+        }
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// How much of its output one invocation may log. Each line is charged its
+/// length plus [`LINE_COST`]; the first line that does not fit truncates the
+/// invocation's output (as Lambda truncates), and everything after it is
+/// only counted, so a function that prints without end costs the server a
+/// read of the pipe and nothing more.
+#[derive(Debug)]
+pub struct LogBudget {
+    limit: u64,
+    used: u64,
+    truncated: bool,
+    /// Bytes dropped since the last notice.
+    dropped: u64,
+}
+
+impl LogBudget {
+    pub fn new(limit: u64) -> LogBudget {
+        LogBudget {
+            limit,
+            used: 0,
+            truncated: false,
+            dropped: 0,
+        }
+    }
+
+    /// Whether a line that took `len` bytes of output may be logged; if
+    /// not, it is counted as dropped and so is all later output.
+    pub fn admit(&mut self, len: usize) -> bool {
+        let cost = len as u64 + LINE_COST;
+        if !self.truncated && self.used + cost <= self.limit {
+            self.used += cost;
+            return true;
+        }
+        self.truncated = true;
+        self.dropped += len as u64;
+        false
+    }
+
+    /// Counts output dropped without looking at it (the budget is spent).
+    pub fn drop_bytes(&mut self, n: usize) {
+        self.dropped += n as u64;
+    }
+
+    /// True once output was cut: later output is dropped unread.
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// The line that tells the reader of the log what was dropped since the
+    /// last notice, if anything was.
+    pub fn take_notice(&mut self) -> Option<String> {
+        if self.dropped == 0 {
+            return None;
+        }
+        let dropped = std::mem::take(&mut self.dropped);
+        Some(format!(
+            "[updraft] log output truncated: {dropped} bytes of output were dropped because \
+             this invocation reached its log limit of {} bytes (updraft server \
+             --invocation-log-limit; each line also counts {LINE_COST} bytes); Lambda \
+             truncates oversized log output too",
+            self.limit
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut s = LineSplitter::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            s.push(c, |l, _| out.push(l.to_vec()));
+        }
+        s.finish(|l, _| out.push(l.to_vec()));
+        out
+    }
+
+    #[test]
+    fn lines_split_at_newlines_and_at_the_longest_line() {
+        assert_eq!(
+            split(&[b"one\ntw", b"o\r\n\nthree"]),
+            [
+                b"one".to_vec(),
+                b"two".to_vec(),
+                b"".to_vec(),
+                b"three".to_vec()
+            ]
+        );
+        let long = vec![b'x'; MAX_LINE * 2 + 5];
+        let got = split(&[&long, b"\n"]);
+        let lens: Vec<usize> = got.iter().map(|l| l.len()).collect();
+        assert_eq!(lens, [MAX_LINE, MAX_LINE, 5]);
+    }
+
+    #[test]
+    fn raw_lengths_add_up_to_the_stream() {
+        let mut s = LineSplitter::default();
+        let mut total = 0;
+        let long = vec![b'z'; MAX_LINE + 3];
+        for c in [&b"a\r\nbb\n"[..], &long, b"\nccc"] {
+            s.push(c, |_, raw| total += raw);
+        }
+        s.finish(|_, raw| total += raw);
+        assert_eq!(total, 3 + 3 + MAX_LINE + 3 + 1 + 3);
+    }
+
+    #[test]
+    fn the_budget_truncates_and_says_how_much_was_dropped() {
+        let mut b = LogBudget::new(3 * (10 + LINE_COST));
+        assert!(b.admit(10) && b.admit(10));
+        assert!(b.take_notice().is_none());
+        // Too long for what is left: cut here, and every later line too.
+        assert!(!b.admit(11));
+        assert!(!b.admit(1));
+        assert!(b.is_truncated());
+        b.drop_bytes(100);
+        let notice = b.take_notice().unwrap();
+        assert!(
+            notice.contains("112 bytes of output were dropped"),
+            "{notice}"
+        );
+        assert!(notice.contains("Lambda truncates"), "{notice}");
+        assert!(b.take_notice().is_none(), "a notice is given once");
+    }
+
+    #[test]
+    fn empty_lines_are_charged_too() {
+        let mut b = LogBudget::new(10 * LINE_COST);
+        let admitted = (0..1000).filter(|_| b.admit(0)).count();
+        assert_eq!(admitted, 10);
+    }
 }

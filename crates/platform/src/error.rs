@@ -70,6 +70,10 @@ impl From<StoreError> for PlatformError {
         match e {
             StoreError::NotFound(m) => PlatformError::NotFound(m),
             StoreError::Conflict(m) => PlatformError::Conflict(m),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "the store is unavailable");
+                PlatformError::Unavailable(format!("the store is unavailable: {cause}"))
+            }
             other => PlatformError::internal("store", other),
         }
     }

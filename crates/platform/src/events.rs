@@ -54,6 +54,9 @@ const MIN_EVENT_AGE_S: i64 = 60;
 /// The default backoff base (`updraft server --retry-base`).
 pub const DEFAULT_RETRY_BASE: Duration = Duration::from_secs(60);
 
+/// Bytes of event completions that may wait for the store.
+const COMPLETION_QUEUE_BYTES: usize = 4 << 20;
+
 /// How long a claim holds without renewal, and how often it is renewed.
 const LEASE_MS: i64 = 60_000;
 const RENEW_EVERY: Duration = Duration::from_secs(20);
@@ -80,11 +83,17 @@ impl Events {
     /// data directory) so that it can take back what it held when it died.
     pub(crate) fn new(store: Store, worker: String, retry_base: Duration) -> Events {
         let w = worker.clone();
-        let completions = BatchWriter::spawn("event completions", move |ids: Vec<String>| {
-            let store = store.clone();
-            let w = w.clone();
-            async move { store.complete_events(&w, &ids).await }
-        });
+        // A completion dropped or lost leaves its event claimed: it runs
+        // again once the lease lapses (at least once, never lost).
+        let completions = BatchWriter::spawn(
+            "event completions",
+            COMPLETION_QUEUE_BYTES,
+            move |ids: Vec<String>| {
+                let store = store.clone();
+                let w = w.clone();
+                async move { store.complete_events(&w, &ids).await }
+            },
+        );
         Events {
             worker,
             retry_base,

@@ -8,6 +8,7 @@ mod code;
 mod error;
 mod events;
 mod lambda;
+mod lock;
 mod writer;
 
 pub use code::{sha256_hex, MAX_ZIP_BYTES};
@@ -20,9 +21,12 @@ pub use lambda::{
     is_alias_name, revision_id, version_label, ConfigPatch, FunctionDetail, NewFunction, Qualifier,
     Routing, MAX_RESERVED_CONCURRENCY,
 };
+pub use lock::{DataDirLock, LOCK_FILE};
 pub use updraft_auth::Credentials;
+pub use updraft_core::logs::DEFAULT_INVOCATION_LOG_LIMIT;
 pub use updraft_scheduler::InstanceSpec;
 pub use updraft_store::{AliasRow, FunctionSettings, VersionRow};
+pub use writer::LogLimits;
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -43,14 +47,22 @@ use updraft_runtime_wasm::WasmRuntime;
 use updraft_scheduler::{Runtime, Scheduler};
 use updraft_store::{InvocationRecord, Store};
 
+/// Lines kept per function by default (`updraft server --log-retention-lines`).
+pub const DEFAULT_LOG_RETENTION_LINES: u64 = 100_000;
+
 /// How the platform is set up.
 pub struct PlatformConfig {
     pub data_dir: PathBuf,
+    /// The lock on `data_dir`, held for the platform's life.
+    pub lock: DataDirLock,
     pub database_url: String,
     pub region: String,
     pub prices: Prices,
     /// Log lines older than this are deleted (`updraft server --log-retention`).
     pub log_retention: Duration,
+    /// Bytes one invocation may log and lines kept per function
+    /// (`--invocation-log-limit`, `--log-retention-lines`).
+    pub log_limits: LogLimits,
     /// The base URL function URLs are shown with, e.g. `http://127.0.0.1:8080`.
     pub public_url: String,
     /// Asynchronous events wait `retry_base × 2^(attempt-1)` before a retry
@@ -155,6 +167,13 @@ impl Platform {
         let data_dir = &config.data_dir;
         std::fs::create_dir_all(data_dir)
             .map_err(|e| PlatformError::internal("creating the data directory", e))?;
+        if data_dir.canonicalize().ok().as_deref() != Some(config.lock.dir()) {
+            return Err(PlatformError::InvalidParameter(format!(
+                "the data directory {} is not the one locked ({})",
+                data_dir.display(),
+                config.lock.dir().display()
+            )));
+        }
         // The server's alone: instances see their code only through the
         // read-only mounts of their own root.
         std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
@@ -172,7 +191,7 @@ impl Platform {
         let credentials = Credentials::load_or_generate(data_dir)?;
         let code = code::CodeStore::new(data_dir)
             .map_err(|e| PlatformError::internal("preparing code storage", e))?;
-        let logs = writer::Logs::new(store.clone());
+        let logs = writer::Logs::new(store.clone(), config.log_limits);
         let key = sha256_hex(
             data_dir
                 .canonicalize()
@@ -243,10 +262,14 @@ impl Platform {
         Ok(platform)
     }
 
-    /// Deletes log lines past the retention period, hourly (and once now).
+    /// Deletes log lines past the retention period, and each function's
+    /// lines past its cap, hourly (and once now). The log writer also
+    /// prunes a function as it writes, so a loud one is held to its cap in
+    /// between.
     fn start_log_pruner(&self) {
         let weak = Arc::downgrade(&self.inner);
         let retention = self.inner.config.log_retention.as_millis() as i64;
+        let keep = self.inner.config.log_limits.per_function_lines;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
             loop {
@@ -256,6 +279,27 @@ impl Platform {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "pruned old log lines"),
                     Err(e) => tracing::warn!(error = %e, "could not prune old log lines"),
+                }
+                if keep == 0 {
+                    continue;
+                }
+                let functions = match inner.store.log_functions().await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not list the functions with logs");
+                        continue;
+                    }
+                };
+                for f in functions {
+                    match inner.store.prune_function_logs(&f, keep).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(function = %f, deleted = n, "pruned log lines past the cap")
+                        }
+                        Err(e) => {
+                            tracing::warn!(function = %f, error = %e, "could not prune log lines")
+                        }
+                    }
                 }
             }
         });

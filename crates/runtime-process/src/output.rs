@@ -2,16 +2,22 @@
 //! writes each line to the log sink under the request id running at the time.
 //! A flush barrier lets an invocation collect every line written before its
 //! response, so END and REPORT come after the function's own lines.
+//!
+//! Each invocation may log up to the sink's per-invocation limit; past it the
+//! pipe is still drained (the function never stalls on a full pipe) but the
+//! output is only counted, and one line at the end of the invocation says how
+//! much was dropped.
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
+use updraft_core::logs::{LineSplitter, LogBudget};
 use updraft_core::LogSink;
 
-/// Longest line kept whole; longer ones are split, as Lambda does.
-const MAX_LINE: usize = 256 * 1024;
+/// Bytes read per wake-up before other work (a flush, other tasks) gets a turn.
+const READ_SLICE: usize = 1 << 20;
 
 /// The instance's handle on its output reader.
 pub struct Output {
@@ -28,15 +34,24 @@ impl Output {
         request_id: &str,
         logs: Arc<dyn LogSink>,
     ) -> io::Result<Output> {
+        // tokio's reads answer from its cached readiness, which lags behind
+        // the pipe; a flush reads through a second handle on the same pipe
+        // to see everything written before it.
+        let direct = std::fs::File::from(fd.try_clone()?);
         let rx = pipe::Receiver::from_owned_fd(fd)?;
         let current = Arc::new(Mutex::new(request_id.to_string()));
         let (flush_tx, flush_rx) = mpsc::channel(4);
+        let limit = logs.invocation_log_limit();
         let reader = Reader {
             rx,
+            direct,
             function,
             current: current.clone(),
             logs,
-            pending: Vec::new(),
+            lines: LineSplitter::default(),
+            budget_for: request_id.to_string(),
+            budget: LogBudget::new(limit),
+            limit,
         };
         tokio::spawn(reader.run(flush_rx));
         Ok(Output {
@@ -59,26 +74,47 @@ impl Output {
     }
 }
 
+/// What a read of the pipe ended with.
+#[derive(PartialEq, Eq)]
+enum Read {
+    /// Nothing more to read now.
+    Empty,
+    /// The slice's limit was reached; there may be more.
+    More,
+    Eof,
+}
+
 struct Reader {
     rx: pipe::Receiver,
+    /// The same pipe, read with plain (non-blocking) reads.
+    direct: std::fs::File,
     function: String,
     current: Arc<Mutex<String>>,
     logs: Arc<dyn LogSink>,
-    pending: Vec<u8>,
+    lines: LineSplitter,
+    /// The request id `budget` (and `lines`) belong to.
+    budget_for: String,
+    budget: LogBudget,
+    limit: u64,
 }
 
 impl Reader {
     async fn run(mut self, mut flush: mpsc::Receiver<oneshot::Sender<()>>) {
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
             tokio::select! {
                 ready = self.rx.readable() => {
-                    if ready.is_err() || self.drain() {
+                    if ready.is_err() || self.read(&mut buf, READ_SLICE, false) == Read::Eof {
                         break;
                     }
                 }
                 Some(ack) = flush.recv() => {
-                    let eof = self.drain();
-                    self.emit_partial();
+                    // Whatever was written before the flush is in the pipe,
+                    // which holds at most its capacity: reading that much
+                    // is enough, and a function that keeps writing cannot
+                    // hold the invocation up.
+                    let eof = self.read(&mut buf, pipe_capacity_bound(), true) == Read::Eof;
+                    self.finish_request();
                     let _ = ack.send(());
                     if eof {
                         break;
@@ -86,7 +122,7 @@ impl Reader {
                 }
             }
         }
-        self.emit_partial();
+        self.finish_request();
         // Answer flushes that raced with end of file.
         flush.close();
         while let Some(ack) = flush.recv().await {
@@ -94,57 +130,216 @@ impl Reader {
         }
     }
 
-    /// Reads what is available now; true at end of file.
-    fn drain(&mut self) -> bool {
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match self.rx.try_read(&mut buf) {
-                Ok(0) => return true,
+    /// Reads what is available now, up to `limit` bytes: through tokio
+    /// (which clears its readiness when the pipe is empty) or, `direct`,
+    /// with plain reads that see what tokio has not been told of yet.
+    fn read(&mut self, buf: &mut [u8], limit: usize, direct: bool) -> Read {
+        use std::io::Read as _;
+        let mut total = 0;
+        while total < limit {
+            let got = if direct {
+                (&self.direct).read(buf)
+            } else {
+                self.rx.try_read(buf)
+            };
+            match got {
+                Ok(0) => return Read::Eof,
                 Ok(n) => {
-                    self.pending.extend_from_slice(&buf[..n]);
-                    self.emit_lines();
+                    total += n;
+                    self.take(&buf[..n]);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Empty,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return true,
+                Err(_) => return Read::Eof,
             }
         }
+        Read::More
     }
 
-    fn emit_lines(&mut self) {
-        let mut start = 0;
-        while let Some(pos) = self.pending[start..].iter().position(|&b| b == b'\n') {
-            let end = start + pos;
-            let line = &self.pending[start..end];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            self.emit(line);
-            start = end + 1;
+    /// Logs `bytes` under the current request, within its budget.
+    fn take(&mut self, bytes: &[u8]) {
+        self.follow_request();
+        let Reader {
+            function,
+            logs,
+            lines,
+            budget_for,
+            budget,
+            ..
+        } = self;
+        if budget.is_truncated() {
+            let held = lines.discard();
+            budget.drop_bytes(held + bytes.len());
+            return;
         }
-        self.pending.drain(..start);
-        while self.pending.len() > MAX_LINE {
-            let rest = self.pending.split_off(MAX_LINE);
-            let line = std::mem::replace(&mut self.pending, rest);
-            self.emit(&line);
+        lines.push(bytes, |line, raw| {
+            if budget.admit(raw) {
+                logs.emit(
+                    function,
+                    budget_for,
+                    String::from_utf8_lossy(line).into_owned(),
+                );
+            }
+        });
+    }
+
+    /// A new request starts with a budget of its own.
+    fn follow_request(&mut self) {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if *current == self.budget_for {
+            return;
+        }
+        let next = current.clone();
+        drop(current);
+        self.finish_request();
+        self.budget_for = next;
+        self.budget = LogBudget::new(self.limit);
+    }
+
+    /// Logs the request's unfinished last line, then what was dropped.
+    fn finish_request(&mut self) {
+        let Reader {
+            function,
+            logs,
+            lines,
+            budget_for,
+            budget,
+            ..
+        } = self;
+        if budget.is_truncated() {
+            budget.drop_bytes(lines.discard());
+        } else {
+            lines.finish(|line, raw| {
+                if budget.admit(raw) {
+                    logs.emit(
+                        function,
+                        budget_for,
+                        String::from_utf8_lossy(line).into_owned(),
+                    );
+                }
+            });
+        }
+        if let Some(notice) = budget.take_notice() {
+            logs.emit(function, budget_for, notice);
+        }
+    }
+}
+
+/// The most a pipe can hold: its owner may raise the capacity up to
+/// `/proc/sys/fs/pipe-max-size` (1 MiB by default).
+fn pipe_capacity_bound() -> usize {
+    static BOUND: OnceLock<usize> = OnceLock::new();
+    *BOUND.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1 << 20)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[derive(Default)]
+    struct Lines {
+        lines: Mutex<Vec<(String, String)>>,
+        limit: u64,
+    }
+    impl LogSink for Lines {
+        fn emit(&self, _function: &str, request_id: &str, text: String) {
+            self.lines
+                .lock()
+                .unwrap()
+                .push((request_id.to_string(), text));
+        }
+        fn invocation_log_limit(&self) -> u64 {
+            self.limit
         }
     }
 
-    fn emit_partial(&mut self) {
-        if !self.pending.is_empty() {
-            let line = std::mem::take(&mut self.pending);
-            self.emit(&line);
-        }
+    fn pipe() -> (OwnedFd, std::fs::File) {
+        let (r, w) = std::io::pipe().unwrap();
+        (OwnedFd::from(r), std::fs::File::from(OwnedFd::from(w)))
     }
 
-    fn emit(&self, line: &[u8]) {
-        let rid = self
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        self.logs.emit(
-            &self.function,
-            &rid,
-            String::from_utf8_lossy(line).into_owned(),
+    #[tokio::test]
+    async fn a_flood_is_drained_cut_at_the_limit_and_reported_once_per_request() {
+        let sink = Arc::new(Lines {
+            limit: 10_000,
+            ..Default::default()
+        });
+        let (r, mut w) = pipe();
+        let out = Output::spawn(r, "f".into(), "r1", sink.clone()).unwrap();
+        // 8 MB in 1 KB lines from another thread: the writer must never stall.
+        let writer = std::thread::spawn(move || {
+            let line = [b'x'; 1023];
+            for _ in 0..8192 {
+                w.write_all(&line).unwrap();
+                w.write_all(b"\n").unwrap();
+            }
+            w
+        });
+        let mut w = tokio::task::spawn_blocking(move || writer.join().unwrap())
+            .await
+            .unwrap();
+        out.flush().await;
+        out.set_request("r2");
+        w.write_all(b"short\n").unwrap();
+        drop(w);
+        out.flush().await;
+
+        let got = sink.lines.lock().unwrap().clone();
+        let r1: Vec<&String> = got
+            .iter()
+            .filter(|(r, _)| r == "r1")
+            .map(|(_, t)| t)
+            .collect();
+        // 10,000 bytes hold 8 lines of 1,024 (with the newline) + 128.
+        assert_eq!(r1.len(), 9, "{:?}", &r1[8..]);
+        assert!(r1[..8].iter().all(|t| t.len() == 1023));
+        let dropped = (8192 - 8) * 1024;
+        assert!(
+            r1[8].contains(&format!("{dropped} bytes of output were dropped")),
+            "{}",
+            r1[8]
         );
+        let r2: Vec<&String> = got
+            .iter()
+            .filter(|(r, _)| r == "r2")
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(r2, ["short"], "the next request has a budget of its own");
+    }
+
+    #[tokio::test]
+    async fn flush_returns_while_the_function_keeps_writing() {
+        let sink = Arc::new(Lines {
+            limit: 1 << 20,
+            ..Default::default()
+        });
+        let (r, mut w) = pipe();
+        let out = Output::spawn(r, "f".into(), "r1", sink.clone()).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let chunk = [b'y'; 4096];
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if w.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        for _ in 0..20 {
+            out.flush().await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(out);
+        tokio::task::spawn_blocking(move || writer.join().unwrap())
+            .await
+            .unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! What one request's `Store` holds: the WASI and wasi:http contexts, the
 //! memory limiter, and the guest's stdout/stderr, written line by line into
-//! the invocation's log.
+//! the invocation's log within one per-invocation budget (past it, output is
+//! counted and dropped, and one line says so).
 
 use bytes::Bytes;
 use std::pin::Pin;
@@ -8,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
+use updraft_core::logs::{LineSplitter, LogBudget};
 use updraft_core::LogSink;
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
@@ -15,9 +17,6 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-
-/// Longest line kept whole; longer ones are split (as the process runtime does).
-const MAX_LINE: usize = 256 * 1024;
 
 pub struct Guest {
     pub wasi: WasiCtx,
@@ -91,68 +90,98 @@ impl ResourceLimiter for Limits {
     }
 }
 
-/// The guest's stdout or stderr: complete lines go to the log as they come.
-#[derive(Clone)]
-pub struct LogStream {
-    inner: Arc<LogInner>,
+/// One request's stdout and stderr; they share one log budget.
+pub struct GuestOutput {
+    pub stdout: LogStream,
+    pub stderr: LogStream,
+    shared: Arc<Shared>,
 }
 
-struct LogInner {
+/// What both streams of one request share.
+struct Shared {
     function: String,
     request_id: String,
     logs: Arc<dyn LogSink>,
-    pending: Mutex<Vec<u8>>,
+    budget: Mutex<LogBudget>,
+}
+
+impl GuestOutput {
+    pub fn new(function: &str, request_id: &str, logs: Arc<dyn LogSink>) -> GuestOutput {
+        let limit = logs.invocation_log_limit();
+        let shared = Arc::new(Shared {
+            function: function.to_string(),
+            request_id: request_id.to_string(),
+            logs,
+            budget: Mutex::new(LogBudget::new(limit)),
+        });
+        let stream = || LogStream {
+            shared: shared.clone(),
+            lines: Arc::new(Mutex::new(LineSplitter::default())),
+        };
+        GuestOutput {
+            stdout: stream(),
+            stderr: stream(),
+            shared: shared.clone(),
+        }
+    }
+
+    /// Logs both streams' unfinished last lines, then what was dropped.
+    pub fn finish(&self) {
+        self.stdout.finish();
+        self.stderr.finish();
+        let notice = self.shared.budget().take_notice();
+        if let Some(notice) = notice {
+            self.shared.emit(notice);
+        }
+    }
+}
+
+impl Shared {
+    fn budget(&self) -> std::sync::MutexGuard<'_, LogBudget> {
+        self.budget.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, text: String) {
+        self.logs.emit(&self.function, &self.request_id, text);
+    }
+}
+
+/// The guest's stdout or stderr: complete lines go to the log as they come,
+/// within the request's budget.
+#[derive(Clone)]
+pub struct LogStream {
+    shared: Arc<Shared>,
+    lines: Arc<Mutex<LineSplitter>>,
 }
 
 impl LogStream {
-    pub fn new(function: &str, request_id: &str, logs: Arc<dyn LogSink>) -> LogStream {
-        LogStream {
-            inner: Arc::new(LogInner {
-                function: function.to_string(),
-                request_id: request_id.to_string(),
-                logs,
-                pending: Mutex::new(Vec::new()),
-            }),
-        }
-    }
-
     fn write_bytes(&self, bytes: &[u8]) {
-        let inner = &self.inner;
-        let mut pending = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.extend_from_slice(bytes);
-        let mut start = 0;
-        while let Some(pos) = pending[start..].iter().position(|b| *b == b'\n') {
-            let end = start + pos;
-            let line = pending[start..end]
-                .strip_suffix(b"\r")
-                .unwrap_or(&pending[start..end]);
-            self.emit(line);
-            start = end + 1;
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let mut budget = self.shared.budget();
+        if budget.is_truncated() {
+            let held = lines.discard();
+            budget.drop_bytes(held + bytes.len());
+            return;
         }
-        pending.drain(..start);
-        while pending.len() >= MAX_LINE {
-            let rest = pending.split_off(MAX_LINE);
-            self.emit(&pending);
-            *pending = rest;
-        }
+        lines.push(bytes, |line, raw| {
+            if budget.admit(raw) {
+                self.shared.emit(String::from_utf8_lossy(line).into_owned());
+            }
+        });
     }
 
-    fn emit(&self, line: &[u8]) {
-        let inner = &self.inner;
-        inner.logs.emit(
-            &inner.function,
-            &inner.request_id,
-            String::from_utf8_lossy(line).into_owned(),
-        );
-    }
-
-    /// Logs what is left of an unfinished last line.
-    pub fn finish(&self) {
-        let rest =
-            std::mem::take(&mut *self.inner.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        if !rest.is_empty() {
-            self.emit(&rest);
+    fn finish(&self) {
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let mut budget = self.shared.budget();
+        if budget.is_truncated() {
+            budget.drop_bytes(lines.discard());
+            return;
         }
+        lines.finish(|line, raw| {
+            if budget.admit(raw) {
+                self.shared.emit(String::from_utf8_lossy(line).into_owned());
+            }
+        });
     }
 }
 
@@ -211,24 +240,66 @@ mod tests {
     use super::*;
 
     #[derive(Default)]
-    struct Lines(Mutex<Vec<(String, String)>>);
+    struct Lines {
+        lines: Mutex<Vec<(String, String)>>,
+        limit: u64,
+    }
     impl LogSink for Lines {
         fn emit(&self, _function: &str, request_id: &str, text: String) {
-            self.0.lock().unwrap().push((request_id.to_string(), text));
+            self.lines
+                .lock()
+                .unwrap()
+                .push((request_id.to_string(), text));
+        }
+        fn invocation_log_limit(&self) -> u64 {
+            if self.limit == 0 {
+                u64::MAX
+            } else {
+                self.limit
+            }
         }
     }
 
     #[test]
     fn output_becomes_lines_under_the_request_id() {
         let sink = Arc::new(Lines::default());
-        let s = LogStream::new("f", "r1", sink.clone());
-        s.write_bytes(b"one\ntw");
-        s.write_bytes(b"o\r\nthree");
-        s.finish();
-        let got = sink.0.lock().unwrap().clone();
+        let out = GuestOutput::new("f", "r1", sink.clone());
+        out.stdout.write_bytes(b"one\ntw");
+        out.stdout.write_bytes(b"o\r\nthree");
+        out.finish();
+        let got = sink.lines.lock().unwrap().clone();
         let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
         assert_eq!(texts, ["one", "two", "three"]);
         assert!(got.iter().all(|(r, _)| r == "r1"));
+    }
+
+    #[test]
+    fn stdout_and_stderr_share_one_budget_and_the_cut_is_reported() {
+        let sink = Arc::new(Lines {
+            limit: 4 * (100 + updraft_core::logs::LINE_COST),
+            ..Default::default()
+        });
+        let out = GuestOutput::new("f", "r1", sink.clone());
+        let line = [vec![b'o'; 99], vec![b'\n']].concat();
+        let eline = [vec![b'e'; 99], vec![b'\n']].concat();
+        for _ in 0..2 {
+            out.stdout.write_bytes(&line);
+            out.stderr.write_bytes(&eline);
+        }
+        // The budget is spent: a flood is only counted.
+        for _ in 0..10_000 {
+            out.stdout.write_bytes(&[b'x'; 1000]);
+            out.stderr.write_bytes(b"y\n");
+        }
+        out.finish();
+        let got = sink.lines.lock().unwrap().clone();
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert_eq!(got.iter().filter(|(_, t)| t.len() == 99).count(), 4);
+        assert!(
+            got[4].1.contains("10020000 bytes of output were dropped"),
+            "{}",
+            got[4].1
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
-use guest::{Guest, Limits, LogStream, MemoryUse};
+use guest::{Guest, GuestOutput, Limits, MemoryUse};
 
 /// Largest response body passed on (Lambda's synchronous limit).
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
@@ -281,14 +281,12 @@ enum Ended {
 }
 
 impl Slot {
-    fn store(&self, request_id: &str) -> (Store<Guest>, LogStream, LogStream, Arc<MemoryUse>) {
+    fn store(&self, request_id: &str) -> (Store<Guest>, GuestOutput, Arc<MemoryUse>) {
         let spec = &self.spec;
-        let logs = self.runtime.inner.logs.clone();
-        let stdout = LogStream::new(&spec.function, request_id, logs.clone());
-        let stderr = LogStream::new(&spec.function, request_id, logs);
+        let output = GuestOutput::new(&spec.function, request_id, self.runtime.inner.logs.clone());
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(stdout.clone())
-            .stderr(stderr.clone())
+        wasi.stdout(output.stdout.clone())
+            .stderr(output.stderr.clone())
             .args(&[spec.function.as_str()])
             .envs(&self.env);
         let stats = Arc::new(MemoryUse::default());
@@ -311,12 +309,12 @@ impl Slot {
         };
         let mut store = Store::new(&self.runtime.inner.engine, guest);
         store.limiter(|g| &mut g.limits);
-        (store, stdout, stderr, stats)
+        (store, output, stats)
     }
 
     async fn run(&self, inv: &Invocation, deadline: Instant) -> Reply {
         let _running = self.runtime.inner.ticker.running();
-        let (mut store, stdout, stderr, stats) = self.store(&inv.request_id);
+        let (mut store, output, stats) = self.store(&inv.request_id);
         let std_deadline = deadline.into_std();
         // Each tick: stop past the deadline, otherwise let other tasks run.
         store.epoch_deadline_callback(move |_| {
@@ -329,8 +327,7 @@ impl Slot {
         store.set_epoch_deadline(1);
 
         let ended = self.serve(store, inv, deadline).await;
-        stdout.finish();
-        stderr.finish();
+        output.finish();
         let peak = stats.peak.load(Ordering::SeqCst);
         let max_memory_mb = peak.div_ceil(1024 * 1024) as u32;
         let memory_mb = self.spec.config.memory_mb;

@@ -4,8 +4,10 @@
 
 use sha2::{Digest, Sha256};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Connection};
 use sqlx::{AnyPool, Executor, Row};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use updraft_core::{now_ms, FunctionConfig, LogLine};
 
 mod identity;
@@ -27,10 +29,54 @@ pub enum StoreError {
     NotFound(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database cannot be written or reached now (a full disk, an I/O
+    /// error, a lost connection); the cause is safe to show to clients.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match unavailable_cause(&e) {
+            Some(cause) => StoreError::Unavailable(cause),
+            None => StoreError::Database(e),
+        }
+    }
+}
+
+/// Why the store cannot serve now, for errors that are about the database's
+/// state rather than the request: SQLite's full, I/O, read-only, cannot-open
+/// and busy results; PostgreSQL's insufficient resources (class 53, with
+/// `disk_full`), connection and system errors; a lost connection or a
+/// pool that had none to give.
+fn unavailable_cause(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => {
+            if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                let code: i64 = sqlx::error::DatabaseError::code(sqlite)?.parse().ok()?;
+                // The primary result code is the low byte of an extended one.
+                matches!(code & 0xff, 5 | 7 | 8 | 10 | 13 | 14)
+                    .then(|| format!("{} (SQLite error {code})", db.message()))
+            } else if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                let state = pg.code();
+                ["53", "08", "57P", "58"]
+                    .iter()
+                    .any(|class| state.starts_with(class))
+                    .then(|| format!("{} (PostgreSQL error {state})", db.message()))
+            } else {
+                None
+            }
+        }
+        sqlx::Error::Io(io) => Some(format!("cannot reach the database: {io}")),
+        sqlx::Error::PoolTimedOut => Some("no database connection was free in time".into()),
+        sqlx::Error::PoolClosed => Some("the store is closed".into()),
+        sqlx::Error::WorkerCrashed => Some("the database connection's worker stopped".into()),
+        _ => None,
+    }
 }
 
 /// Which SQL dialect the store talks.
@@ -231,11 +277,20 @@ const FUNCTION_COLS: &str = "name, app, created_ms, updated_ms, last_published";
 const INVOCATION_COLS: &str = "request_id, function, version, start_ms, duration_us, billed_ms, \
      memory_mb, max_memory_mb, init_us, cold, outcome, error_type";
 
+/// How long the answer of a write probe stands ([`Store::check_writable`]).
+const PROBE_TTL: Duration = Duration::from_secs(1);
+/// How long a write probe may take before the store counts as unwritable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The last write probe: when it ran and what it found.
+type Probe = Option<(Instant, Result<(), String>)>;
+
 /// The persistence of Updraft; cheap to clone (it wraps a pool).
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    probe: Arc<tokio::sync::Mutex<Probe>>,
 }
 
 impl Store {
@@ -244,42 +299,50 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, connect_url, memory) = parse_url(url)?;
-        let pool = match backend {
-            Backend::Sqlite => {
-                let opts = if memory {
-                    // Every in-memory connection is its own database: keep exactly one, forever.
-                    AnyPoolOptions::new()
-                        .max_connections(1)
-                        .min_connections(1)
-                        .idle_timeout(None)
-                        .max_lifetime(None)
-                } else {
-                    // One writer at a time anyway; a few readers run beside it under WAL.
-                    AnyPoolOptions::new().max_connections(4)
-                };
-                opts.after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        // The Any driver cannot take SqliteConnectOptions pragmas, so
-                        // set them on every new connection.
-                        conn.execute(
-                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; \
-                             PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-                        )
-                        .await?;
-                        Ok(())
-                    })
-                })
-                .connect(&connect_url)
-                .await?
-            }
-            Backend::Postgres => {
+        let opts = match backend {
+            Backend::Sqlite if memory => {
+                // Every in-memory connection is its own database: keep exactly one, forever.
                 AnyPoolOptions::new()
-                    .max_connections(8)
-                    .connect(&connect_url)
-                    .await?
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
             }
+            // One writer at a time anyway; a few readers run beside it under WAL.
+            Backend::Sqlite => AnyPoolOptions::new().max_connections(4),
+            Backend::Postgres => AnyPoolOptions::new().max_connections(8),
         };
-        let store = Store { pool, backend };
+        let opts = if backend == Backend::Sqlite {
+            opts.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // The Any driver cannot take SqliteConnectOptions pragmas, so
+                    // set them on every new connection.
+                    conn.execute(
+                        "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; \
+                         PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+        } else {
+            opts
+        };
+        // A transaction whose COMMIT (or ROLLBACK) failed, on a full disk for
+        // one, may leave its connection inside a transaction, where every
+        // later BEGIN fails: such a connection is closed, never pooled. The
+        // in-memory database lives in its one connection and must stay.
+        let opts = if memory {
+            opts
+        } else {
+            opts.after_release(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+        };
+        let pool = opts.connect(&connect_url).await?;
+        let store = Store {
+            pool,
+            backend,
+            probe: Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -290,6 +353,51 @@ impl Store {
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the store can commit a write now: a small real write (see
+    /// `probe_write`), whose answer
+    /// stands for a second so that callers such as `/healthz` stay cheap;
+    /// concurrent callers share one probe.
+    pub async fn check_writable(&self) -> Result<(), String> {
+        let mut last = self.probe.lock().await;
+        if let Some((at, result)) = &*last {
+            if at.elapsed() < PROBE_TTL {
+                return result.clone();
+            }
+        }
+        let result = match tokio::time::timeout(PROBE_TIMEOUT, self.probe_write()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(StoreError::Unavailable(cause))) => Err(cause),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "a write did not complete within {} seconds",
+                PROBE_TIMEOUT.as_secs()
+            )),
+        };
+        if let Err(cause) = &result {
+            tracing::warn!(%cause, "the store cannot write");
+        }
+        *last = Some((Instant::now(), result.clone()));
+        result
+    }
+
+    /// Changes the newest `schema_migrations` row and changes it back in
+    /// one transaction: the row ends as it was, but its page is written
+    /// (SQLite skips a write that changes nothing, so `SET x = x` is not a
+    /// probe).
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for _ in 0..2 {
+            sqlx::query(
+                "UPDATE schema_migrations SET applied_ms = -applied_ms \
+                 WHERE version = (SELECT MAX(version) FROM schema_migrations)",
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -698,6 +806,30 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    /// Keeps only the newest `keep` lines of `function`; returns how many
+    /// were deleted. Walks the (function, id) index: cost grows with `keep`,
+    /// not with the table.
+    pub async fn prune_function_logs(&self, function: &str, keep: u64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM logs WHERE function = $1 AND id <= \
+             (SELECT id FROM logs WHERE function = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(function)
+        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The functions that have log lines (deleted ones too: their lines stay).
+    pub async fn log_functions(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT function FROM logs ORDER BY function")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }
 

@@ -530,7 +530,7 @@ async fn insert_event(conn: &mut sqlx::AnyConnection, ev: &NewEvent) -> Result<(
         sqlx::Error::Database(d) if d.is_unique_violation() => {
             StoreError::Conflict(format!("event {} is already queued", ev.id))
         }
-        _ => StoreError::Database(e),
+        _ => StoreError::from(e),
     })?;
     Ok(())
 }

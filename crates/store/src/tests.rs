@@ -3,6 +3,7 @@
 
 use super::*;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 use updraft_core::{Scaling, UrlAuth};
 
 /// A database private to one test, reopenable by URL.
@@ -509,6 +510,32 @@ async fn corrupt_config_is_reported(db: &TestDb) {
     db.finish(s).await;
 }
 
+async fn logs_capped_per_function(db: &TestDb) {
+    let s = db.open().await;
+    let mut lines = Vec::new();
+    for i in 0..50 {
+        lines.push(line("loud", "r", i, &format!("loud {i}")));
+        if i % 10 == 0 {
+            lines.push(line("quiet", "r", i, &format!("quiet {i}")));
+        }
+    }
+    s.append_logs(&lines).await.unwrap();
+    assert_eq!(s.prune_function_logs("loud", 20).await.unwrap(), 30);
+    assert_eq!(s.prune_function_logs("quiet", 20).await.unwrap(), 0);
+    assert_eq!(s.prune_function_logs("none", 20).await.unwrap(), 0);
+    let loud = s.logs("loud", 0, None, 0, 1000).await.unwrap();
+    let texts: Vec<&str> = loud.iter().map(|(_, l)| l.text.as_str()).collect();
+    assert_eq!(texts.len(), 20);
+    assert_eq!(
+        (texts[0], texts[19]),
+        ("loud 30", "loud 49"),
+        "the newest stay"
+    );
+    assert_eq!(s.logs("quiet", 0, None, 0, 1000).await.unwrap().len(), 5);
+    assert_eq!(s.log_functions().await.unwrap(), ["loud", "quiet"]);
+    db.finish(s).await;
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -544,6 +571,7 @@ suite!(
     migrations_idempotent,
     dollar_placeholders,
     corrupt_config_is_reported,
+    logs_capped_per_function,
 );
 
 #[test]
@@ -690,6 +718,122 @@ async fn function_uids_are_distinct_stable_and_never_reused() {
         other.close().await;
         db.finish(s).await;
     }
+}
+
+/// A small tmpfs (root only), unmounted when dropped.
+struct Tmpfs(std::path::PathBuf, #[allow(dead_code)] tempfile::TempDir);
+
+impl Tmpfs {
+    /// None where mounting is not allowed (not root), except under CI.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("disk");
+        std::fs::create_dir(&mnt).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&mnt)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI must be able to mount a tmpfs (as root): {why}"
+            );
+            eprintln!("skipped: cannot mount a tmpfs here (needs root): {why}");
+            return None;
+        }
+        Some(Tmpfs(mnt, dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the file system of `dir` with `dir/filler` until it refuses.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for chunk in [1 << 20, 4096, 1] {
+        let buf = vec![0u8; chunk];
+        while f.write_all(&buf).is_ok() {}
+    }
+    path
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_writes_clearly_and_they_succeed_again_without_reopening() {
+    let Some(disk) = Tmpfs::mount("32m") else {
+        return;
+    };
+    let s = Store::open(&format!("sqlite://{}/updraft.db", disk.0.display()))
+        .await
+        .unwrap();
+    let batch = |n: usize| -> Vec<LogLine> {
+        (0..100)
+            .map(|i| line("f", &format!("r{n}"), i, &"x".repeat(1000)))
+            .collect()
+    };
+    s.append_logs(&batch(0)).await.unwrap();
+    assert_eq!(s.check_writable().await, Ok(()));
+
+    let filler = fill(&disk.0);
+    let mut failures = 0;
+    for n in 1..=20 {
+        match s.append_logs(&batch(n)).await {
+            Ok(()) => {}
+            Err(StoreError::Unavailable(cause)) => {
+                assert!(cause.contains("database or disk is full"), "{cause}");
+                failures += 1;
+            }
+            Err(e) => panic!("a full disk must read as unavailable: {e:?}"),
+        }
+    }
+    assert!(failures > 0, "writes to a full disk failed");
+    // The probe's answer stands for a second; then it sees the full disk.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let probe = loop {
+        match s.check_writable().await {
+            Err(cause) => break cause,
+            Ok(()) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the probe never saw the full disk"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+        }
+    };
+    assert!(probe.contains("database or disk is full"), "{probe}");
+
+    std::fs::remove_file(filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.check_writable().await.is_err() {
+        assert!(Instant::now() < deadline, "the store stayed unwritable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every pooled connection writes again: none was left inside a transaction.
+    for n in 100..120 {
+        s.append_logs(&batch(n)).await.unwrap();
+    }
+    let mut handles = Vec::new();
+    for n in 200..208 {
+        let s = s.clone();
+        handles.push(tokio::spawn(async move { s.append_logs(&batch(n)).await }));
+    }
+    for h in handles {
+        h.await.unwrap().unwrap();
+    }
+    let kept = s.logs("f", 0, Some("r119"), 0, 1000).await.unwrap();
+    assert_eq!(kept.len(), 100);
+    s.close().await;
 }
 
 // After `suite!`, which it uses.

@@ -12,10 +12,15 @@ use updraft_platform::{Platform, PlatformConfig};
 async fn platform(dir: &std::path::Path) -> Platform {
     Platform::start(PlatformConfig {
         data_dir: dir.to_path_buf(),
+        lock: updraft_platform::DataDirLock::acquire(dir).unwrap(),
         database_url: format!("sqlite://{}/updraft.db", dir.display()),
         region: "us-east-1".into(),
         prices: Default::default(),
         log_retention: std::time::Duration::from_secs(7 * 24 * 3600),
+        log_limits: updraft_platform::LogLimits {
+            per_invocation: updraft_platform::DEFAULT_INVOCATION_LOG_LIMIT,
+            per_function_lines: updraft_platform::DEFAULT_LOG_RETENTION_LINES,
+        },
         public_url: "http://127.0.0.1:1".into(),
         retry_base: std::time::Duration::from_millis(10),
         wasm_cache_dir: None,
