@@ -89,7 +89,7 @@ fn raise_fd_limit() -> u64 {
             lim.rlim_cur = lim.rlim_max;
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 fn open_fds(pid: i32) -> usize {
@@ -312,6 +312,53 @@ fn idle_connections_do_not_lock_clients_out() {
     );
     // The cap held (default --max-connections 8192, plus the server's own files).
     assert!(max_fds < 8192 + 1024, "the server held {max_fds} fds");
+}
+
+/// Everything the connection sends until the server closes it.
+fn until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut got = Vec::new();
+    stream
+        .read_to_end(&mut got)
+        .expect("the server closes the connection");
+    got
+}
+
+#[test]
+fn silent_slow_and_idle_connections_are_closed() {
+    let s = Server::start_with(
+        scratch("timeouts"),
+        &[],
+        &["--header-read-timeout", "1s", "--idle-timeout", "2s"],
+    );
+    // Connected, nothing sent.
+    let mut silent = TcpStream::connect(&s.addr).unwrap();
+    // Half a request head, never finished (slowloris).
+    let mut slow = TcpStream::connect(&s.addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n")
+        .unwrap();
+    // A whole request, then keep-alive silence.
+    let mut idle = TcpStream::connect(&s.addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(until_closed(&mut silent).is_empty());
+    let got = until_closed(&mut slow);
+    assert!(!got.starts_with(b"HTTP/1.1 200"), "{got:?}");
+    let got = String::from_utf8(until_closed(&mut idle)).unwrap();
+    assert!(
+        got.starts_with("HTTP/1.1 200") && got.ends_with("ok\n"),
+        "{got}"
+    );
+    // Bad values are refused naming the flag.
+    let out = std::process::Command::new(BIN)
+        .args(["server", "--idle-timeout", "0", "--data-dir"])
+        .arg(scratch("timeouts-bad"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--idle-timeout"), "{}", stderr(&out));
 }
 
 /// Reads one HTTP/1.1 response head: status and lower-cased headers.

@@ -145,7 +145,7 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
         }
         limit.rlim_cur = target;
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops
