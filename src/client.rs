@@ -33,11 +33,13 @@ pub enum ClientError {
 }
 
 impl Client {
-    pub fn new(endpoint: &str, data_dir: &Path) -> anyhow::Result<Client> {
+    pub fn new(endpoint: &str, data_dir: &Path, ca_cert: Option<&Path>) -> anyhow::Result<Client> {
         let credentials = Credentials::for_client(data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let http = reqwest::Client::builder()
-            .build()
-            .context("building the HTTP client")?;
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = ca_cert {
+            builder = builder.tls_certs_only(trusted(path)?);
+        }
+        let http = builder.build().context("building the HTTP client")?;
         Ok(Client {
             http,
             endpoint: endpoint.trim_end_matches('/').to_string(),
@@ -56,6 +58,9 @@ impl Client {
     ) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}{}", self.endpoint, path);
         let mut headers = http::HeaderMap::new();
+        // The server accepts a signature once; two identical calls within a
+        // second must not sign alike (AWS SDKs send the same header).
+        headers.insert("amz-sdk-invocation-id", invocation_id()?);
         updraft_auth::sign(
             &self.credentials,
             "us-east-1",
@@ -101,6 +106,29 @@ impl Client {
         serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Other(format!("unexpected response from the server: {e}")))
     }
+}
+
+/// A fresh random id for `amz-sdk-invocation-id`.
+fn invocation_id() -> Result<http::HeaderValue, ClientError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ClientError::Other(format!("reading the OS random source: {e}")))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    http::HeaderValue::from_str(&hex).map_err(|e| ClientError::Other(e.to_string()))
+}
+
+/// The certificates in a PEM file (`--ca-cert` / `UPDRAFT_CA_CERT`).
+fn trusted(path: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path)
+        .with_context(|| format!("--ca-cert {}: cannot read it", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .with_context(|| format!("--ca-cert {}: expected PEM certificates", path.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "--ca-cert {}: no \"BEGIN CERTIFICATE\" block: expected PEM certificates",
+        path.display()
+    );
+    Ok(certs)
 }
 
 async fn api_error(resp: reqwest::Response) -> ClientError {

@@ -33,6 +33,10 @@ struct Cli {
         global = true
     )]
     data_dir: PathBuf,
+    /// PEM certificates to trust (instead of the system's) when the endpoint
+    /// is https, e.g. the certificate of a server started with --tls-cert.
+    #[arg(long, env = "UPDRAFT_CA_CERT", global = true)]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,6 +67,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // rustls's provider for the server's TLS and the CLI's https: ring, which
+    // builds without a C toolchain beyond cc. Nothing else installs one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -76,6 +83,7 @@ fn main() -> ExitCode {
     let ctx = commands::Context {
         endpoint: cli.endpoint,
         data_dir: cli.data_dir,
+        ca_cert: cli.ca_cert,
     };
     let result = runtime.block_on(async move {
         match cli.command {

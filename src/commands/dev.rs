@@ -56,6 +56,7 @@ pub async fn run(args: Args, _ctx: Context) -> anyhow::Result<ExitCode> {
     let ctx = Context {
         endpoint: format!("http://{listen}"),
         data_dir: data_dir.clone(),
+        ca_cert: None,
     };
     wait_healthy(&ctx.endpoint, &mut server).await?;
     let client = ctx.client()?;

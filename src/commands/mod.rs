@@ -13,15 +13,17 @@ pub mod usage;
 
 use std::path::PathBuf;
 
-/// What every command may need: where the server is and where its data lives.
+/// What every command may need: where the server is, where its data lives
+/// and which certificates to trust for https.
 pub struct Context {
     pub endpoint: String,
     pub data_dir: PathBuf,
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Context {
     pub fn client(&self) -> anyhow::Result<crate::client::Client> {
-        crate::client::Client::new(&self.endpoint, &self.data_dir)
+        crate::client::Client::new(&self.endpoint, &self.data_dir, self.ca_cert.as_deref())
     }
 }
 

@@ -60,7 +60,29 @@ pub struct Args {
     /// How long a drain waits for in-flight invocations.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
     drain_timeout: Duration,
+    /// Connections held at once. At the cap, a new connection closes the
+    /// oldest one that has no request in flight (idle or still sending its
+    /// request head), so idle connections cannot lock clients out.
+    #[arg(long, env = "UPDRAFT_MAX_CONNECTIONS", default_value_t = 8192)]
+    max_connections: usize,
+    /// How long a client has, from connecting (or from the first byte of its
+    /// next request), to send a whole request head.
+    #[arg(long, env = "UPDRAFT_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    #[arg(long, env = "UPDRAFT_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, env = "UPDRAFT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "UPDRAFT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
+
+/// File descriptors kept for everything but client connections: the store,
+/// instances' pipes and Runtime API sockets, code and wasm files.
+const FD_RESERVE: u64 = 1024;
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     updraft_core::duration::parse(s)
@@ -81,6 +103,26 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
             args.listen
         )
     })?;
+    for (flag, d) in [
+        ("--header-read-timeout", args.header_read_timeout),
+        ("--idle-timeout", args.idle_timeout),
+    ] {
+        anyhow::ensure!(
+            !d.is_zero(),
+            "{flag}: expected a duration above zero, such as 10s"
+        );
+    }
+    anyhow::ensure!(
+        args.max_connections > 0,
+        "--max-connections: expected at least 1"
+    );
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            updraft_listener::Tls::from_pem_files(cert, key).context("--tls-cert / --tls-key")?,
+        ),
+        _ => None,
+    };
+    let max_connections = connection_cap(args.max_connections);
     let prices = match &args.prices {
         Some(p) => updraft_metering::Prices::load(p)?,
         None => updraft_metering::Prices::default(),
@@ -94,10 +136,9 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("updraft.db").display()));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
+    let listener = updraft_listener::bind(listen)?;
     let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let shown = if local.ip().is_unspecified() {
         SocketAddr::from(([127, 0, 0, 1], local.port()))
     } else {
@@ -114,7 +155,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
             per_invocation: args.invocation_log_limit,
             per_function_lines: args.log_retention_lines,
         },
-        public_url: format!("http://{shown}"),
+        public_url: format!("{scheme}://{shown}"),
         retry_base: args.retry_base,
         wasm_cache_dir: args.wasm_cache_dir.clone(),
         isolation: args.isolation,
@@ -126,7 +167,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
 
     let app = app(platform.clone());
     eprintln!(
-        "updraft {} listening on http://{local} (data dir {}, credentials in {})",
+        "updraft {} listening on {scheme}://{local} (data dir {}, credentials in {})",
         env!("CARGO_PKG_VERSION"),
         data_dir.display(),
         if updraft_auth::Credentials::from_env().is_some() {
@@ -135,13 +176,13 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
             data_dir.join("credentials").display().to_string()
         }
     );
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving")?;
+    let config = updraft_listener::Config {
+        max_connections,
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        tls,
+    };
+    updraft_listener::serve(listener, app, config, shutdown_signal()).await;
     eprintln!("updraft: draining");
     platform.shutdown(args.drain_timeout).await;
     // Closing every connection folds SQLite's WAL into the database file.
@@ -156,6 +197,26 @@ fn platform_error(e: updraft_platform::PlatformError) -> anyhow::Error {
         updraft_platform::PlatformError::Internal(m) => anyhow::anyhow!("{m}"),
         other => anyhow::anyhow!("{other}"),
     }
+}
+
+/// `--max-connections`, lowered to what the open-files limit allows (raised
+/// to its hard limit first).
+fn connection_cap(wanted: usize) -> usize {
+    let limit = match updraft_listener::raise_fd_limit() {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the open-files limit");
+            return wanted;
+        }
+    };
+    let usable = limit.saturating_sub(FD_RESERVE).max(1);
+    if wanted as u64 > usable {
+        tracing::warn!(
+            "--max-connections {wanted} is more than the open-files limit ({limit}) allows; using {usable}"
+        );
+        return usable as usize;
+    }
+    wanted
 }
 
 /// The whole HTTP surface: control API, gateway, and a request id on every response.

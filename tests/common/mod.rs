@@ -59,9 +59,16 @@ impl Server {
 
     /// Starts the server on `data_dir` and waits for its "listening" line.
     pub fn start_in(data_dir: PathBuf, env: &[(&str, &str)]) -> Server {
+        Self::start_with(data_dir, env, &[])
+    }
+
+    /// Starts the server with extra `server` flags.
+    pub fn start_with(data_dir: PathBuf, env: &[(&str, &str)], flags: &[&str]) -> Server {
+        tls_provider();
         let mut cmd = Command::new(BIN);
         cmd.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
+            .args(flags)
             .env_remove("UPDRAFT_ACCESS_KEY_ID")
             .env_remove("UPDRAFT_SECRET_ACCESS_KEY")
             .env("UPDRAFT_LOG", "warn")
@@ -88,17 +95,19 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
+        let (scheme, addr) = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("server did not start");
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
+            let listening = line.split(" listening on ").nth(1);
+            if let Some((scheme, rest)) = listening.and_then(|r| r.split_once("://")) {
+                let addr = rest.split_whitespace().next().unwrap().to_string();
+                break (scheme.to_string(), addr);
             }
         };
         Server {
             child: Some(child),
-            endpoint: format!("http://{addr}"),
+            endpoint: format!("{scheme}://{addr}"),
             addr,
             data_dir,
             stderr: rx,
@@ -286,6 +295,12 @@ pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// reqwest (rustls without a built-in provider) needs the process's
+/// provider installed before any client is built, as `updraft` does.
+pub fn tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// One HTTP request; returns status, headers and body.
 pub fn http(
     method: &str,
@@ -293,6 +308,7 @@ pub fn http(
     headers: &[(&str, &str)],
     body: Vec<u8>,
 ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    tls_provider();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()

@@ -54,33 +54,66 @@ async fn healthz(State(p): State<Platform>) -> Response {
 /// The largest body a control call may carry (code uploads).
 const MAX_CONTROL_BODY: usize = updraft_platform::MAX_ZIP_BYTES + 1024;
 
-/// Checks credentials (bearer or SigV4, which covers the body), then passes
-/// the buffered request on.
+/// The largest body read before its signature can be checked (SigV4 without
+/// `x-amz-content-sha256`, as botocore signs Lambda calls: only the key id
+/// is known to match). Lambda's own limit on such a request: a 50 MB zip,
+/// base64 in JSON.
+const MAX_UNVERIFIED_BODY: usize = 70 * 1024 * 1024;
+
+/// Checks credentials from the request head (bearer, or SigV4), refusing a
+/// stranger before reading a byte of the body; then reads the body (bounded),
+/// checks it against the signature, and passes the buffered request on.
 pub async fn authenticate(State(p): State<Platform>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match to_bytes(body, MAX_CONTROL_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return ApiError(PlatformError::TooLarge(format!(
-                "request body is over {MAX_CONTROL_BODY} bytes"
-            )))
-            .into_response()
-        }
-    };
     let pq = parts
         .uri
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    if let Err(e) = updraft_auth::verify(
-        p.credentials(),
+    let pending = match p.verifier().check_head(
         parts.method.as_str(),
         pq,
         &parts.headers,
-        &body,
         std::time::SystemTime::now(),
     ) {
+        Ok(pending) => pending,
+        Err(e) => return ApiError(e.into()).into_response(),
+    };
+    let limit = if pending.is_authenticated() {
+        MAX_CONTROL_BODY
+    } else {
+        MAX_UNVERIFIED_BODY
+    };
+    let too_large = || {
+        let hint = if pending.is_authenticated() {
+            String::new()
+        } else {
+            " unless signed with x-amz-content-sha256 (the hex SHA-256 of the body)".into()
+        };
+        ApiError(PlatformError::TooLarge(format!(
+            "request body is over {limit} bytes{hint}"
+        )))
+        .into_response()
+    };
+    if declared_length(&parts.headers).is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let body = match to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => return too_large(),
+    };
+    if let Err(e) = pending.finish(&body) {
         return ApiError(e.into()).into_response();
     }
     next.run(Request::from_parts(parts, Body::from(body))).await
+}
+
+/// The request's `Content-Length`, when it has a valid one.
+fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }

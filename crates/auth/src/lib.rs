@@ -1,13 +1,18 @@
 //! Updraft's admin credentials and request authentication: AWS Signature
 //! Version 4 (service `lambda`, as boto3 and the AWS CLI sign) and
-//! `Authorization: Bearer ACCESS_KEY_ID:SECRET`, checked by the server and
-//! produced by the CLI.
+//! `Authorization: Bearer ACCESS_KEY_ID:SECRET`, checked by the server (from
+//! the request head before any body is read, each signature accepted once)
+//! and produced by the CLI.
 
 mod credentials;
+mod replay;
 mod sigv4;
+mod verify;
 
 pub use credentials::{Credentials, CREDENTIALS_FILE, ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY};
-pub use sigv4::{sign, verify, MAX_CLOCK_SKEW, SERVICE};
+pub use replay::MAX_REPLAY_ENTRIES;
+pub use sigv4::{sign, MAX_CLOCK_SKEW, SERVICE};
+pub use verify::{Pending, Verifier};
 
 use std::path::PathBuf;
 
@@ -17,9 +22,12 @@ pub enum AuthError {
     /// No credentials at all (HTTP 401).
     #[error("{0}")]
     Missing(String),
-    /// Credentials present but wrong, tampered with or stale (HTTP 403).
+    /// Credentials present but wrong, tampered with, stale or replayed (HTTP 403).
     #[error("{0}")]
     Denied(String),
+    /// Too many signed requests to remember for replay checks (HTTP 429).
+    #[error("{0}")]
+    Busy(String),
     /// Reading or writing the credentials file (or the OS random source) failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -41,6 +49,7 @@ impl AuthError {
         match self {
             AuthError::Missing(_) => http::StatusCode::UNAUTHORIZED,
             AuthError::Denied(_) => http::StatusCode::FORBIDDEN,
+            AuthError::Busy(_) => http::StatusCode::TOO_MANY_REQUESTS,
             AuthError::Io { .. } | AuthError::Malformed(_) | AuthError::Signing(_) => {
                 http::StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -3,7 +3,19 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use updraft_auth::{verify, AuthError, Credentials};
+use updraft_auth::{AuthError, Credentials, Verifier};
+
+/// A fresh verifier per call: these tests verify each vector many times.
+fn verify(
+    creds: &Credentials,
+    method: &str,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<(), AuthError> {
+    Verifier::new(creds.clone()).verify(method, path_and_query, headers, body, now)
+}
 
 #[derive(serde::Deserialize)]
 struct Doc {

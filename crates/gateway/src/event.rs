@@ -17,7 +17,10 @@
 //! * a JSON object with `statusCode` gives that status, `headers`,
 //!   `multiValueHeaders`, one `set-cookie` per `cookies` entry, and `body` (base64
 //!   decoded when `isBase64Encoded` is true); without a `content-type` header the
-//!   reply is `application/json`, as Lambda does;
+//!   reply is `application/json`, as Lambda does; headers that frame the
+//!   message or the connection ([`FRAMING_HEADERS`]) are dropped: the gateway
+//!   frames its own responses, so a function cannot smuggle a second response
+//!   onto the client's connection;
 //! * any other valid JSON is the body of a 200 `application/json` reply, byte for
 //!   byte;
 //! * anything else is an error naming what is wrong.
@@ -32,6 +35,24 @@ use http::{HeaderMap, Method, StatusCode};
 use percent_encoding::percent_decode;
 use serde::Serialize;
 use serde_json::Value;
+
+/// Response headers a function never sets: they frame the message or the
+/// connection, which is the gateway's to do.
+pub const FRAMING_HEADERS: [&str; 8] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+];
+
+/// Whether `name` is one of [`FRAMING_HEADERS`].
+pub fn is_framing(name: &HeaderName) -> bool {
+    FRAMING_HEADERS.contains(&name.as_str())
+}
 
 /// What the gateway knows about a request besides the request itself.
 #[derive(Clone, Copy, Debug)]
@@ -304,8 +325,12 @@ pub fn reply_from_result(result: &[u8]) -> Result<HttpReply, String> {
         None | Some(Value::Null) => {}
         Some(Value::Object(map)) => {
             for (name, value) in map {
+                let header = header_name(name)?;
+                if is_framing(&header) {
+                    continue;
+                }
                 if let Some(text) = scalar_text(value, "headers", name)? {
-                    headers.append(header_name(name)?, header_value(name, &text)?);
+                    headers.append(header, header_value(name, &text)?);
                 }
             }
         }
@@ -326,6 +351,9 @@ pub fn reply_from_result(result: &[u8]) -> Result<HttpReply, String> {
                     single => std::slice::from_ref(single),
                 };
                 let header = header_name(name)?;
+                if is_framing(&header) {
+                    continue;
+                }
                 for value in values {
                     if let Some(text) = scalar_text(value, "multiValueHeaders", name)? {
                         headers.append(header.clone(), header_value(name, &text)?);
@@ -732,6 +760,26 @@ mod tests {
         let cookies: Vec<_> = reply.headers.get_all(SET_COOKIE).iter().collect();
         assert_eq!(cookies, ["a=1; Path=/", "b=2; Max-Age=60"]);
         assert_eq!(reply.body, "created");
+    }
+
+    #[test]
+    fn framing_headers_from_a_function_are_dropped() {
+        let result = br#"{
+            "statusCode": 200,
+            "headers": {"Content-Length": "0", "transfer-encoding": "chunked",
+                        "Connection": "keep-alive", "keep-alive": "timeout=99",
+                        "upgrade": "h2c", "te": "trailers", "trailer": "x-t",
+                        "proxy-connection": "close", "x-kept": "1"},
+            "multiValueHeaders": {"content-length": ["1", "2"], "Transfer-Encoding": ["chunked"],
+                                  "connection": ["close"], "x-also": ["2"]},
+            "body": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!"
+        }"#;
+        let reply = reply_from_result(result).unwrap();
+        for name in FRAMING_HEADERS {
+            assert!(!reply.headers.contains_key(name), "{name} was copied");
+        }
+        assert_eq!(reply.headers["x-kept"], "1");
+        assert_eq!(reply.headers["x-also"], "2");
     }
 
     #[test]

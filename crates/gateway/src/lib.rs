@@ -79,7 +79,6 @@ fn platform_error(e: &PlatformError, request_id: &str) -> Response {
 
 struct Incoming {
     method: Method,
-    path_and_query: String,
     query: Option<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -102,11 +101,6 @@ async fn read(req: Request) -> Result<Incoming, Response> {
     })?;
     Ok(Incoming {
         method: parts.method,
-        path_and_query: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into()),
         query: parts.uri.query().map(str::to_string),
         headers: parts.headers,
         body,
@@ -147,43 +141,55 @@ async fn function_url(State(gw): State<Gateway>, req: Request) -> Response {
         Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
         None => (rest.to_string(), "/".to_string()),
     };
-    let inc = match read(req).await {
-        Ok(i) => i,
-        Err(resp) => return resp,
-    };
     let spec = match gw.platform.resolve(&name, None).await {
         Ok(s) => s,
         Err(e) => return platform_error(&e, &new_request_id()),
     };
-    if spec.config.url == UrlAuth::Private {
-        let verdict = updraft_auth::verify(
-            gw.platform.credentials(),
-            inc.method.as_str(),
-            &inc.path_and_query,
-            &inc.headers,
-            &inc.body,
+    let private = spec.config.url == UrlAuth::Private;
+    // A private URL's credentials are checked from the head: a stranger's
+    // body is never read.
+    let pending = if private {
+        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let verdict = gw.platform.verifier().check_head(
+            req.method().as_str(),
+            pq,
+            req.headers(),
             std::time::SystemTime::now(),
         );
-        if let Err(e) = verdict {
-            let e = PlatformError::from(e);
-            let hint = format!(
-                "function {name} is private: {} (or set url = \"public\" in its updraft.toml to open its URL to anyone)",
-                e.public_message()
-            );
-            let status = if matches!(e, PlatformError::Unauthorized(_)) {
-                StatusCode::UNAUTHORIZED
-            } else {
-                StatusCode::FORBIDDEN
-            };
-            return error_response(status, &hint, &new_request_id());
+        match verdict {
+            Ok(pending) => Some(pending),
+            Err(e) => return refused(&name, e),
         }
-    }
-    let mut inc = inc;
-    if spec.config.url == UrlAuth::Private {
+    } else {
+        None
+    };
+    let mut inc = match read(req).await {
+        Ok(i) => i,
+        Err(resp) => return resp,
+    };
+    if let Some(pending) = pending {
+        if let Err(e) = pending.finish(&inc.body) {
+            return refused(&name, e);
+        }
         // The credentials were Updraft's, not the function's: they stop here.
         inc.headers.remove(header::AUTHORIZATION);
     }
     run(&gw, spec, inc, &raw_path, "$default", None).await
+}
+
+/// 401/403 (429 when too busy to check) for a private function URL, naming the setting.
+fn refused(name: &str, e: updraft_auth::AuthError) -> Response {
+    let e = PlatformError::from(e);
+    let hint = format!(
+        "function {name} is private: {} (or set url = \"public\" in its updraft.toml to open its URL to anyone)",
+        e.public_message()
+    );
+    let status = match e {
+        PlatformError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        PlatformError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::FORBIDDEN,
+    };
+    error_response(status, &hint, &new_request_id())
 }
 
 async fn manifest_route(State(gw): State<Gateway>, req: Request) -> Response {
@@ -349,8 +355,8 @@ fn respond(
     resp
 }
 
-/// A function's own HTTP response, passed on as it is (hop-by-hop headers
-/// aside), with the request id.
+/// A function's own HTTP response, passed on as it is (framing headers
+/// aside: [`event::FRAMING_HEADERS`]), with the request id.
 fn http_response(http: HttpResponse, request_id: &str) -> Response {
     let mut resp = Response::new(Body::from(http.body));
     *resp.status_mut() = StatusCode::from_u16(http.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -362,12 +368,7 @@ fn http_response(http: HttpResponse, request_id: &str) -> Response {
         ) else {
             continue;
         };
-        let hop_by_hop = [
-            header::CONNECTION,
-            header::TRANSFER_ENCODING,
-            header::CONTENT_LENGTH,
-        ];
-        if hop_by_hop.contains(&name) {
+        if event::is_framing(&name) {
             continue;
         }
         headers.append(name, value);
@@ -376,4 +377,31 @@ fn http_response(http: HttpResponse, request_id: &str) -> Response {
         headers.insert("x-amzn-requestid", v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_components_framing_headers_are_dropped() {
+        let mut headers: Vec<(String, Vec<u8>)> = event::FRAMING_HEADERS
+            .iter()
+            .map(|n| (n.to_uppercase(), b"0".to_vec()))
+            .collect();
+        headers.push(("x-kept".into(), b"1".to_vec()));
+        let resp = http_response(
+            HttpResponse {
+                status: 200,
+                headers,
+                body: b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+            },
+            "req-1",
+        );
+        for name in event::FRAMING_HEADERS {
+            assert!(!resp.headers().contains_key(name), "{name} was copied");
+        }
+        assert_eq!(resp.headers()["x-kept"], "1");
+        assert_eq!(resp.headers()["x-amzn-requestid"], "req-1");
+    }
 }

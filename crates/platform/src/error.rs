@@ -94,6 +94,7 @@ impl From<updraft_auth::AuthError> for PlatformError {
         match e {
             updraft_auth::AuthError::Missing(m) => PlatformError::Unauthorized(m),
             updraft_auth::AuthError::Denied(m) => PlatformError::Forbidden(m),
+            updraft_auth::AuthError::Busy(m) => PlatformError::Throttled(m),
             other => PlatformError::internal("credentials", other),
         }
     }

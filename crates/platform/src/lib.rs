@@ -142,7 +142,7 @@ type SpecCache = HashMap<(String, String), Arc<InstanceSpec>>;
 struct Inner {
     config: PlatformConfig,
     store: Store,
-    credentials: Credentials,
+    verifier: updraft_auth::Verifier,
     code: code::CodeStore,
     scheduler: Scheduler,
     logs: Arc<writer::Logs>,
@@ -240,7 +240,7 @@ impl Platform {
             inner: Arc::new(Inner {
                 config,
                 store,
-                credentials,
+                verifier: updraft_auth::Verifier::new(credentials),
                 code,
                 scheduler,
                 logs,
@@ -306,7 +306,12 @@ impl Platform {
     }
 
     pub fn credentials(&self) -> &Credentials {
-        &self.inner.credentials
+        self.inner.verifier.credentials()
+    }
+
+    /// Checks requests' credentials (and refuses replayed signatures).
+    pub fn verifier(&self) -> &updraft_auth::Verifier {
+        &self.inner.verifier
     }
 
     pub fn store(&self) -> &Store {

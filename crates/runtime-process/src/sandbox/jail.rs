@@ -25,6 +25,9 @@ const SYSTEM_DIRS: &[&str] = &[
 /// Device nodes bound into the instance's `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
 
+/// Open files per instance process (Lambda's limit).
+const NOFILE: libc::rlim_t = 1024;
+
 /// The size of an instance's `/dev/shm` (memory-backed: it counts against
 /// the instance's memory limit too).
 const SHM_MB: u32 = 64;
@@ -442,6 +445,15 @@ impl ChildSetup {
                 0,
                 0,
             ),
+        )?;
+        // Lambda's descriptor limit, not the server's raised one.
+        let nofile = libc::rlimit {
+            rlim_cur: NOFILE,
+            rlim_max: NOFILE,
+        };
+        step(
+            c"set the open-files limit",
+            libc::setrlimit(libc::RLIMIT_NOFILE, &nofile),
         )?;
         step(c"chdir to the code", libc::chdir(self.workdir.as_ptr()))?;
         if let Some(filters) = &self.seccomp {
