@@ -401,3 +401,53 @@ fn guests_see_their_own_environment_not_the_servers() {
         }
     }
 }
+
+/// A guest's outgoing requests (`wasi:http/outgoing-handler`) cannot reach
+/// what listens on the host's loopback unless the server allows it.
+#[test]
+fn guests_cannot_fetch_from_the_hosts_loopback_unless_allowed() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let service = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("http://{}/secret", service.local_addr().unwrap());
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for mut stream in service.incoming().map_while(Result::ok) {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\nconnection: close\r\n\r\nloopback-secret",
+            );
+        }
+    });
+    for allowed in [false, true] {
+        let env: &[(&str, &str)] = if allowed {
+            &[("UPDRAFT_ALLOW_FUNCTION_LOOPBACK", "true")]
+        } else {
+            &[]
+        };
+        let s = Server::start_in(scratch("wasm-fetch"), env);
+        s.deploy(&fixture("wasm"));
+        let (status, _, body) = http(
+            "GET",
+            &url(&s, "wasm-js", &format!("/fetch?url={target}")),
+            &[],
+            vec![],
+        );
+        let body = String::from_utf8_lossy(&body).into_owned();
+        if allowed {
+            assert_eq!(status, 200, "{body}");
+            assert!(body.contains("loopback-secret"), "{body}");
+        } else {
+            assert_eq!(status, 502, "the guest's fetch must fail: {body}");
+            assert!(!body.contains("loopback-secret"), "{body}");
+        }
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "only the allowed server's guest reached the loopback service"
+    );
+}
