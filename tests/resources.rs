@@ -75,6 +75,9 @@ fn a_process_function_printing_1_gib_is_cut_at_the_limit_and_the_server_stays_sm
     assert!(s.terminate().success());
     let db_before = db_bytes(&s.data_dir);
     s.restart();
+    // Another function keeps answering throughout.
+    s.deploy(&fixture("attacks"));
+    let victim = Victim::start(&s);
     // Warm (an instance), nearly silent.
     assert_eq!(s.invoke_json("flood", r#"{"mb": 0}"#)["wrote_mb"], 0);
     let hwm_before = vm_hwm_kb(s.pid());
@@ -92,6 +95,7 @@ fn a_process_function_printing_1_gib_is_cut_at_the_limit_and_the_server_stays_sm
     // The two small runs logged everything and were not cut.
     assert_eq!(logs.matches("flood-done").count(), 2);
     assert_flood_logged(after_last_done(&logs));
+    victim.finish();
 
     assert!(s.terminate().success());
     assert!(!s.data_dir.join("updraft.db-wal").exists());
@@ -108,6 +112,9 @@ fn a_process_function_printing_1_gib_is_cut_at_the_limit_and_the_server_stays_sm
 fn a_wasm_guest_printing_1_gib_is_cut_at_the_limit_and_the_server_stays_small() {
     let s = Server::start("flood-wasm");
     s.deploy(&fixture("flood"));
+    // Another function keeps answering throughout.
+    s.deploy(&fixture("attacks"));
+    let victim = Victim::start(&s);
     let flood = |mb: u32| get(&format!("{}/fn/wasm-flood/flood?mb={mb}", s.endpoint));
     // Warm: the guest's own memory lives in the server process.
     assert_eq!(flood(1), (200, "flooded 1".to_string()));
@@ -126,6 +133,7 @@ fn a_wasm_guest_printing_1_gib_is_cut_at_the_limit_and_the_server_stays_small() 
     // The warm-up printed "flood-done" within its limit; the flood did not get there.
     assert_eq!(logs.matches("flood-done").count(), 1);
     assert_flood_logged(after_last_done(&logs));
+    victim.finish();
 }
 
 /// A tmpfs of `size` mounted for one test; unmounted when dropped.

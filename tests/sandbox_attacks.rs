@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,60 +22,6 @@ fn root() -> bool {
         eprintln!("SKIPPED: the sandbox attacks need root (strict isolation)");
     }
     uid == 0
-}
-
-/// Calls the victim's URL until stopped; every answer must be its own.
-struct Victim {
-    stop: Arc<AtomicBool>,
-    answered: Arc<AtomicU64>,
-    thread: Option<std::thread::JoinHandle<Vec<String>>>,
-}
-
-impl Victim {
-    fn start(s: &Server) -> Victim {
-        let url = format!("{}/fn/victim", s.endpoint);
-        let stop = Arc::new(AtomicBool::new(false));
-        let answered = Arc::new(AtomicU64::new(0));
-        let (st, an) = (stop.clone(), answered.clone());
-        let thread = std::thread::spawn(move || {
-            let mut wrong = Vec::new();
-            let client = reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap();
-            while !st.load(Ordering::SeqCst) {
-                match client.get(&url).send() {
-                    Ok(r) if r.status() == 200 => {
-                        let body = r.text().unwrap_or_default();
-                        if body.contains("victim-env") {
-                            an.fetch_add(1, Ordering::SeqCst);
-                        } else {
-                            wrong.push(body);
-                        }
-                    }
-                    Ok(r) => wrong.push(format!("status {}", r.status())),
-                    Err(e) => wrong.push(e.to_string()),
-                }
-            }
-            wrong
-        });
-        Victim {
-            stop,
-            answered,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops and insists that every answer was right (and there were some).
-    fn finish(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let wrong = self.thread.take().unwrap().join().unwrap();
-        assert!(wrong.is_empty(), "the victim answered wrongly: {wrong:?}");
-        assert!(
-            self.answered.load(Ordering::SeqCst) > 0,
-            "the victim never answered"
-        );
-    }
 }
 
 fn attack(s: &Server, payload: Value) -> Value {

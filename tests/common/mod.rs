@@ -339,3 +339,58 @@ pub fn vm_hwm_kb(pid: i32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no VmHWM for pid {pid}"))
 }
+
+/// Calls the victim's URL until stopped; every answer must be its own.
+pub struct Victim {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    answered: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Victim {
+    /// Starts calling `/fn/victim` (tests/fixtures/attacks) on `s`.
+    pub fn start(s: &Server) -> Victim {
+        let url = format!("{}/fn/victim", s.endpoint);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (st, an) = (stop.clone(), answered.clone());
+        let thread = std::thread::spawn(move || {
+            let mut wrong = Vec::new();
+            let client = reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap();
+            while !st.load(std::sync::atomic::Ordering::SeqCst) {
+                match client.get(&url).send() {
+                    Ok(r) if r.status() == 200 => {
+                        let body = r.text().unwrap_or_default();
+                        if body.contains("victim-env") {
+                            an.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        } else {
+                            wrong.push(body);
+                        }
+                    }
+                    Ok(r) => wrong.push(format!("status {}", r.status())),
+                    Err(e) => wrong.push(e.to_string()),
+                }
+            }
+            wrong
+        });
+        Victim {
+            stop,
+            answered,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops and insists that every answer was right (and there were some).
+    pub fn finish(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let wrong = self.thread.take().unwrap().join().unwrap();
+        assert!(wrong.is_empty(), "the victim answered wrongly: {wrong:?}");
+        assert!(
+            self.answered.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "the victim never answered"
+        );
+    }
+}
