@@ -297,14 +297,13 @@ class Server:
     def deploy(self, app_dir):
         return self.cli("deploy", app_dir)
 
-    def invoke(self, fn, path="", expect=None, what=None, conn=None, timeout=60):
+    def invoke(self, fn, path="", expect=None, exact=False, what=None, conn=None, timeout=60):
         """GET a function's URL (on `conn`, a keep-alive connection, when given); Broken unless it
-        answers 200 and `expect` (b"text": the body holds it; a function: expect(body) is true)
-        holds. Returns the seconds from send to full response."""
+        answers 200 with a body holding `expect` (bytes; with `exact`, the whole body but for
+        white space). Returns the seconds from send to full response."""
         status, body, t = http_request(self.port, f"/fn/{fn}{path}", timeout=timeout, conn=conn)
-        ok = expect is None or (expect(body) if callable(expect) else expect in body)
-        if status != 200 or not ok:
-            wanted = "" if expect is None or callable(expect) else f" with {expect.decode()!r}"
+        if status != 200 or (expect is not None and (body.strip() != expect if exact else expect not in body)):
+            wanted = "" if expect is None else f" {'and the body' if exact else 'from a body holding'} {expect!r}"
             raise Broken(f"{what or fn}: GET /fn/{fn}{path}: expected 200{wanted}, got {status} {body[:300]!r}")
         return t
 

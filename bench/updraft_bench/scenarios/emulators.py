@@ -160,7 +160,7 @@ def emu_result(ctx, variants, **info):
 def deploy_hello(srv, app, name):
     """Deploys `app`, whose function `name` is the hello: it must answer 200 "ok"."""
     srv.deploy(app)
-    srv.invoke(name, "/", expect=lambda b: b.strip() == b"ok", what=f"{name} (expected \"ok\")")
+    srv.invoke(name, "/", expect=b"ok", exact=True, what="emulators")
 
 
 def cargo_lambda_status():
