@@ -3,6 +3,7 @@
 //! reaches a handler; every error leaves through [`ApiError`].
 
 mod error;
+mod invoke;
 pub mod lambda;
 pub mod lambda_events;
 mod native;
@@ -98,11 +99,21 @@ pub async fn authenticate(State(p): State<Platform>, req: Request, next: Next) -
         Ok(b) => b,
         Err(_) => return too_large(),
     };
-    if let Err(e) = pending.finish(&body) {
-        return ApiError(e.into()).into_response();
+    let mut parts = parts;
+    match pending.finish(&body) {
+        Ok(Some(sha256)) => {
+            parts.extensions.insert(BodySha256(sha256));
+        }
+        Ok(None) => {}
+        Err(e) => return ApiError(e.into()).into_response(),
     }
     next.run(Request::from_parts(parts, Body::from(body))).await
 }
+
+/// The hex SHA-256 of a request's body, when checking its signature took
+/// one: handlers use it instead of hashing the body again.
+#[derive(Clone, Debug)]
+pub struct BodySha256(pub String);
 
 /// The request's `Content-Length`, when it has a valid one.
 fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
