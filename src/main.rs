@@ -162,11 +162,8 @@ fn apply_leading_flags(cli: &mut Cli, matches: &clap::ArgMatches) {
             .flatten()
             .is_some_and(|_| sub.value_source(id) == Some(ValueSource::CommandLine))
     };
-    let (endpoint, data_dir, ca_cert) = (
-        cli.endpoint.take(),
-        cli.data_dir.take(),
-        cli.ca_cert.take(),
-    );
+    let (endpoint, data_dir, ca_cert) =
+        (cli.endpoint.take(), cli.data_dir.take(), cli.ca_cert.take());
     if let Some(d) = data_dir.filter(|_| !typed("data_dir")) {
         match &mut cli.command {
             Command::Server(a) => a.data_dir = d,

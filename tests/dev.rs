@@ -190,3 +190,113 @@ fn an_ordinary_user_in_a_private_directory_gets_boxed_functions_that_answer() {
     assert!(dev.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// A running `updraft dev` on a copy of examples/hello.
+struct Dev {
+    child: std::process::Child,
+    addr: String,
+    dir: std::path::PathBuf,
+}
+
+impl Dev {
+    fn start(name: &str, extra: &[&str]) -> Dev {
+        let dir = scratch(name);
+        let copy = Command::new("cp")
+            .arg("-r")
+            .arg(repo().join("examples/hello/."))
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(copy.success());
+        let _ = std::fs::remove_dir_all(dir.join(".updraft"));
+        let mut child = Command::new(BIN)
+            .args(["dev", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("UPDRAFT_LOG", "warn")
+            .env_remove("UPDRAFT_DATA_DIR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[dev] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let addr = loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("dev server did not start");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        Dev { child, addr, dir }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+}
+
+/// SIGTERM (as `kill` or a service manager sends) stops `dev` and its
+/// server together: the port is free and no instance runs once `dev` has
+/// exited. The server's data go where --data-dir says.
+#[test]
+fn dev_stopped_by_sigterm_stops_its_server_and_instances_and_honours_data_dir() {
+    let data = scratch("dev-data");
+    let mut dev = Dev::start("dev-term", &["--data-dir", data.to_str().unwrap()]);
+    let url = format!("http://{}/hello/term", dev.addr);
+    wait_until(
+        "the app is deployed and answers",
+        Duration::from_secs(60),
+        || get(&url).1.contains("Hello, term!"),
+    );
+    assert!(
+        data.join("credentials").exists(),
+        "no credentials in --data-dir"
+    );
+    assert!(
+        data.join("server.lock").exists(),
+        "no server lock in --data-dir"
+    );
+    assert!(!dev.dir.join(".updraft").exists(), "dev wrote DIR/.updraft");
+    let instances = instance_pids(&data);
+    assert!(
+        !instances.is_empty(),
+        "no instance runs after an invocation"
+    );
+
+    dev.signal(libc::SIGTERM);
+    let status = dev.child.wait().unwrap();
+    assert!(status.success(), "dev exited with {status}");
+    assert!(
+        std::net::TcpStream::connect(&dev.addr).is_err(),
+        "the server still listens on {} after dev exited",
+        dev.addr
+    );
+    for pid in instances {
+        assert!(!pid_alive(pid), "instance {pid} outlived dev");
+    }
+}
+
+/// Closing dev's terminal (SIGHUP) stops its server too.
+#[test]
+fn dev_stopped_by_sighup_stops_its_server() {
+    let mut dev = Dev::start("dev-hup", &[]);
+    dev.signal(libc::SIGHUP);
+    let status = dev.child.wait().unwrap();
+    assert!(status.success(), "dev exited with {status}");
+    assert!(
+        std::net::TcpStream::connect(&dev.addr).is_err(),
+        "the server still listens on {} after dev exited",
+        dev.addr
+    );
+}

@@ -46,7 +46,14 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
     let since = since_ms(&args.since)?;
     let mut after = 0i64;
     loop {
-        let page = match fetch(&client, &args.name, since, after, args.request_id.as_deref()).await
+        let page = match fetch(
+            &client,
+            &args.name,
+            since,
+            after,
+            args.request_id.as_deref(),
+        )
+        .await
         {
             Ok(p) => p,
             Err(e) if e.is_not_found() => anyhow::bail!("no function named {}", args.name),

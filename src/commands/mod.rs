@@ -17,7 +17,11 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct ClientArgs {
     /// The server to talk to.
-    #[arg(long, env = "UPDRAFT_ENDPOINT", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "UPDRAFT_ENDPOINT",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub endpoint: String,
     /// The server's data directory: the CLI reads the admin credentials from
     /// DATA_DIR/credentials unless UPDRAFT_ACCESS_KEY_ID and
