@@ -146,12 +146,9 @@ fn a_closed_stdout_ends_a_command_quietly_by_sigpipe() {
     s.deploy(&repo().join("examples/hello"));
     // A flag before the command is still accepted (earlier releases took
     // the client flags globally) and wins over the environment.
-    let leading = Command::new(BIN)
-        .args(["--endpoint", &s.endpoint, "ls"])
+    let leading = s
+        .cli_command(&["--endpoint", &s.endpoint, "ls"])
         .env("UPDRAFT_ENDPOINT", "http://127.0.0.1:1")
-        .env("UPDRAFT_DATA_DIR", &s.data_dir)
-        .env_remove("UPDRAFT_ACCESS_KEY_ID")
-        .env_remove("UPDRAFT_SECRET_ACCESS_KEY")
         .output()
         .unwrap();
     assert!(leading.status.success(), "{}", stderr(&leading));
@@ -169,12 +166,8 @@ fn a_closed_stdout_ends_a_command_quietly_by_sigpipe() {
     ] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let out = Command::new(BIN)
-            .args(args)
-            .env("UPDRAFT_ENDPOINT", &s.endpoint)
-            .env("UPDRAFT_DATA_DIR", &s.data_dir)
-            .env_remove("UPDRAFT_ACCESS_KEY_ID")
-            .env_remove("UPDRAFT_SECRET_ACCESS_KEY")
+        let out = s
+            .cli_command(args)
             .stdout(Stdio::from(writer))
             .stderr(Stdio::piped())
             .output()
