@@ -280,3 +280,17 @@ fn dev_stopped_by_sighup_stops_its_server() {
     let mut dev = Dev::start("dev-hup", &[]);
     dev.stop_with(libc::SIGHUP);
 }
+
+/// `dev` killed outright (SIGKILL: no handler runs) still takes its server
+/// down: the server gets SIGTERM when its parent dies, and drains.
+#[test]
+fn dev_killed_outright_still_stops_its_server() {
+    let mut dev = Dev::start("dev-kill", &[]);
+    dev.child.kill().unwrap();
+    dev.child.wait().unwrap();
+    wait_until(
+        "the orphaned server stops listening",
+        Duration::from_secs(60),
+        || std::net::TcpStream::connect(&dev.addr).is_err(),
+    );
+}
