@@ -5,10 +5,18 @@ use reqwest::Method;
 use std::process::ExitCode;
 use updraft_platform::FunctionInfo;
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = r#"Examples:
+  updraft ls
+  updraft ls --json | jq '.[].name'"#;
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// The functions as a JSON array (name, app, version, runtime, url, …).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub client: super::ClientArgs,
 }
 
 #[derive(serde::Deserialize, serde::Serialize)]

@@ -151,6 +151,9 @@ async fn logs(
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult {
+    // An unknown name is 404 like every other function endpoint, not an
+    // empty page.
+    p.get(&name).await?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let lines = p
         .logs(
