@@ -115,12 +115,7 @@ async fn put_config(
     Query(params): Query<Params>,
     body: Bytes,
 ) -> ApiResult {
-    let (name, q) = target(&raw, &params)?;
-    let input = parse_body(&body)?;
-    let c = p
-        .put_event_invoke_config(&name, q.as_deref(), input, false)
-        .await?;
-    Ok(Json(shape(&c)).into_response())
+    write_config(&p, &raw, &params, &body, false).await
 }
 
 async fn update_config(
@@ -129,10 +124,21 @@ async fn update_config(
     Query(params): Query<Params>,
     body: Bytes,
 ) -> ApiResult {
-    let (name, q) = target(&raw, &params)?;
-    let input = parse_body(&body)?;
+    write_config(&p, &raw, &params, &body, true).await
+}
+
+/// Put (`merge` false: replaces every setting) or Update (`merge` true).
+async fn write_config(
+    p: &Platform,
+    raw: &str,
+    params: &Params,
+    body: &[u8],
+    merge: bool,
+) -> ApiResult {
+    let (name, q) = target(raw, params)?;
+    let input = parse_body(body)?;
     let c = p
-        .put_event_invoke_config(&name, q.as_deref(), input, true)
+        .put_event_invoke_config(&name, q.as_deref(), input, merge)
         .await?;
     Ok(Json(shape(&c)).into_response())
 }

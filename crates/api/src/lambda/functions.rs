@@ -3,7 +3,7 @@
 //! ListVersionsByFunction.
 
 use super::shapes::{architecture, function_configuration};
-use super::{body, paginate, ApiResult, Query, Target};
+use super::{body, listing, paginate, ApiResult, Query, Target};
 use axum::body::Bytes;
 use axum::extract::{Path, Query as Q, State};
 use axum::http::StatusCode;
@@ -236,11 +236,7 @@ pub async fn list(State(p): State<Platform>, Q(q): Q<Query>) -> ApiResult {
         .iter()
         .map(|d| function_configuration(&p, d, all))
         .collect();
-    let mut v = json!({ "Functions": functions });
-    if let Some(n) = next {
-        v["NextMarker"] = json!(n);
-    }
-    Ok(Json(v).into_response())
+    listing("Functions", functions, next)
 }
 
 #[derive(Deserialize, Default)]
@@ -349,11 +345,7 @@ pub async fn list_versions(
         .iter()
         .map(|d| function_configuration(&p, d, true))
         .collect();
-    let mut v = json!({ "Versions": versions });
-    if let Some(n) = next {
-        v["NextMarker"] = json!(n);
-    }
-    Ok(Json(v).into_response())
+    listing("Versions", versions, next)
 }
 
 #[derive(Deserialize, Default)]

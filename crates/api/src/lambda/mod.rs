@@ -13,6 +13,7 @@ mod shapes;
 mod tests;
 
 use crate::ApiError;
+use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::Router;
 use std::collections::HashMap;
@@ -171,6 +172,15 @@ pub(crate) fn paginate<T>(
         None
     };
     Ok((page, next))
+}
+
+/// A listing's page as Lambda answers it: `{KEY: [...], "NextMarker": …}`.
+pub(crate) fn listing(key: &str, items: Vec<serde_json::Value>, next: Option<String>) -> ApiResult {
+    let mut v = serde_json::json!({ key: items });
+    if let Some(n) = next {
+        v["NextMarker"] = serde_json::json!(n);
+    }
+    Ok(axum::Json(v).into_response())
 }
 
 /// `$LATEST` → 0, `N` → N (N ≥ 1).
