@@ -4,7 +4,7 @@
 
 use crate::{Platform, PlatformError};
 use serde::{Deserialize, Serialize};
-use updraft_core::{function_arn, now_ms, FunctionRef, Qualifier};
+use updraft_core::{function_arn, now_ms, FunctionRef, Invalid, Qualifier};
 use updraft_store::EventInvokeConfigRow;
 use updraft_triggers::{DEFAULT_MAX_EVENT_AGE_S, MAX_RETRY_ATTEMPTS, MIN_EVENT_AGE_S};
 
@@ -36,37 +36,24 @@ pub struct EventInvokeConfigInput {
     pub on_failure: Option<String>,
 }
 
-fn check_destination(field: &str, arn: &str) -> Result<(), PlatformError> {
+fn check_destination(field: &str, arn: &str) -> Result<(), Invalid> {
     if FunctionRef::parse_arn(arn).is_some() {
         return Ok(());
     }
     let service = arn.split(':').nth(2).unwrap_or("");
-    if arn.starts_with("arn:") && ["sqs", "sns", "s3", "events"].contains(&service) {
-        return Err(PlatformError::InvalidParameter(format!(
-            "The destination ARN {arn} of {field} is not supported: Updraft delivers to Lambda functions only \
-             (arn:aws:lambda:REGION:000000000000:function:NAME)"
-        )));
-    }
-    Err(PlatformError::InvalidParameter(format!(
-        "1 validation error detected: Value '{arn}' at '{field}' failed to satisfy constraint: \
-         Member must be a function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER])"
-    )))
+    let expected = if arn.starts_with("arn:") && ["sqs", "sns", "s3", "events"].contains(&service) {
+        "a function ARN: Updraft delivers to Lambda functions only, not to other services"
+    } else {
+        "a function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER])"
+    };
+    Err(Invalid::new(field, expected, arn))
 }
 
-fn check_range(field: &str, v: i64, min: i64, max: i64) -> Result<(), PlatformError> {
-    if v < min {
-        return Err(PlatformError::InvalidParameter(format!(
-            "1 validation error detected: Value '{v}' at '{field}' failed to satisfy constraint: \
-             Member must have value greater than or equal to {min}"
-        )));
+fn check_range(field: &str, v: i64, min: i64, max: i64) -> Result<(), Invalid> {
+    if (min..=max).contains(&v) {
+        return Ok(());
     }
-    if v > max {
-        return Err(PlatformError::InvalidParameter(format!(
-            "1 validation error detected: Value '{v}' at '{field}' failed to satisfy constraint: \
-             Member must have value less than or equal to {max}"
-        )));
-    }
-    Ok(())
+    Err(Invalid::new(field, format!("a value from {min} to {max}"), v))
 }
 
 impl Platform {
@@ -229,5 +216,7 @@ mod tests {
         assert!(check_range("maximumRetryAttempts", 3, 0, 2).is_err());
         assert!(check_range("maximumEventAgeInSeconds", 59, 60, 21600).is_err());
         assert!(check_range("maximumEventAgeInSeconds", 60, 60, 21600).is_ok());
+        let e = check_range("maximumRetryAttempts", 3, 0, 2).unwrap_err();
+        assert_eq!(e.to_string(), "maximumRetryAttempts: expected a value from 0 to 2, got 3");
     }
 }
