@@ -838,3 +838,4 @@ async fn a_full_disk_fails_writes_clearly_and_they_succeed_again_without_reopeni
 
 // After `suite!`, which it uses.
 mod queue;
+mod schema;
