@@ -2,23 +2,36 @@
 //! logs, behind one [`Store`] whose SQL runs unchanged on SQLite (the embedded
 //! default) and PostgreSQL through sqlx's `Any` driver; only DDL differs.
 
-use sha2::{Digest, Sha256};
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyConnection, Connection};
-use sqlx::{AnyPool, Executor, Row};
+//!
+//! One module a concern: this one holds the connection (pool, write
+//! transactions, health probe); `migrate` the schema; `functions` functions
+//! and versions; `settings` and `aliases` what belongs to a function as a
+//! whole; `invocations`, `logs`, `queue` (asynchronous events) and
+//! `identity` (host uids) the rest.
+
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Connection, Executor};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use updraft_core::{now_ms, FunctionConfig, LogLine};
 
+mod aliases;
+mod functions;
 mod identity;
+mod invocations;
+mod logs;
+mod migrate;
 mod queue;
 mod settings;
 #[cfg(test)]
 mod tests;
 
+pub use aliases::{AliasRow, AliasUpdate};
+pub use functions::{DeployOutcome, FunctionRow, VersionRow};
 pub use identity::FIRST_FUNCTION_UID;
+pub use invocations::InvocationRecord;
+pub use migrate::{schema_version, Migration, MIGRATIONS};
 pub use queue::{DeadLetter, EventInvokeConfigRow, LastError, NewEvent, QueuedEvent};
-pub use settings::{AliasRow, AliasUpdate, FunctionSettings};
+pub use settings::FunctionSettings;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -86,197 +99,6 @@ pub enum Backend {
     Postgres,
 }
 
-/// One function; its content lives in its versions.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FunctionRow {
-    pub name: String,
-    pub app: Option<String>,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-    /// The highest published version that still exists, 0 if none.
-    pub last_published: i64,
-}
-
-/// `$LATEST` (version 0) or a published, immutable version (1, 2, …).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VersionRow {
-    pub function: String,
-    /// 0 = `$LATEST`.
-    pub version: i64,
-    pub config: FunctionConfig,
-    pub code_sha256: String,
-    pub code_size: i64,
-    /// Hex sha256 over the config JSON and the code hash: same content, same revision.
-    pub revision: String,
-    /// For `$LATEST`, when it was last written.
-    pub created_ms: i64,
-    pub description: String,
-}
-
-/// What [`Store::deploy`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeployOutcome {
-    /// The published version now matching `$LATEST`.
-    pub version: VersionRow,
-    /// False when the deploy changed nothing at all.
-    pub changed: bool,
-}
-
-/// The metering record of one invocation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InvocationRecord {
-    pub request_id: String,
-    pub function: String,
-    pub version: i64,
-    pub start_ms: i64,
-    pub duration_us: i64,
-    pub billed_ms: i64,
-    pub memory_mb: i64,
-    pub max_memory_mb: i64,
-    pub init_us: Option<i64>,
-    pub cold: bool,
-    /// `success`, `function`, `timeout`, `out_of_memory`, `crash`, `init` or `throttled`.
-    pub outcome: String,
-    pub error_type: Option<String>,
-}
-
-/// One schema step; the two texts must leave both databases equivalent.
-pub struct Migration {
-    pub version: i64,
-    pub name: &'static str,
-    pub sqlite: &'static str,
-    pub postgres: &'static str,
-}
-
-/// Applied in order at open; never edit a released entry, append a new one.
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "initial",
-        // `version_seq` never goes down, so deleted version numbers are never reused
-        // (Lambda semantics); `last_published` tracks the highest surviving one.
-        sqlite: "
-CREATE TABLE functions (
-    name TEXT PRIMARY KEY,
-    app TEXT,
-    created_ms BIGINT NOT NULL,
-    updated_ms BIGINT NOT NULL,
-    last_published BIGINT NOT NULL DEFAULT 0,
-    version_seq BIGINT NOT NULL DEFAULT 0
-);
-CREATE TABLE versions (
-    function TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
-    version BIGINT NOT NULL,
-    config TEXT NOT NULL,
-    code_sha256 TEXT NOT NULL,
-    code_size BIGINT NOT NULL,
-    revision TEXT NOT NULL,
-    created_ms BIGINT NOT NULL,
-    description TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (function, version)
-);
-CREATE TABLE invocations (
-    request_id TEXT PRIMARY KEY,
-    function TEXT NOT NULL,
-    version BIGINT NOT NULL,
-    start_ms BIGINT NOT NULL,
-    duration_us BIGINT NOT NULL,
-    billed_ms BIGINT NOT NULL,
-    memory_mb BIGINT NOT NULL,
-    max_memory_mb BIGINT NOT NULL,
-    init_us BIGINT,
-    cold BIGINT NOT NULL,
-    outcome TEXT NOT NULL,
-    error_type TEXT
-);
-CREATE INDEX invocations_start_ms ON invocations (start_ms);
-CREATE TABLE logs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts_ms BIGINT NOT NULL,
-    function TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    text TEXT NOT NULL
-);
-CREATE INDEX logs_function_id ON logs (function, id);
-CREATE INDEX logs_ts_ms ON logs (ts_ms);
-",
-        // COLLATE "C" makes ORDER BY name match SQLite's byte order.
-        postgres: r#"
-CREATE TABLE functions (
-    name TEXT COLLATE "C" PRIMARY KEY,
-    app TEXT,
-    created_ms BIGINT NOT NULL,
-    updated_ms BIGINT NOT NULL,
-    last_published BIGINT NOT NULL DEFAULT 0,
-    version_seq BIGINT NOT NULL DEFAULT 0
-);
-CREATE TABLE versions (
-    function TEXT COLLATE "C" NOT NULL REFERENCES functions(name) ON DELETE CASCADE,
-    version BIGINT NOT NULL,
-    config TEXT NOT NULL,
-    code_sha256 TEXT NOT NULL,
-    code_size BIGINT NOT NULL,
-    revision TEXT NOT NULL,
-    created_ms BIGINT NOT NULL,
-    description TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (function, version)
-);
-CREATE TABLE invocations (
-    request_id TEXT PRIMARY KEY,
-    function TEXT NOT NULL,
-    version BIGINT NOT NULL,
-    start_ms BIGINT NOT NULL,
-    duration_us BIGINT NOT NULL,
-    billed_ms BIGINT NOT NULL,
-    memory_mb BIGINT NOT NULL,
-    max_memory_mb BIGINT NOT NULL,
-    init_us BIGINT,
-    cold BIGINT NOT NULL,
-    outcome TEXT NOT NULL,
-    error_type TEXT
-);
-CREATE INDEX invocations_start_ms ON invocations (start_ms);
-CREATE TABLE logs (
-    id BIGSERIAL PRIMARY KEY,
-    ts_ms BIGINT NOT NULL,
-    function TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    text TEXT NOT NULL
-);
-CREATE INDEX logs_function_id ON logs (function, id);
-CREATE INDEX logs_ts_ms ON logs (ts_ms);
-"#,
-    },
-    Migration {
-        version: 2,
-        name: "lambda_api_settings",
-        sqlite: settings::MIGRATION_SQLITE,
-        postgres: settings::MIGRATION_POSTGRES,
-    },
-    queue::MIGRATION,
-    identity::MIGRATION,
-];
-
-impl Migration {
-    fn sql(&self, backend: Backend) -> &'static str {
-        match backend {
-            Backend::Sqlite => self.sqlite,
-            Backend::Postgres => self.postgres,
-        }
-    }
-}
-
-/// The highest schema version this binary knows.
-pub fn schema_version() -> i64 {
-    MIGRATIONS.last().map_or(0, |m| m.version)
-}
-
-const VERSION_COLS: &str =
-    "function, version, config, code_sha256, code_size, revision, created_ms, description";
-const FUNCTION_COLS: &str = "name, app, created_ms, updated_ms, last_published";
-const INVOCATION_COLS: &str = "request_id, function, version, start_ms, duration_us, billed_ms, \
-     memory_mb, max_memory_mb, init_us, cold, outcome, error_type";
-
 /// How long the answer of a write probe stands ([`Store::check_writable`]).
 const PROBE_TTL: Duration = Duration::from_secs(1);
 /// How long a write probe may take before the store counts as unwritable.
@@ -297,6 +119,13 @@ impl Store {
     /// Opens `sqlite://PATH` (created if missing), `sqlite::memory:` or
     /// `postgres://…`, and brings the schema up to date.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let store = Store::connect(url).await?;
+        store.migrate(MIGRATIONS).await?;
+        Ok(store)
+    }
+
+    /// Opens the database without touching its schema.
+    async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, connect_url, memory) = parse_url(url)?;
         let opts = match backend {
@@ -338,13 +167,11 @@ impl Store {
             opts.after_release(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
         };
         let pool = opts.connect(&connect_url).await?;
-        let store = Store {
+        Ok(Store {
             pool,
             backend,
             probe: Arc::default(),
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -415,422 +242,6 @@ impl Store {
             Backend::Postgres => self.pool.begin().await?,
         })
     }
-
-    /// Applies pending migrations, one transaction each, serialised across
-    /// processes (BEGIN IMMEDIATE on SQLite, an advisory lock on PostgreSQL).
-    async fn migrate(&self) -> Result<(), StoreError> {
-        loop {
-            let mut tx = self.begin_write().await?;
-            if self.backend == Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock(7329104417)")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::raw_sql(
-                "CREATE TABLE IF NOT EXISTS schema_migrations \
-                 (version BIGINT PRIMARY KEY, name TEXT, applied_ms BIGINT)",
-            )
-            .execute(&mut *tx)
-            .await?;
-            let current: Option<i64> =
-                sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-                    .fetch_one(&mut *tx)
-                    .await?;
-            let current = current.unwrap_or(0);
-            if current > schema_version() {
-                return Err(StoreError::Config(format!(
-                    "the database has schema version {current} but this binary knows only up to {}; \
-                     upgrade Updraft or use another database",
-                    schema_version()
-                )));
-            }
-            let Some(m) = MIGRATIONS.iter().find(|m| m.version > current) else {
-                tx.commit().await?;
-                return Ok(());
-            };
-            tracing::info!(
-                version = m.version,
-                name = m.name,
-                "applying store migration"
-            );
-            sqlx::raw_sql(m.sql(self.backend)).execute(&mut *tx).await?;
-            sqlx::query(
-                "INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)",
-            )
-            .bind(m.version)
-            .bind(m.name)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-        }
-    }
-
-    /// The schema version recorded in the database.
-    pub async fn current_schema_version(&self) -> Result<i64, StoreError> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_migrations")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(v.unwrap_or(0))
-    }
-
-    // ---- functions ----
-
-    /// Creates the function with its `$LATEST`; Conflict if the name exists.
-    pub async fn create_function(
-        &self,
-        name: &str,
-        app: Option<&str>,
-        config: &FunctionConfig,
-        code_sha256: &str,
-        code_size: i64,
-    ) -> Result<VersionRow, StoreError> {
-        let content = Content::new(config, code_sha256, code_size)?;
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        if !insert_function(&mut tx, name, app, now).await? {
-            return Err(StoreError::Conflict(format!(
-                "function {name} already exists"
-            )));
-        }
-        let row = write_latest(&mut tx, name, &content, now).await?;
-        tx.commit().await?;
-        Ok(row)
-    }
-
-    /// Replaces `$LATEST`; NotFound if the function does not exist.
-    pub async fn update_latest(
-        &self,
-        name: &str,
-        config: &FunctionConfig,
-        code_sha256: &str,
-        code_size: i64,
-    ) -> Result<VersionRow, StoreError> {
-        let content = Content::new(config, code_sha256, code_size)?;
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        if !lock_function(&mut tx, name, Some(now)).await? {
-            return Err(not_found(name));
-        }
-        let row = write_latest(&mut tx, name, &content, now).await?;
-        tx.commit().await?;
-        Ok(row)
-    }
-
-    /// Publishes `$LATEST` as a new version, unless the last published version
-    /// already has its revision: then that one is returned unchanged.
-    pub async fn publish(&self, name: &str, description: &str) -> Result<VersionRow, StoreError> {
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        if !lock_function(&mut tx, name, None).await? {
-            return Err(not_found(name));
-        }
-        let (row, _) = publish_locked(&mut tx, name, Some(description), now).await?;
-        tx.commit().await?;
-        Ok(row)
-    }
-
-    /// Creates or updates the function of `app` and publishes it when its
-    /// content differs from the last published version, all in one transaction.
-    pub async fn deploy(
-        &self,
-        name: &str,
-        app: &str,
-        config: &FunctionConfig,
-        code_sha256: &str,
-        code_size: i64,
-    ) -> Result<DeployOutcome, StoreError> {
-        let content = Content::new(config, code_sha256, code_size)?;
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        let created = insert_function(&mut tx, name, Some(app), now).await?;
-        let mut changed = created;
-        if created {
-            write_latest(&mut tx, name, &content, now).await?;
-        } else {
-            lock_function(&mut tx, name, None).await?;
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT app FROM functions WHERE name = $1")
-                    .bind(name)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if owner.as_deref() != Some(app) {
-                let owner = owner.map_or_else(
-                    || "no app (it was created through the API)".to_string(),
-                    |o| format!("app {o}"),
-                );
-                return Err(StoreError::Conflict(format!(
-                    "function {name} belongs to {owner}, not to app {app}; rename it or delete it first"
-                )));
-            }
-            let latest = read_version(&mut tx, name, 0).await?;
-            if latest.as_ref().map(|l| l.revision.as_str()) != Some(content.revision.as_str()) {
-                write_latest(&mut tx, name, &content, now).await?;
-                changed = true;
-            }
-        }
-        let (version, published) = publish_locked(&mut tx, name, None, now).await?;
-        changed |= published;
-        if changed {
-            sqlx::query("UPDATE functions SET updated_ms = $1 WHERE name = $2")
-                .bind(now)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(DeployOutcome { version, changed })
-    }
-
-    pub async fn get_function(&self, name: &str) -> Result<Option<FunctionRow>, StoreError> {
-        let sql = format!("SELECT {FUNCTION_COLS} FROM functions WHERE name = $1");
-        let row = sqlx::query(&sql)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(function_from_row).transpose()
-    }
-
-    /// All functions, ordered by name.
-    pub async fn list_functions(&self) -> Result<Vec<FunctionRow>, StoreError> {
-        let sql = format!("SELECT {FUNCTION_COLS} FROM functions ORDER BY name");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(function_from_row).collect()
-    }
-
-    pub async fn get_version(
-        &self,
-        name: &str,
-        version: i64,
-    ) -> Result<Option<VersionRow>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        read_version(&mut conn, name, version).await
-    }
-
-    /// `$LATEST` first, then published versions ascending.
-    pub async fn list_versions(&self, name: &str) -> Result<Vec<VersionRow>, StoreError> {
-        let sql =
-            format!("SELECT {VERSION_COLS} FROM versions WHERE function = $1 ORDER BY version");
-        let rows = sqlx::query(&sql).bind(name).fetch_all(&self.pool).await?;
-        rows.iter().map(version_from_row).collect()
-    }
-
-    /// Removes the function and its versions; invocation records and logs stay
-    /// (they are billing and audit history). False if there was no such function.
-    pub async fn delete_function(&self, name: &str) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // Explicit rather than relying on ON DELETE CASCADE, which SQLite only
-        // honours with foreign_keys=ON.
-        sqlx::query("DELETE FROM versions WHERE function = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        let gone = sqlx::query("DELETE FROM functions WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(gone > 0)
-    }
-
-    /// Deletes one published version (`$LATEST` cannot be deleted alone: Conflict).
-    /// Its number is never reused.
-    pub async fn delete_version(&self, name: &str, version: i64) -> Result<bool, StoreError> {
-        if version < 1 {
-            return Err(StoreError::Conflict(format!(
-                "cannot delete version {version} of {name}: only published versions (1 and up) can be deleted; \
-                 delete the function to remove $LATEST"
-            )));
-        }
-        let mut tx = self.begin_write().await?;
-        let gone = sqlx::query("DELETE FROM versions WHERE function = $1 AND version = $2")
-            .bind(name)
-            .bind(version)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if gone > 0 {
-            sqlx::query(
-                "UPDATE functions SET last_published = \
-                 (SELECT COALESCE(MAX(version), 0) FROM versions WHERE function = $1 AND version >= 1), \
-                 updated_ms = $2 WHERE name = $1",
-            )
-            .bind(name)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(gone > 0)
-    }
-
-    /// `$LATEST` of every function, ordered by name (input of the route table).
-    pub async fn all_latest(&self) -> Result<Vec<VersionRow>, StoreError> {
-        let sql =
-            format!("SELECT {VERSION_COLS} FROM versions WHERE version = 0 ORDER BY function");
-        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(version_from_row).collect()
-    }
-
-    // ---- metering ----
-
-    /// Inserts the records in one transaction; a request id already stored is
-    /// skipped, so a retried flush cannot double-bill.
-    pub async fn record_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        // Multi-row inserts save round trips to PostgreSQL; 50 × 12 parameters
-        // stays far below both databases' parameter limits.
-        for chunk in records.chunks(50) {
-            let sql = format!(
-                "INSERT INTO invocations ({INVOCATION_COLS}) VALUES {} ON CONFLICT (request_id) DO NOTHING",
-                placeholders(self.backend, chunk.len(), 12)
-            );
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q
-                    .bind(r.request_id.as_str())
-                    .bind(r.function.as_str())
-                    .bind(r.version)
-                    .bind(r.start_ms)
-                    .bind(r.duration_us)
-                    .bind(r.billed_ms)
-                    .bind(r.memory_mb)
-                    .bind(r.max_memory_mb)
-                    .bind(r.init_us)
-                    .bind(i64::from(r.cold))
-                    .bind(r.outcome.as_str())
-                    .bind(r.error_type.as_deref());
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Records with `since_ms <= start_ms < until_ms`, ordered by start time.
-    pub async fn invocations_since(
-        &self,
-        since_ms: i64,
-        until_ms: i64,
-    ) -> Result<Vec<InvocationRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {INVOCATION_COLS} FROM invocations WHERE start_ms >= $1 AND start_ms < $2 \
-             ORDER BY start_ms, request_id"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(since_ms)
-            .bind(until_ms)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(invocation_from_row).collect()
-    }
-
-    // ---- logs ----
-
-    /// Appends the lines in one transaction; ids grow in slice order.
-    pub async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        for chunk in lines.chunks(200) {
-            let sql = format!(
-                "INSERT INTO logs (ts_ms, function, request_id, text) VALUES {}",
-                placeholders(self.backend, chunk.len(), 4)
-            );
-            let mut q = sqlx::query(&sql);
-            for l in chunk {
-                q = q
-                    .bind(l.ts_ms)
-                    .bind(l.function.as_str())
-                    .bind(l.request_id.as_str())
-                    .bind(l.text.as_str());
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Lines of `function` with `ts_ms >= since_ms` and `id > after_id`
-    /// (optionally of one request), by id ascending, at most `limit`.
-    pub async fn logs(
-        &self,
-        function: &str,
-        since_ms: i64,
-        request_id: Option<&str>,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, LogLine)>, StoreError> {
-        let filter = if request_id.is_some() {
-            " AND request_id = $5"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT id, ts_ms, function, request_id, text FROM logs \
-             WHERE function = $1 AND ts_ms >= $2 AND id > $3{filter} ORDER BY id LIMIT $4"
-        );
-        let mut q = sqlx::query(&sql)
-            .bind(function)
-            .bind(since_ms)
-            .bind(after_id)
-            .bind(limit.max(0));
-        if let Some(r) = request_id {
-            q = q.bind(r);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    row.try_get("id")?,
-                    LogLine {
-                        ts_ms: row.try_get("ts_ms")?,
-                        function: row.try_get("function")?,
-                        request_id: row.try_get("request_id")?,
-                        text: row.try_get("text")?,
-                    },
-                ))
-            })
-            .collect()
-    }
-
-    /// Deletes lines older than `before_ms`; returns how many.
-    pub async fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM logs WHERE ts_ms < $1")
-            .bind(before_ms)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// Keeps only the newest `keep` lines of `function`; returns how many
-    /// were deleted. Walks the (function, id) index: cost grows with `keep`,
-    /// not with the table.
-    pub async fn prune_function_logs(&self, function: &str, keep: u64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM logs WHERE function = $1 AND id <= \
-             (SELECT id FROM logs WHERE function = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
-        )
-        .bind(function)
-        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    /// The functions that have log lines (deleted ones too: their lines stay).
-    pub async fn log_functions(&self) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT function FROM logs ORDER BY function")
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
 }
 
 /// Splits a store URL into backend, the URL sqlx should connect to, and
@@ -895,244 +306,43 @@ fn placeholders(backend: Backend, rows: usize, cols: usize) -> String {
         .join(", ")
 }
 
-fn not_found(name: &str) -> StoreError {
-    StoreError::NotFound(format!("function {name}"))
+/// A statement with its parameters, on sqlx's `Any` driver.
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
+
+/// Maps a result row to one of the store's row types.
+type RowMap<T> = fn(&AnyRow) -> Result<T, StoreError>;
+
+/// `sql` with `keys` bound as $1, $2, … in order.
+fn keyed<'q>(sql: &'q str, keys: &[&'q str]) -> AnyQuery<'q> {
+    keys.iter().fold(sqlx::query(sql), |q, key| q.bind(*key))
 }
 
-/// A version's content, serialised once.
-struct Content {
-    config: FunctionConfig,
-    config_json: String,
-    code_sha256: String,
-    code_size: i64,
-    revision: String,
+/// The rows of `sql` (with `keys` bound as $1, $2, …), each mapped by `map`.
+async fn fetch_all<'c, T>(
+    conn: impl Executor<'c, Database = Any>,
+    sql: &str,
+    keys: &[&str],
+    map: RowMap<T>,
+) -> Result<Vec<T>, StoreError> {
+    let rows = keyed(sql, keys).fetch_all(conn).await?;
+    rows.iter().map(map).collect()
 }
 
-impl Content {
-    fn new(
-        config: &FunctionConfig,
-        code_sha256: &str,
-        code_size: i64,
-    ) -> Result<Content, StoreError> {
-        let config_json = serde_json::to_string(config)
-            .map_err(|e| StoreError::Corrupt(format!("cannot encode the function config: {e}")))?;
-        let revision = revision(&config_json, code_sha256);
-        Ok(Content {
-            config: config.clone(),
-            config_json,
-            code_sha256: code_sha256.to_string(),
-            code_size,
-            revision,
-        })
-    }
+/// The row a lookup by key (`keys` bound as $1, $2, …) finds, mapped by `map`.
+async fn fetch_optional<'c, T>(
+    conn: impl Executor<'c, Database = Any>,
+    sql: &str,
+    keys: &[&str],
+    map: RowMap<T>,
+) -> Result<Option<T>, StoreError> {
+    let row = keyed(sql, keys).fetch_optional(conn).await?;
+    row.as_ref().map(map).transpose()
 }
 
-/// Hex sha256 of the config JSON then the code hash; the JSON always ends in
-/// `}`, so the concatenation is unambiguous.
-fn revision(config_json: &str, code_sha256: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(config_json.as_bytes());
-    h.update(code_sha256.as_bytes());
-    hex::encode(h.finalize())
-}
-
-/// Inserts a function row; false if the name is taken.
-async fn insert_function(
-    conn: &mut AnyConnection,
-    name: &str,
-    app: Option<&str>,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "INSERT INTO functions (name, app, created_ms, updated_ms, last_published, version_seq) \
-         VALUES ($1, $2, $3, $3, 0, 0) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name)
-    .bind(app)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Row-locks the function (PostgreSQL; SQLite already holds the write lock)
-/// so concurrent publishes cannot pick the same version number. With `touch`,
-/// also sets updated_ms. False if the function does not exist.
-async fn lock_function(
-    conn: &mut AnyConnection,
-    name: &str,
-    touch: Option<i64>,
-) -> Result<bool, StoreError> {
-    let done = match touch {
-        Some(now) => {
-            sqlx::query("UPDATE functions SET updated_ms = $1 WHERE name = $2")
-                .bind(now)
-                .bind(name)
-                .execute(&mut *conn)
-                .await?
-        }
-        None => {
-            sqlx::query("UPDATE functions SET updated_ms = updated_ms WHERE name = $1")
-                .bind(name)
-                .execute(&mut *conn)
-                .await?
-        }
-    };
-    Ok(done.rows_affected() == 1)
-}
-
-async fn write_latest(
-    conn: &mut AnyConnection,
-    name: &str,
-    c: &Content,
-    now: i64,
-) -> Result<VersionRow, StoreError> {
-    sqlx::query(
-        "INSERT INTO versions (function, version, config, code_sha256, code_size, revision, created_ms, description) \
-         VALUES ($1, 0, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (function, version) DO UPDATE SET config = excluded.config, \
-         code_sha256 = excluded.code_sha256, code_size = excluded.code_size, revision = excluded.revision, \
-         created_ms = excluded.created_ms, description = excluded.description",
-    )
-    .bind(name)
-    .bind(c.config_json.as_str())
-    .bind(c.code_sha256.as_str())
-    .bind(c.code_size)
-    .bind(c.revision.as_str())
-    .bind(now)
-    .bind(c.config.description.as_str())
-    .execute(&mut *conn)
-    .await?;
-    Ok(VersionRow {
-        function: name.to_string(),
-        version: 0,
-        config: c.config.clone(),
-        code_sha256: c.code_sha256.clone(),
-        code_size: c.code_size,
-        revision: c.revision.clone(),
-        created_ms: now,
-        description: c.config.description.clone(),
-    })
-}
-
-/// Publishes `$LATEST` of a function locked by the caller, or returns the last
-/// published version when it already has the same revision. The bool says
-/// whether a version was created. `description` None = the config's.
-async fn publish_locked(
-    conn: &mut AnyConnection,
-    name: &str,
-    description: Option<&str>,
-    now: i64,
-) -> Result<(VersionRow, bool), StoreError> {
-    let latest = read_version(conn, name, 0)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("function {name} has no $LATEST version")))?;
-    let sql = format!(
-        "SELECT {VERSION_COLS} FROM versions WHERE function = $1 AND version >= 1 ORDER BY version DESC LIMIT 1"
-    );
-    let last = sqlx::query(&sql)
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if let Some(last) = last.as_ref().map(version_from_row).transpose()? {
-        if last.revision == latest.revision {
-            return Ok((last, false));
-        }
-    }
-    let seq: i64 = sqlx::query_scalar("SELECT version_seq FROM functions WHERE name = $1")
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await?;
-    let version = seq + 1;
-    let description = description
-        .unwrap_or(&latest.config.description)
-        .to_string();
-    sqlx::query(
-        "INSERT INTO versions (function, version, config, code_sha256, code_size, revision, created_ms, description) \
-         SELECT function, $2, config, code_sha256, code_size, revision, $3, $4 FROM versions \
-         WHERE function = $1 AND version = 0",
-    )
-    .bind(name)
-    .bind(version)
-    .bind(now)
-    .bind(description.as_str())
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE functions SET version_seq = $2, last_published = $2, updated_ms = $3 WHERE name = $1")
-        .bind(name)
-        .bind(version)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    Ok((
-        VersionRow {
-            version,
-            created_ms: now,
-            description,
-            ..latest
-        },
-        true,
-    ))
-}
-
-async fn read_version(
-    conn: &mut AnyConnection,
-    name: &str,
-    version: i64,
-) -> Result<Option<VersionRow>, StoreError> {
-    let sql = format!("SELECT {VERSION_COLS} FROM versions WHERE function = $1 AND version = $2");
-    let row = sqlx::query(&sql)
-        .bind(name)
-        .bind(version)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.as_ref().map(version_from_row).transpose()
-}
-
-fn function_from_row(row: &AnyRow) -> Result<FunctionRow, StoreError> {
-    Ok(FunctionRow {
-        name: row.try_get("name")?,
-        app: row.try_get("app")?,
-        created_ms: row.try_get("created_ms")?,
-        updated_ms: row.try_get("updated_ms")?,
-        last_published: row.try_get("last_published")?,
-    })
-}
-
-fn version_from_row(row: &AnyRow) -> Result<VersionRow, StoreError> {
-    let function: String = row.try_get("function")?;
-    let version: i64 = row.try_get("version")?;
-    let json: String = row.try_get("config")?;
-    let config = serde_json::from_str(&json).map_err(|e| {
-        StoreError::Corrupt(format!(
-            "config of function {function} version {version}: {e}"
-        ))
-    })?;
-    Ok(VersionRow {
-        function,
-        version,
-        config,
-        code_sha256: row.try_get("code_sha256")?,
-        code_size: row.try_get("code_size")?,
-        revision: row.try_get("revision")?,
-        created_ms: row.try_get("created_ms")?,
-        description: row.try_get("description")?,
-    })
-}
-
-fn invocation_from_row(row: &AnyRow) -> Result<InvocationRecord, StoreError> {
-    Ok(InvocationRecord {
-        request_id: row.try_get("request_id")?,
-        function: row.try_get("function")?,
-        version: row.try_get("version")?,
-        start_ms: row.try_get("start_ms")?,
-        duration_us: row.try_get("duration_us")?,
-        billed_ms: row.try_get("billed_ms")?,
-        memory_mb: row.try_get("memory_mb")?,
-        max_memory_mb: row.try_get("max_memory_mb")?,
-        init_us: row.try_get("init_us")?,
-        cold: row.try_get::<i64, _>("cold")? != 0,
-        outcome: row.try_get("outcome")?,
-        error_type: row.try_get("error_type")?,
-    })
+/// `$first, $first+1, …`: `n` numbered parameters, for an `IN (…)` list.
+fn numbered_params(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -1,8 +1,8 @@
 //! The schema the migrations build, compared on both databases with a
-//! snapshot taken from the migrator of before the SQL files (Rust strings in
-//! `lib.rs`, schema version 4): a database that main's migrator created and
-//! one these migrations create must not differ. A new migration changes the
-//! snapshot on purpose; review the diff.
+//! snapshot first taken from the migrator of before the SQL files (Rust
+//! strings in `lib.rs`, schema version 4): a database that migrator created
+//! and one these files create do not differ. A new migration changes the
+//! snapshots on purpose; review their diff.
 
 use super::*;
 
@@ -48,6 +48,72 @@ async fn schema_matches_the_snapshot(db: &TestDb) {
     let got = dump(&s).await;
     assert_eq!(got, snapshot(s.backend), "the schema changed");
     db.finish(s).await;
+}
+
+/// A database that an earlier binary left at any older version (the first
+/// `applied` migrations) upgrades to the very schema a new one gets.
+async fn upgrades_from(db: &TestDb, applied: usize) {
+    let old = Store::connect(&db.url).await.unwrap();
+    old.migrate(&MIGRATIONS[..applied]).await.unwrap();
+    assert_eq!(
+        old.current_schema_version().await.unwrap(),
+        MIGRATIONS[..applied].last().map_or(0, |m| m.version)
+    );
+    old.close().await;
+    let s = db.open().await;
+    assert_eq!(s.current_schema_version().await.unwrap(), schema_version());
+    assert_eq!(
+        dump(&s).await,
+        snapshot(s.backend),
+        "after {applied} migrations"
+    );
+    db.finish(s).await;
+}
+
+#[tokio::test]
+async fn sqlite_upgrades_from_every_older_version() {
+    for applied in 0..=MIGRATIONS.len() {
+        upgrades_from(&TestDb::sqlite(), applied).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_upgrades_from_every_older_version() {
+    for applied in 0..=MIGRATIONS.len() {
+        let Some(db) = TestDb::postgres().await else {
+            eprintln!("skipping: UPDRAFT_TEST_POSTGRES_URL is not set (see .ci/postgres.sh)");
+            return;
+        };
+        upgrades_from(&db, applied).await;
+    }
+}
+
+/// The files under `migrations/` are the list, in order, each pair once,
+/// and the list holds their text.
+#[test]
+fn the_migration_files_are_the_list() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let sub = format!("{dir}/{}", format!("{backend:?}").to_lowercase());
+        let mut files: Vec<String> = std::fs::read_dir(&sub)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(files.len(), MIGRATIONS.len(), "{sub}: {files:?}");
+        for (file, m) in files.iter().zip(MIGRATIONS) {
+            assert!(
+                file.starts_with(&format!("{:04}_", m.version)) && file.ends_with(".sql"),
+                "{sub}/{file} for version {}",
+                m.version
+            );
+            let text = std::fs::read_to_string(format!("{sub}/{file}")).unwrap();
+            assert_eq!(text, m.sql(backend), "{sub}/{file}");
+        }
+    }
+    let versions: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+    let expected: Vec<i64> = (1..=MIGRATIONS.len() as i64).collect();
+    assert_eq!(versions, expected);
 }
 
 suite!(schema_matches_the_snapshot);
