@@ -2,7 +2,7 @@
 //! the traffic to one more version. They cascade away with their function.
 
 use crate::settings::ensure_settings;
-use crate::{fetch_all, fetch_optional, Store, StoreError};
+use crate::{fetch_all, fetch_optional, AnyQuery, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use updraft_core::now_ms;
@@ -50,25 +50,31 @@ fn alias_from_row(row: &AnyRow) -> Result<AliasRow, StoreError> {
     })
 }
 
+/// Binds the alias as $1…$8: function, name, version, the extra version and
+/// its weight, description, revision id, then `ms`.
+fn bind_alias<'q>(q: AnyQuery<'q>, a: &'q AliasRow, ms: i64) -> AnyQuery<'q> {
+    q.bind(a.function.as_str())
+        .bind(a.name.as_str())
+        .bind(a.version)
+        .bind(a.extra.map(|e| e.0))
+        .bind(a.extra.map(|e| e.1))
+        .bind(a.description.as_str())
+        .bind(a.revision_id.as_str())
+        .bind(ms)
+}
+
 impl Store {
     /// Creates an alias; Conflict if the name is taken, NotFound without the function.
     pub async fn create_alias(&self, alias: &AliasRow) -> Result<AliasRow, StoreError> {
         let mut tx = self.begin_write().await?;
         ensure_settings(&mut tx, &alias.function).await?;
-        let done = sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO aliases ({ALIAS_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
              ON CONFLICT (function, name) DO NOTHING"
-        ))
-        .bind(alias.function.as_str())
-        .bind(alias.name.as_str())
-        .bind(alias.version)
-        .bind(alias.extra.map(|e| e.0))
-        .bind(alias.extra.map(|e| e.1))
-        .bind(alias.description.as_str())
-        .bind(alias.revision_id.as_str())
-        .bind(alias.created_ms)
-        .execute(&mut *tx)
-        .await?;
+        );
+        let done = bind_alias(sqlx::query(&sql), alias, alias.created_ms)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!(
                 "Alias already exists: {}:{}",
@@ -130,20 +136,11 @@ impl Store {
             updated_ms: now_ms(),
             ..cur
         };
-        sqlx::query(
-            "UPDATE aliases SET version = $3, extra_version = $4, extra_weight = $5, \
-             description = $6, revision_id = $7, updated_ms = $8 WHERE function = $1 AND name = $2",
-        )
-        .bind(function)
-        .bind(name)
-        .bind(next.version)
-        .bind(next.extra.map(|e| e.0))
-        .bind(next.extra.map(|e| e.1))
-        .bind(next.description.as_str())
-        .bind(next.revision_id.as_str())
-        .bind(next.updated_ms)
-        .execute(&mut *tx)
-        .await?;
+        let sql = "UPDATE aliases SET version = $3, extra_version = $4, extra_weight = $5, \
+             description = $6, revision_id = $7, updated_ms = $8 WHERE function = $1 AND name = $2";
+        bind_alias(sqlx::query(sql), &next, next.updated_ms)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(next)
     }

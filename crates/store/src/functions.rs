@@ -58,16 +58,7 @@ impl Store {
         code_size: i64,
     ) -> Result<VersionRow, StoreError> {
         let content = Content::new(config, code_sha256, code_size)?;
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        if !insert_function(&mut tx, name, app, now).await? {
-            return Err(StoreError::Conflict(format!(
-                "function {name} already exists"
-            )));
-        }
-        let row = write_latest(&mut tx, name, &content, now).await?;
-        tx.commit().await?;
-        Ok(row)
+        self.set_latest(name, Some(app), &content).await
     }
 
     /// Replaces `$LATEST`; NotFound if the function does not exist.
@@ -79,12 +70,34 @@ impl Store {
         code_size: i64,
     ) -> Result<VersionRow, StoreError> {
         let content = Content::new(config, code_sha256, code_size)?;
+        self.set_latest(name, None, &content).await
+    }
+
+    /// Writes `$LATEST` of a new function (`create` = Some(app); Conflict if
+    /// the name is taken) or of an existing one (None; NotFound without it).
+    async fn set_latest(
+        &self,
+        name: &str,
+        create: Option<Option<&str>>,
+        content: &Content,
+    ) -> Result<VersionRow, StoreError> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        if !lock_function(&mut tx, name, Some(now)).await? {
-            return Err(not_found(name));
+        match create {
+            Some(app) => {
+                if !insert_function(&mut tx, name, app, now).await? {
+                    return Err(StoreError::Conflict(format!(
+                        "function {name} already exists"
+                    )));
+                }
+            }
+            None => {
+                if !lock_function(&mut tx, name, Some(now)).await? {
+                    return Err(not_found(name));
+                }
+            }
         }
-        let row = write_latest(&mut tx, name, &content, now).await?;
+        let row = write_latest(&mut tx, name, content, now).await?;
         tx.commit().await?;
         Ok(row)
     }

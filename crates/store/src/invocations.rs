@@ -29,21 +29,20 @@ impl Store {
     /// Inserts the records in one transaction; a request id already stored is
     /// skipped, so a retried flush cannot double-bill.
     pub async fn record_invocations(&self, records: &[InvocationRecord]) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        // Multi-row inserts save round trips to PostgreSQL; 50 × 12 parameters
-        // stays far below both databases' parameter limits.
-        for chunk in records.chunks(50) {
-            let sql = format!(
-                "INSERT INTO invocations ({INVOCATION_COLS}) VALUES {} ON CONFLICT (request_id) DO NOTHING",
-                placeholders(self.backend, chunk.len(), 12)
-            );
-            let mut q = sqlx::query(&sql);
-            for r in chunk {
-                q = q
-                    .bind(r.request_id.as_str())
+        // Multi-row inserts save round trips to PostgreSQL.
+        self.write_chunks(
+            records,
+            50,
+            |n| {
+                format!(
+                    "INSERT INTO invocations ({INVOCATION_COLS}) VALUES {} \
+                     ON CONFLICT (request_id) DO NOTHING",
+                    placeholders(self.backend, n, 12)
+                )
+            },
+            |q| q,
+            |q, r| {
+                q.bind(r.request_id.as_str())
                     .bind(r.function.as_str())
                     .bind(r.version)
                     .bind(r.start_ms)
@@ -54,12 +53,10 @@ impl Store {
                     .bind(r.init_us)
                     .bind(i64::from(r.cold))
                     .bind(r.outcome.as_str())
-                    .bind(r.error_type.as_deref());
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+                    .bind(r.error_type.as_deref())
+            },
+        )
+        .await
     }
 
     /// Records with `since_ms <= start_ms < until_ms`, ordered by start time.

@@ -10,7 +10,7 @@
 //! `identity` (host uids) the rest.
 
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Connection, Executor};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -328,15 +328,58 @@ async fn fetch_all<'c, T>(
     rows.iter().map(map).collect()
 }
 
-/// The row a lookup by key (`keys` bound as $1, $2, …) finds, mapped by `map`.
+/// The row of `sql`, a lookup by key or a `LIMIT 1` (`keys` bound as $1, $2,
+/// …), mapped by `map`.
 async fn fetch_optional<'c, T>(
     conn: impl Executor<'c, Database = Any>,
     sql: &str,
     keys: &[&str],
     map: RowMap<T>,
 ) -> Result<Option<T>, StoreError> {
-    let row = keyed(sql, keys).fetch_optional(conn).await?;
-    row.as_ref().map(map).transpose()
+    Ok(fetch_all(conn, sql, keys, map).await?.into_iter().next())
+}
+
+/// Runs `sql(n)` once per chunk of at most `per` items on `conn` (a
+/// transaction, so that every chunk is written or none): `head` binds the
+/// parameters before the chunk's, `item` those of one item. Chunks keep
+/// statements below both databases' parameter limits.
+async fn per_chunk<T: Sync>(
+    conn: &mut AnyConnection,
+    items: &[T],
+    per: usize,
+    sql: impl Fn(usize) -> String,
+    head: impl for<'q> Fn(AnyQuery<'q>) -> AnyQuery<'q>,
+    item: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
+) -> Result<(), StoreError> {
+    for chunk in items.chunks(per) {
+        let sql = sql(chunk.len());
+        let q = chunk
+            .iter()
+            .fold(head(sqlx::query(&sql)), |q, one| item(q, one));
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// [`per_chunk`] in a write transaction of its own; nothing to do for
+    /// no items.
+    async fn write_chunks<T: Sync>(
+        &self,
+        items: &[T],
+        per: usize,
+        sql: impl Fn(usize) -> String,
+        head: impl for<'q> Fn(AnyQuery<'q>) -> AnyQuery<'q>,
+        item: impl for<'q> Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        per_chunk(&mut tx, items, per, sql, head, item).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// `$first, $first+1, …`: `n` numbered parameters, for an `IN (…)` list.

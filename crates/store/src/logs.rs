@@ -8,27 +8,24 @@ use updraft_core::LogLine;
 impl Store {
     /// Appends the lines in one transaction; ids grow in slice order.
     pub async fn append_logs(&self, lines: &[LogLine]) -> Result<(), StoreError> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        for chunk in lines.chunks(200) {
-            let sql = format!(
-                "INSERT INTO logs (ts_ms, function, request_id, text) VALUES {}",
-                placeholders(self.backend, chunk.len(), 4)
-            );
-            let mut q = sqlx::query(&sql);
-            for l in chunk {
-                q = q
-                    .bind(l.ts_ms)
+        self.write_chunks(
+            lines,
+            200,
+            |n| {
+                format!(
+                    "INSERT INTO logs (ts_ms, function, request_id, text) VALUES {}",
+                    placeholders(self.backend, n, 4)
+                )
+            },
+            |q| q,
+            |q, l| {
+                q.bind(l.ts_ms)
                     .bind(l.function.as_str())
                     .bind(l.request_id.as_str())
-                    .bind(l.text.as_str());
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+                    .bind(l.text.as_str())
+            },
+        )
+        .await
     }
 
     /// Lines of `function` with `ts_ms >= since_ms` and `id > after_id`

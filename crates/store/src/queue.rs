@@ -12,7 +12,7 @@
 //! again, so an event held by a server that died runs elsewhere; at start-up a
 //! server releases what it held itself before it died.
 
-use crate::{fetch_all, fetch_optional, numbered_params, Backend, Store, StoreError};
+use crate::{fetch_all, fetch_optional, numbered_params, per_chunk, Backend, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -129,19 +129,22 @@ impl Store {
             .iter()
             .map(event_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        for chunk in events.chunks(200) {
-            // $1 and $2 are the worker and the lease; the ids follow.
-            let ids = numbered_params(3, chunk.len());
-            let sql = format!(
-                "UPDATE events SET status = 'claimed', claimed_by = $1, lease_until = $2, \
-                 runs = runs + 1 WHERE id IN ({ids})"
-            );
-            let mut q = sqlx::query(&sql).bind(worker).bind(lease_until);
-            for e in chunk {
-                q = q.bind(e.id.as_str());
-            }
-            q.execute(&mut *tx).await?;
-        }
+        // $1 and $2 are the worker and the lease; the ids follow.
+        per_chunk(
+            &mut tx,
+            &events,
+            200,
+            |n| {
+                format!(
+                    "UPDATE events SET status = 'claimed', claimed_by = $1, lease_until = $2, \
+                     runs = runs + 1 WHERE id IN ({})",
+                    numbered_params(3, n)
+                )
+            },
+            |q| q.bind(worker.to_owned()).bind(lease_until),
+            |q, e| q.bind(e.id.as_str()),
+        )
+        .await?;
         tx.commit().await?;
         for e in &mut events {
             e.runs += 1;
@@ -180,21 +183,19 @@ impl Store {
 
     /// Removes events that ran successfully (those `worker` still holds).
     pub async fn complete_events(&self, worker: &str, ids: &[String]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        for chunk in ids.chunks(200) {
-            let list = numbered_params(2, chunk.len());
-            let sql = format!("DELETE FROM events WHERE claimed_by = $1 AND id IN ({list})");
-            let mut q = sqlx::query(&sql).bind(worker);
-            for id in chunk {
-                q = q.bind(id.as_str());
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write_chunks(
+            ids,
+            200,
+            |n| {
+                format!(
+                    "DELETE FROM events WHERE claimed_by = $1 AND id IN ({})",
+                    numbered_params(2, n)
+                )
+            },
+            |q| q.bind(worker.to_owned()),
+            |q, id| q.bind(id.as_str()),
+        )
+        .await
     }
 
     /// Puts a held event back as pending, due at `next_attempt_ms`, with its
