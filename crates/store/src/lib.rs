@@ -353,9 +353,7 @@ async fn per_chunk<T: Sync>(
 ) -> Result<(), StoreError> {
     for chunk in items.chunks(per) {
         let sql = sql(chunk.len());
-        let q = chunk
-            .iter()
-            .fold(head(sqlx::query(&sql)), |q, one| item(q, one));
+        let q = chunk.iter().fold(head(sqlx::query(&sql)), &item);
         q.execute(&mut *conn).await?;
     }
     Ok(())

@@ -50,6 +50,41 @@ async fn schema_matches_the_snapshot(db: &TestDb) {
     db.finish(s).await;
 }
 
+async fn migrations_idempotent(db: &TestDb) {
+    let s = db.open().await;
+    assert_eq!(s.current_schema_version().await.unwrap(), schema_version());
+    s.create_function("f", None, &cfg(128), "aaa", 10)
+        .await
+        .unwrap();
+    // Opening again (even while the first store is open) applies nothing twice.
+    let s2 = db.open().await;
+    let s3 = db.open().await;
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations")
+        .fetch_one(&s3.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, MIGRATIONS.len() as i64);
+    assert!(s2.get_function("f").await.unwrap().is_some());
+    s2.close().await;
+    s3.close().await;
+
+    // A database from the future is refused with a clear error.
+    sqlx::query("INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)")
+        .bind(schema_version() + 1)
+        .bind("from the future")
+        .bind(0_i64)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    match Store::open(&db.url).await {
+        Err(StoreError::Config(m)) => {
+            assert!(m.contains("newer") || m.contains("knows only"), "{m}")
+        }
+        other => panic!("expected Config error, got {other:?}"),
+    }
+    db.finish(s).await;
+}
+
 /// A database that an earlier binary left at any older version (the first
 /// `applied` migrations) upgrades to the very schema a new one gets.
 async fn upgrades_from(db: &TestDb, applied: usize) {
@@ -116,4 +151,4 @@ fn the_migration_files_are_the_list() {
     assert_eq!(versions, expected);
 }
 
-suite!(schema_matches_the_snapshot);
+suite!(schema_matches_the_snapshot, migrations_idempotent);
