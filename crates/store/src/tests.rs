@@ -2,6 +2,7 @@
 //! `UPDRAFT_TEST_POSTGRES_URL` is set, against a fresh PostgreSQL database per test.
 
 use super::*;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
