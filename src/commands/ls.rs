@@ -39,11 +39,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         rows.push([
             f.name.clone(),
             f.app.clone().unwrap_or_else(|| "-".into()),
-            if f.version == 0 {
-                "$LATEST".into()
-            } else {
-                f.version.to_string()
-            },
+            updraft_core::version_label(f.version),
             f.runtime.clone(),
             format!("{:?}", f.url_auth).to_lowercase(),
             f.live_instances.to_string(),

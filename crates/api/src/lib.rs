@@ -52,13 +52,9 @@ async fn healthz(State(p): State<Platform>) -> Response {
 }
 
 /// The largest body a control call may carry (code uploads).
-const MAX_CONTROL_BODY: usize = updraft_platform::MAX_ZIP_BYTES + 1024;
+const MAX_CONTROL_BODY: usize = limits::UPLOAD_ZIP_BYTES + 1024;
 
-/// The largest body read before its signature can be checked (SigV4 without
-/// `x-amz-content-sha256`, as botocore signs Lambda calls: only the key id
-/// is known to match). Lambda's own limit on such a request: a 50 MB zip,
-/// base64 in JSON.
-const MAX_UNVERIFIED_BODY: usize = 70 * 1024 * 1024;
+use updraft_core::limits::{self, UNVERIFIED_BODY_BYTES as MAX_UNVERIFIED_BODY};
 
 /// Checks credentials from the request head (bearer, or SigV4), refusing a
 /// stranger before reading a byte of the body; then reads the body (bounded),

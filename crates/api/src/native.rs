@@ -11,8 +11,7 @@ use serde::Deserialize;
 use updraft_core::Outcome;
 use updraft_platform::{DeployFunction, Platform, PlatformError};
 
-/// Largest synchronous invocation payload (Lambda: 6 MB).
-pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+use updraft_core::limits::SYNC_PAYLOAD_BYTES as MAX_PAYLOAD_BYTES;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -120,7 +119,7 @@ pub fn check_payload(body: &[u8]) -> Result<Vec<u8>, PlatformError> {
 /// Checks an asynchronous (`Event`) payload: Lambda's asynchronous limit
 /// first, then JSON.
 pub fn check_event_payload(body: &[u8]) -> Result<Vec<u8>, PlatformError> {
-    let max = updraft_platform::MAX_EVENT_PAYLOAD_BYTES;
+    let max = updraft_core::limits::ASYNC_PAYLOAD_BYTES;
     if body.len() > max {
         return Err(PlatformError::TooLarge(format!(
             "Request must be smaller than {max} bytes for the Event invocation type (got {} bytes)",
@@ -160,11 +159,7 @@ async fn invoke(
     let result = p
         .invoke(&name, q.qualifier.as_deref(), payload, client_context)
         .await?;
-    let version = if result.version == 0 {
-        "$LATEST".to_string()
-    } else {
-        result.version.to_string()
-    };
+    let version = updraft_core::version_label(result.version);
     let (body, error) = match result.outcome {
         Outcome::Success(b) => (b, None),
         Outcome::Error { body, .. } => (body, Some("Unhandled")),

@@ -7,10 +7,9 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-/// Largest accepted upload, zipped (Lambda: 50 MB direct, 250 MB unzipped).
-pub const MAX_ZIP_BYTES: usize = 250 * 1024 * 1024;
-/// Largest unzipped code size.
-pub const MAX_UNZIPPED_BYTES: u64 = 250 * 1024 * 1024;
+use updraft_core::limits::{
+    UNPACKED_CODE_BYTES as MAX_UNZIPPED_BYTES, UPLOAD_ZIP_BYTES as MAX_ZIP_BYTES,
+};
 
 pub struct CodeStore {
     blobs: PathBuf,

@@ -1,13 +1,13 @@
 //! Updraft's persistence: functions and their versions, invocation records and
 //! logs, behind one [`Store`] whose SQL runs unchanged on SQLite (the embedded
 //! default) and PostgreSQL through sqlx's `Any` driver; only DDL differs.
-
 //!
 //! One module a concern: this one holds the connection (pool, write
 //! transactions, health probe); `migrate` the schema; `functions` functions
 //! and versions; `settings` and `aliases` what belongs to a function as a
 //! whole; `invocations`, `logs`, `queue` (asynchronous events) and
-//! `identity` (host uids) the rest; `sql` the statements' shared plumbing.
+//! `identity` (host uids) the rest; `sql` the statements' shared plumbing;
+//! `batch` the batched writes of the hot paths.
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Connection, Executor};
@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod aliases;
+pub mod batch;
 mod functions;
 mod identity;
 mod invocations;
@@ -29,6 +30,7 @@ mod tests;
 use sql::{fetch_all, fetch_optional, numbered_params, per_chunk, placeholders, AnyQuery};
 
 pub use aliases::{AliasRow, AliasUpdate};
+pub use batch::{with_retries, BatchWriter, Weigh};
 pub use functions::{DeployOutcome, FunctionRow, VersionRow};
 pub use identity::FIRST_FUNCTION_UID;
 pub use invocations::InvocationRecord;

@@ -7,19 +7,13 @@ use axum::extract::{Path, Query as Q, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use base64::Engine;
+use updraft_core::version_label;
 use updraft_core::{new_request_id, now_ms, Outcome};
-use updraft_platform::{version_label, Platform, PlatformError};
+use updraft_platform::{Platform, PlatformError};
 
-/// Synchronous payload limit (Lambda: 6 MB, 6291456 bytes).
-pub const MAX_SYNC_PAYLOAD_BYTES: usize = crate::native::MAX_PAYLOAD_BYTES;
-
-/// Asynchronous (`Event`) payload limit. AWS raised it from 256 KB to 1 MB in
-/// October 2025: "For synchronous invocations, the maximum payload size is
-/// 6 MB. For asynchronous invocations, the maximum payload size is 1 MB."
-/// (https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html; announced in
-/// https://aws.amazon.com/blogs/compute/more-room-to-build-serverless-services-now-support-payloads-up-to-1-mb).
-/// The event queue enforces the same constant.
-pub const MAX_ASYNC_PAYLOAD_BYTES: usize = updraft_platform::MAX_EVENT_PAYLOAD_BYTES;
+use updraft_core::limits::{
+    ASYNC_PAYLOAD_BYTES as MAX_ASYNC_PAYLOAD_BYTES, SYNC_PAYLOAD_BYTES as MAX_SYNC_PAYLOAD_BYTES,
+};
 
 /// `X-Amz-Log-Result` carries at most the last 4 KB of the invocation's log.
 const TAIL_BYTES: usize = 4096;
@@ -138,7 +132,7 @@ pub async fn invoke(
     // Unqualified calls run $LATEST (Lambda reports it so, even when it equals
     // a published version); aliases report the version they picked.
     let executed = match qualifier {
-        None => "$LATEST".to_string(),
+        None => version_label(0),
         Some(_) => version_label(result.version),
     };
     let (body, error) = match result.outcome {
