@@ -4,6 +4,7 @@
 pub mod config;
 pub mod duration;
 pub mod invoke;
+pub mod lines;
 pub mod logs;
 
 pub use config::{

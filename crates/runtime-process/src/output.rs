@@ -13,6 +13,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
+use updraft_core::lines;
 use updraft_core::logs::{LineSplitter, LogBudget};
 use updraft_core::LogSink;
 
@@ -167,19 +168,8 @@ impl Reader {
             budget,
             ..
         } = self;
-        if budget.is_truncated() {
-            let held = lines.discard();
-            budget.drop_bytes(held + bytes.len());
-            return;
-        }
-        lines.push(bytes, |line, raw| {
-            if budget.admit(raw) {
-                logs.emit(
-                    function,
-                    budget_for,
-                    String::from_utf8_lossy(line).into_owned(),
-                );
-            }
+        lines::feed(lines, budget, bytes, |line| {
+            logs.emit(function, budget_for, line)
         });
     }
 
@@ -206,19 +196,7 @@ impl Reader {
             budget,
             ..
         } = self;
-        if budget.is_truncated() {
-            budget.drop_bytes(lines.discard());
-        } else {
-            lines.finish(|line, raw| {
-                if budget.admit(raw) {
-                    logs.emit(
-                        function,
-                        budget_for,
-                        String::from_utf8_lossy(line).into_owned(),
-                    );
-                }
-            });
-        }
+        lines::finish(lines, budget, |line| logs.emit(function, budget_for, line));
         if let Some(notice) = budget.take_notice() {
             logs.emit(function, budget_for, notice);
         }
