@@ -160,15 +160,8 @@ impl Reader {
     /// Logs `bytes` under the current request, within its budget.
     fn take(&mut self, bytes: &[u8]) {
         self.follow_request();
-        let Reader {
-            function,
-            logs,
-            lines,
-            budget_for,
-            budget,
-            ..
-        } = self;
-        lines::feed(lines, budget, bytes, |line| {
+        let (function, logs, budget_for) = (&self.function, &self.logs, &self.budget_for);
+        lines::feed(&mut self.lines, &mut self.budget, bytes, |line| {
             logs.emit(function, budget_for, line)
         });
     }
@@ -188,16 +181,11 @@ impl Reader {
 
     /// Logs the request's unfinished last line, then what was dropped.
     fn finish_request(&mut self) {
-        let Reader {
-            function,
-            logs,
-            lines,
-            budget_for,
-            budget,
-            ..
-        } = self;
-        lines::finish(lines, budget, |line| logs.emit(function, budget_for, line));
-        if let Some(notice) = budget.take_notice() {
+        let (function, logs, budget_for) = (&self.function, &self.logs, &self.budget_for);
+        lines::finish(&mut self.lines, &mut self.budget, |line| {
+            logs.emit(function, budget_for, line)
+        });
+        if let Some(notice) = self.budget.take_notice() {
             logs.emit(function, budget_for, notice);
         }
     }
