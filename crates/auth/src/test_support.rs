@@ -17,7 +17,7 @@ pub(crate) fn t0() -> SystemTime {
 }
 
 /// The message of a refusal; panics on anything else.
-pub(crate) fn denied(r: Result<(), AuthError>) -> String {
+pub(crate) fn denied<T: std::fmt::Debug>(r: Result<T, AuthError>) -> String {
     match r {
         Err(AuthError::Denied(m)) => m,
         other => panic!("expected Denied, got {other:?}"),

@@ -31,7 +31,7 @@ use guest::Guest;
 use slot::{guest_env, Slot};
 
 /// Largest response body passed on (Lambda's synchronous limit).
-pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+pub const MAX_RESPONSE_BYTES: usize = updraft_core::limits::SYNC_PAYLOAD_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WasmError {

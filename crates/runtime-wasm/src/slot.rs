@@ -258,11 +258,7 @@ impl Slot {
 /// What a guest sees in its environment: the function's `env` and the
 /// standard `AWS_LAMBDA_*` names, nothing of the server's.
 pub(crate) fn guest_env(spec: &InstanceSpec, region: &str) -> Vec<(String, String)> {
-    let version = if spec.version == 0 {
-        "$LATEST".to_string()
-    } else {
-        spec.version.to_string()
-    };
+    let version = updraft_core::version_label(spec.version);
     let mut env: Vec<(String, String)> = spec
         .config
         .env

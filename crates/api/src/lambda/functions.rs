@@ -13,10 +13,10 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
-use updraft_platform::{version_label, ConfigPatch, NewFunction, Platform, PlatformError};
+use updraft_core::version_label;
+use updraft_platform::{ConfigPatch, NewFunction, Platform, PlatformError};
 
-/// Lambda's limit for a zip sent in the request (50 MB, zipped).
-const MAX_DIRECT_ZIP_BYTES: usize = 50 * 1024 * 1024;
+use updraft_core::limits::DIRECT_ZIP_BYTES as MAX_DIRECT_ZIP_BYTES;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
