@@ -202,26 +202,18 @@ impl Cx<'_> {
             (None, _) => String::new(),
         };
 
-        let memory_mb = match f.memory_mb {
-            None => DEFAULT_MEMORY_MB,
-            // Out-of-u32 values get the same message validate() gives in range.
-            Some(Int(v)) => u32::try_from(v).map_err(|_| {
-                self.invalid(
-                    key("memory_mb"),
-                    format!("expected a number from 128 to 10240, got {v}"),
-                )
-            })?,
-        };
-
-        let ephemeral_storage_mb = match f.ephemeral_storage_mb {
-            None => updraft_core::DEFAULT_EPHEMERAL_MB,
-            Some(Int(v)) => u32::try_from(v).map_err(|_| {
-                self.invalid(
-                    key("ephemeral_storage_mb"),
-                    format!("expected a number from 512 to 10240, got {v}"),
-                )
-            })?,
-        };
+        let memory_mb = self.mb(
+            key("memory_mb"),
+            f.memory_mb,
+            DEFAULT_MEMORY_MB,
+            "a number from 128 to 10240",
+        )?;
+        let ephemeral_storage_mb = self.mb(
+            key("ephemeral_storage_mb"),
+            f.ephemeral_storage_mb,
+            updraft_core::DEFAULT_EPHEMERAL_MB,
+            "a number from 512 to 10240",
+        )?;
 
         let timeout_ms = match f.timeout {
             None => DEFAULT_TIMEOUT_MS,
@@ -330,6 +322,22 @@ impl Cx<'_> {
             build: f.build,
             root: self.root.to_path_buf(),
         })
+    }
+
+    /// A size in MB, `default` when absent. A value beyond u32 gets the
+    /// message validate() gives within it (`expected`: the range).
+    fn mb(
+        &self,
+        key: String,
+        value: Option<Int>,
+        default: u32,
+        expected: &str,
+    ) -> Result<u32, ManifestError> {
+        match value {
+            None => Ok(default),
+            Some(Int(v)) => u32::try_from(v)
+                .map_err(|_| self.invalid(key, format!("expected {expected}, got {v}"))),
+        }
     }
 
     fn duration_ms(&self, key: String, d: &Dur) -> Result<u64, ManifestError> {
