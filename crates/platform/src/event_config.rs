@@ -53,7 +53,11 @@ fn check_range(field: &str, v: i64, min: i64, max: i64) -> Result<(), Invalid> {
     if (min..=max).contains(&v) {
         return Ok(());
     }
-    Err(Invalid::new(field, format!("a value from {min} to {max}"), v))
+    Err(Invalid::new(
+        field,
+        format!("a value from {min} to {max}"),
+        v,
+    ))
 }
 
 impl Platform {
@@ -217,6 +221,9 @@ mod tests {
         assert!(check_range("maximumEventAgeInSeconds", 59, 60, 21600).is_err());
         assert!(check_range("maximumEventAgeInSeconds", 60, 60, 21600).is_ok());
         let e = check_range("maximumRetryAttempts", 3, 0, 2).unwrap_err();
-        assert_eq!(e.to_string(), "maximumRetryAttempts: expected a value from 0 to 2, got 3");
+        assert_eq!(
+            e.to_string(),
+            "maximumRetryAttempts: expected a value from 0 to 2, got 3"
+        );
     }
 }
