@@ -148,7 +148,7 @@ impl Platform {
             &key[..12],
             data_dir,
         )
-        .map_err(PlatformError::InvalidParameter)?;
+        .map_err(|e| PlatformError::InvalidParameter(e.to_string()))?;
         eprintln!("updraft: {}", isolation.summary());
         let process = ProcessRuntime::new(data_dir, &config.region, isolation, logs.clone())
             .map_err(|e| PlatformError::internal("preparing the process runtime", e))?;

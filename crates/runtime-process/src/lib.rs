@@ -12,6 +12,21 @@ pub mod sandbox;
 pub use api::MAX_RESPONSE_BYTES;
 pub use sandbox::{Isolation, IsolationMode};
 
+/// What preparing the process runtime fails with.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The host cannot give instances the isolation asked for (`--isolation`).
+    #[error("{0}")]
+    Isolation(String),
+    /// Preparing the runtime's directories failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
 use instance::{exited, ProcessInstance};
 use proc::{cleanup_leftovers, rss_watchdog, start_time};
 
@@ -52,7 +67,7 @@ impl ProcessRuntime {
         region: &str,
         isolation: Isolation,
         logs: Arc<dyn LogSink>,
-    ) -> io::Result<ProcessRuntime> {
+    ) -> Result<ProcessRuntime, ProcessError> {
         use std::os::unix::fs::PermissionsExt;
         let instances_dir = data_dir.join("instances");
         let runtimes_dir = data_dir.join("runtimes");
@@ -60,19 +75,26 @@ impl ProcessRuntime {
         if let Some(cg) = &isolation.cgroups {
             cg.cleanup_leftovers();
         }
+        let at = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ProcessError::Io { path, source }
+        };
         for (dir, file, text) in [
             ("python3", "bootstrap.py", PYTHON_BOOTSTRAP),
             ("nodejs", "bootstrap.js", NODE_BOOTSTRAP),
         ] {
             let d = runtimes_dir.join(dir);
-            fs::create_dir_all(&d)?;
-            fs::write(d.join(file), text)?;
-            fs::set_permissions(&d, fs::Permissions::from_mode(0o755))?;
-            fs::set_permissions(d.join(file), fs::Permissions::from_mode(0o644))?;
+            let f = d.join(file);
+            fs::create_dir_all(&d).map_err(at(&d))?;
+            fs::write(&f, text).map_err(at(&f))?;
+            fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).map_err(at(&d))?;
+            fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).map_err(at(&f))?;
         }
-        fs::set_permissions(&runtimes_dir, fs::Permissions::from_mode(0o755))?;
-        fs::create_dir_all(&instances_dir)?;
-        fs::set_permissions(&instances_dir, fs::Permissions::from_mode(0o700))?;
+        fs::set_permissions(&runtimes_dir, fs::Permissions::from_mode(0o755))
+            .map_err(at(&runtimes_dir))?;
+        fs::create_dir_all(&instances_dir).map_err(at(&instances_dir))?;
+        fs::set_permissions(&instances_dir, fs::Permissions::from_mode(0o700))
+            .map_err(at(&instances_dir))?;
         Ok(ProcessRuntime {
             instances_dir,
             runtimes_dir,

@@ -106,7 +106,7 @@ impl Isolation {
         subnet: netns::Subnet,
         key: &str,
         data_dir: &Path,
-    ) -> Result<Isolation, String> {
+    ) -> Result<Isolation, crate::ProcessError> {
         netns::set_outbound(None);
         if mode == IsolationMode::None {
             return Ok(Isolation::none());
@@ -154,8 +154,12 @@ impl Isolation {
             uts_ns: true,
             no_new_privs: true,
         };
-        let layout = RootLayout::new(data_dir.join("sandbox").join("root"))
-            .map_err(|e| format!("preparing the instance root's mount point: {e}"))?;
+        let mount_point = data_dir.join("sandbox").join("root");
+        let layout =
+            RootLayout::new(mount_point.clone()).map_err(|source| crate::ProcessError::Io {
+                path: mount_point,
+                source,
+            })?;
         let filters = seccomp::filters();
         let seccomp_ok = on(
             "seccomp filter",
@@ -250,10 +254,10 @@ impl Isolation {
             // Without an instance root a function could not be given a uid of
             // its own (it could not reach its code), and running it as root
             // is never "what the host allows".
-            return Err(format!(
+            return Err(crate::ProcessError::Isolation(format!(
                 "--isolation {mode}: running as root, but instances cannot be boxed here ({}). Fix the host, or pass --isolation none for trusted code only",
                 probe.err().unwrap_or_default()
-            ));
+            )));
         }
         if mode == IsolationMode::Strict {
             let missing: Vec<String> = isolation
@@ -269,10 +273,10 @@ impl Isolation {
                 .collect();
             let _ = (pids_ok, cpu_ok, cgroups_ok);
             if !missing.is_empty() {
-                return Err(format!(
+                return Err(crate::ProcessError::Isolation(format!(
                     "--isolation strict: this host cannot isolate functions ({}). Run as root on a host with cgroups, namespaces and seccomp, or pass --isolation auto to run with what is available, or --isolation none for trusted code only",
                     missing.join("; ")
-                ));
+                )));
             }
         }
         Ok(isolation)
