@@ -87,14 +87,7 @@ fn dev_serves_the_app_and_redeploys_on_change() {
 fn an_ordinary_user_in_a_private_directory_gets_boxed_functions_that_answer() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    // SAFETY: geteuid has no preconditions.
-    #[allow(unsafe_code)]
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI runs as root: this test needs it to become an ordinary user"
-        );
-        eprintln!("SKIPPED: needs root to run dev as an ordinary user");
+    if !require(is_root(), "root, to run dev as an ordinary user") {
         return;
     }
     const USER: u32 = 4242;

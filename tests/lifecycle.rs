@@ -237,8 +237,9 @@ fn after_sigkill_no_instance_survives_and_the_next_start_cleans_up() {
 #[test]
 fn the_server_runs_on_postgresql_and_a_restart_loses_nothing() {
     let Ok(base) = std::env::var("UPDRAFT_TEST_POSTGRES_URL") else {
-        eprintln!(
-            "UPDRAFT_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run (.ci/run sets it)"
+        require(
+            false,
+            "PostgreSQL at UPDRAFT_TEST_POSTGRES_URL (.ci/run starts it and sets it)",
         );
         return;
     };

@@ -262,10 +262,14 @@ fn a_module_or_a_broken_component_is_refused_at_deploy() {
 /// gives the same answers.
 #[test]
 fn answers_match_wasmtime_serve() {
-    let Some(wasmtime) = find_wasmtime() else {
-        eprintln!("SKIPPED: the wasmtime CLI is not installed (cargo install wasmtime-cli --version 48.0.8)");
+    let wasmtime = find_wasmtime();
+    if !require(
+        wasmtime.is_some(),
+        "the wasmtime CLI (cargo install wasmtime-cli --version 48.0.8)",
+    ) {
         return;
-    };
+    }
+    let wasmtime = wasmtime.unwrap();
     let s = deployed();
     for (name, component) in [
         ("wasm-js", "js/build/handler.wasm"),

@@ -6,6 +6,8 @@
 mod api;
 mod output;
 pub mod sandbox;
+#[cfg(test)]
+mod test_support;
 
 pub use api::MAX_RESPONSE_BYTES;
 pub use sandbox::{Isolation, IsolationMode};
