@@ -209,7 +209,10 @@ fn every_accepted_event_runs_at_least_once_across_a_sigkill() {
     );
     // Nothing ran that was not accepted (a refused send leaves no event).
     let unknown: Vec<&String> = ran.difference(&accepted).collect();
-    assert!(unknown.is_empty(), "runs of events never accepted: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "runs of events never accepted: {unknown:?}"
+    );
     eprintln!(
         "all {TOTAL} ran; {} runs in all (re-runs after the kill: {}), {} refused sends",
         sink.posts().len(),

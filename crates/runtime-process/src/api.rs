@@ -326,7 +326,10 @@ mod tests {
         assert!(handles.ready.try_recv().is_err(), "ready before any next");
         let resp = send(&app, "GET", "/2018-06-01/runtime/invocation/next", b"").await;
         assert_eq!(resp.status(), StatusCode::OK);
-        handles.ready.try_recv().expect("the first next signals ready");
+        handles
+            .ready
+            .try_recv()
+            .expect("the first next signals ready");
         let h = resp.headers();
         assert_eq!(h["lambda-runtime-aws-request-id"], RID);
         assert_eq!(h["lambda-runtime-deadline-ms"], "1700000000000");
@@ -335,7 +338,10 @@ mod tests {
             "arn:aws:lambda:us-east-1:000000000000:function:f"
         );
         // The caller's base64 client context reaches the runtime as JSON.
-        assert_eq!(h["lambda-runtime-client-context"], r#"{"custom":{"a":"1"}}"#);
+        assert_eq!(
+            h["lambda-runtime-client-context"],
+            r#"{"custom":{"a":"1"}}"#
+        );
         // X-Ray style, from the request id's hex digits.
         let trace = h["lambda-runtime-trace-id"].to_str().unwrap();
         assert!(trace.starts_with("Root=1-"), "{trace}");
@@ -388,7 +394,10 @@ mod tests {
             let v = json(resp).await;
             assert_eq!(v["errorType"], "InvalidRequestID");
             assert!(
-                v["errorMessage"].as_str().unwrap().contains(&format!("not-{RID}")),
+                v["errorMessage"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("not-{RID}")),
                 "{v}"
             );
         }
@@ -418,7 +427,11 @@ mod tests {
                 Some("Header.Type"),
                 "ValueError",
             ),
-            (br#"{"errorMessage":"bad"}"#, Some("Header.Type"), "Header.Type"),
+            (
+                br#"{"errorMessage":"bad"}"#,
+                Some("Header.Type"),
+                "Header.Type",
+            ),
             (b"not json", Some("Header.Type"), "Header.Type"),
             (b"not json", None, "Unhandled"),
         ];
@@ -433,7 +446,10 @@ mod tests {
             let resp = call(&app, "POST", &path, req).await;
             assert_eq!(resp.status(), StatusCode::ACCEPTED);
             match rx.try_recv().unwrap() {
-                RuntimeReply::Error { error_type, body: b } => {
+                RuntimeReply::Error {
+                    error_type,
+                    body: b,
+                } => {
                     assert_eq!(error_type, expected);
                     assert_eq!(&b[..], body, "the body is passed on as it came");
                 }
@@ -461,10 +477,19 @@ mod tests {
     #[tokio::test]
     async fn an_init_error_without_a_type_is_runtime_unknown() {
         let (state, mut handles) = new_state();
-        let resp = send(&router(state), "POST", "/2018-06-01/runtime/init/error", b"oops").await;
+        let resp = send(
+            &router(state),
+            "POST",
+            "/2018-06-01/runtime/init/error",
+            b"oops",
+        )
+        .await;
         assert_eq!(resp.status(), StatusCode::ACCEPTED);
         let (kind, body) = handles.init_error.try_recv().unwrap();
-        assert_eq!((kind.as_str(), &body[..]), ("Runtime.Unknown", &b"oops"[..]));
+        assert_eq!(
+            (kind.as_str(), &body[..]),
+            ("Runtime.Unknown", &b"oops"[..])
+        );
     }
 
     #[tokio::test]
