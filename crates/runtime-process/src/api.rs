@@ -290,10 +290,9 @@ mod tests {
         serde_json::from_slice(&bytes).unwrap()
     }
 
-    /// An endpoint with one invocation handed out by `next`; the reply channel.
-    async fn handed_out() -> (Router, ApiHandles, oneshot::Receiver<RuntimeReply>) {
+    /// An endpoint with one invocation waiting for `next`; the reply channel.
+    async fn queued() -> (Router, ApiHandles, oneshot::Receiver<RuntimeReply>) {
         let (state, handles) = new_state();
-        let app = router(state);
         let (tx, rx) = oneshot::channel();
         handles
             .invocations
@@ -304,6 +303,12 @@ mod tests {
             })
             .await
             .unwrap();
+        (router(state), handles, rx)
+    }
+
+    /// An endpoint with one invocation handed out by `next`; the reply channel.
+    async fn handed_out() -> (Router, ApiHandles, oneshot::Receiver<RuntimeReply>) {
+        let (app, handles, rx) = queued().await;
         let resp = send(&app, "GET", "/2018-06-01/runtime/invocation/next", b"").await;
         assert_eq!(resp.status(), StatusCode::OK);
         (app, handles, rx)
@@ -311,18 +316,7 @@ mod tests {
 
     #[tokio::test]
     async fn next_hands_out_the_invocation_with_lambdas_headers_and_signals_ready() {
-        let (state, mut handles) = new_state();
-        let app = router(state);
-        let (tx, _rx) = oneshot::channel();
-        handles
-            .invocations
-            .send(Pending {
-                invocation: invocation(b"{\"n\":1}"),
-                deadline_ms: 1_700_000_000_000,
-                reply: tx,
-            })
-            .await
-            .unwrap();
+        let (app, mut handles, _rx) = queued().await;
         assert!(handles.ready.try_recv().is_err(), "ready before any next");
         let resp = send(&app, "GET", "/2018-06-01/runtime/invocation/next", b"").await;
         assert_eq!(resp.status(), StatusCode::OK);

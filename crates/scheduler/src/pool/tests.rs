@@ -343,6 +343,16 @@ async fn another_revision_gets_its_own_instance() {
     assert_eq!(counts.starts.load(Ordering::SeqCst), 2);
 }
 
+/// A scheduler whose invocations each wait for a permit of the returned gate.
+fn gated() -> (Scheduler, Arc<Counts>, Arc<Semaphore>) {
+    let gate = Arc::new(Semaphore::new(0));
+    let (sched, counts, _) = scheduler(Behaviour {
+        gate: Some(gate.clone()),
+        ..Behaviour::default()
+    });
+    (sched, counts, gate)
+}
+
 /// Starts an invocation that holds its instance until `gate` gets a permit;
 /// returns once the instance is running it.
 async fn occupy(
@@ -364,11 +374,7 @@ async fn occupy(
 
 #[tokio::test]
 async fn past_max_instances_with_no_wait_an_invocation_is_throttled() {
-    let gate = Arc::new(Semaphore::new(0));
-    let (sched, counts, _) = scheduler(Behaviour {
-        gate: Some(gate.clone()),
-        ..Behaviour::default()
-    });
+    let (sched, counts, gate) = gated();
     let s = spec("r1", scaling(1, 0));
     let busy = occupy(&sched, &s, &counts, "a").await;
     match sched.invoke(s.clone(), invocation("b")).await {
@@ -389,11 +395,7 @@ async fn past_max_instances_with_no_wait_an_invocation_is_throttled() {
 
 #[tokio::test]
 async fn past_max_instances_an_invocation_waits_for_the_busy_one() {
-    let gate = Arc::new(Semaphore::new(0));
-    let (sched, counts, _) = scheduler(Behaviour {
-        gate: Some(gate.clone()),
-        ..Behaviour::default()
-    });
+    let (sched, counts, gate) = gated();
     let s = spec("r1", scaling(1, 600_000));
     let busy = occupy(&sched, &s, &counts, "a").await;
     let queued = tokio::spawn({
@@ -470,11 +472,7 @@ async fn retiring_stops_the_idle_instances() {
 
 #[tokio::test]
 async fn a_draining_scheduler_finishes_in_flight_work_and_takes_no_more() {
-    let gate = Arc::new(Semaphore::new(0));
-    let (sched, counts, _) = scheduler(Behaviour {
-        gate: Some(gate.clone()),
-        ..Behaviour::default()
-    });
+    let (sched, counts, gate) = gated();
     let s = spec("r1", scaling(1, 0));
     let busy = occupy(&sched, &s, &counts, "a").await;
     let draining = tokio::spawn({
