@@ -76,7 +76,8 @@ fn dev_serves_the_app_and_redeploys_on_change() {
     unsafe {
         libc::kill(dev.id() as i32, libc::SIGINT);
     }
-    assert!(dev.wait().unwrap().success());
+    let status = wait_exit(&mut dev, "dev to stop on SIGINT", Duration::from_secs(60));
+    assert!(status.success(), "{status}");
 }
 
 /// `updraft dev` run by an ordinary user, in a directory only that user can
@@ -180,6 +181,7 @@ fn an_ordinary_user_in_a_private_directory_gets_boxed_functions_that_answer() {
     unsafe {
         libc::kill(dev.id() as i32, libc::SIGINT);
     }
-    assert!(dev.wait().unwrap().success());
+    let status = wait_exit(&mut dev, "dev to stop on SIGINT", Duration::from_secs(60));
+    assert!(status.success(), "{status}");
     let _ = std::fs::remove_dir_all(&base);
 }

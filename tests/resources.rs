@@ -270,14 +270,11 @@ fn run_to_exit(args: &[&str]) -> std::process::Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("updraft {args:?} did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_exit(
+        &mut child,
+        &format!("updraft {args:?} to exit"),
+        Duration::from_secs(30),
+    );
     child.wait_with_output().unwrap()
 }
 

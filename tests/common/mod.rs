@@ -269,6 +269,23 @@ pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Waits up to `limit` for `child` to exit by itself; past it, kills it and
+/// fails naming `what` it was expected to do.
+pub fn wait_exit(child: &mut Child, what: &str, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Live instance processes of the server on `data_dir`: those carrying the
 /// marker of one of its instance directories.
 pub fn instance_pids(data_dir: &Path) -> Vec<i32> {
