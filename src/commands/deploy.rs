@@ -8,6 +8,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use updraft_manifest::Manifest;
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = r#"Examples:
+  updraft deploy                      deploy ./updraft.toml
+  updraft deploy examples/hello       prints NAME VERSION URL per function
+  updraft deploy --prune              also delete the app's functions no longer listed"#;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The directory holding updraft.toml.
@@ -16,6 +22,8 @@ pub struct Args {
     /// Delete the app's functions that the manifest no longer lists.
     #[arg(long)]
     prune: bool,
+    #[command(flatten)]
+    pub client: super::ClientArgs,
 }
 
 #[derive(serde::Deserialize)]

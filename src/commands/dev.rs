@@ -1,13 +1,26 @@
 //! `updraft dev [DIR]`: local development. Runs a server on loopback with
-//! its data in DIR/.updraft, deploys DIR/updraft.toml, redeploys whenever a
-//! file under DIR changes, and streams every function's logs to the terminal.
+//! its data in DIR/.updraft (or --data-dir), deploys DIR/updraft.toml,
+//! redeploys whenever a file under DIR changes, and streams every function's
+//! logs to the terminal. SIGINT, SIGTERM or SIGHUP stop the server with it.
 
+use super::server::ShutdownSignals;
 use super::Context;
 use anyhow::Context as _;
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, SystemTime};
+
+/// Shown after `--help`.
+pub const EXAMPLES: &str = r#"Examples:
+  updraft dev examples/hello                 serve on 127.0.0.1:8080, data in examples/hello/.updraft
+  updraft dev . --listen 127.0.0.1:9000
+  updraft dev . --data-dir /tmp/dev-data     keep the data (and credentials) elsewhere
+
+`dev` runs its own server: stop `updraft server` first or give another
+--listen. Ctrl-C, SIGTERM or closing the terminal stop both. Other commands
+find its credentials with --data-dir DIR/.updraft, or when run in DIR."#;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,6 +30,9 @@ pub struct Args {
     /// Address of the development server.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
+    /// The server's data directory [default: DIR/.updraft].
+    #[arg(long, env = "UPDRAFT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Isolation of functions (see `updraft server --help`); by default
     /// what this machine allows, with or without root.
     #[arg(long, env = "UPDRAFT_ISOLATION", default_value = "auto")]
@@ -29,19 +45,30 @@ pub struct Args {
 /// Directories whose changes never call for a redeploy.
 const IGNORED: [&str; 5] = [".updraft", ".git", "node_modules", "target", "__pycache__"];
 
-pub async fn run(args: Args, _ctx: Context) -> anyhow::Result<ExitCode> {
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // First, so that a signal from here on stops the server instead of
+    // ending `dev` alone and leaving its server holding the port.
+    let mut signals = ShutdownSignals::new()?;
     let dir = args
         .dir
         .canonicalize()
         .with_context(|| format!("{}: no such directory", args.dir.display()))?;
-    let data_dir = dir.join(".updraft");
+    let data_dir = match &args.data_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .with_context(|| format!("creating --data-dir {}", d.display()))?;
+            d.canonicalize()?
+        }
+        None => dir.join(".updraft"),
+    };
     // The server takes the data dir's lock itself; checking first means a
     // second `dev` on the same directory says so, rather than finding the
     // first one's server on the port.
     drop(updraft_platform::DataDirLock::acquire(&data_dir).map_err(|e| anyhow::anyhow!("{e}"))?);
     let exe = std::env::current_exe().context("locating the updraft binary")?;
     let listen = resolve_listen(&args.listen)?;
-    let mut server = tokio::process::Command::new(&exe)
+    let mut command = tokio::process::Command::new(&exe);
+    command
         .args(["server", "--listen", &listen, "--data-dir"])
         .arg(&data_dir)
         .args(["--isolation", &args.isolation.to_string()])
@@ -50,37 +77,68 @@ pub async fn run(args: Args, _ctx: Context) -> anyhow::Result<ExitCode> {
                 .then_some("--allow-function-loopback"),
         )
         .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the development server")?;
+        .kill_on_drop(true);
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of ours.
+    // Should `dev` die without a word (SIGKILL), its server drains too. The
+    // signal follows the thread that forks: this one, the runtime's
+    // block_on thread, which lives as long as `dev`.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut server = command.spawn().context("starting the development server")?;
     let ctx = Context {
         endpoint: format!("http://{listen}"),
         data_dir: data_dir.clone(),
         ca_cert: None,
     };
-    wait_healthy(&ctx.endpoint, &mut server).await?;
-    let client = ctx.client()?;
+    let outcome = tokio::select! {
+        r = wait_healthy(&ctx.endpoint, &mut server) => r,
+        _ = signals.recv() => Err(Stopped.into()),
+    };
+    let outcome = match outcome {
+        Ok(()) => tokio::select! {
+            r = watch(&ctx, &dir) => r,
+            status = server.wait() => Err(anyhow::anyhow!(
+                "the development server stopped ({})",
+                status.map(|s| s.to_string()).unwrap_or_default()
+            )),
+            _ = signals.recv() => Ok(()),
+        },
+        Err(e) => Err(e),
+    };
+    stop(&mut server).await;
+    match outcome {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.is::<Stopped>() => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e),
+    }
+}
 
+/// Stopped by a signal before the server was up.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped")]
+struct Stopped;
+
+/// Deploys on every change and prints new log lines, until stdout closes.
+async fn watch(ctx: &Context, dir: &Path) -> anyhow::Result<()> {
+    let client = ctx.client()?;
     let mut fingerprint = None;
     let mut names: Vec<String> = Vec::new();
     let mut cursors: HashMap<String, i64> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(400));
     let started = updraft_core::now_ms();
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            status = server.wait() => {
-                anyhow::bail!("the development server stopped ({})", status.map(|s| s.to_string()).unwrap_or_default());
-            }
-            _ = tokio::signal::ctrl_c() => {
-                stop(&mut server).await;
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
-        let now = tree_fingerprint(&dir);
+        tick.tick().await;
+        let now = tree_fingerprint(dir);
         if fingerprint != Some(now) {
             fingerprint = Some(now);
-            match super::deploy::deploy_dir(&client, &dir, true).await {
+            match super::deploy::deploy_dir(&client, dir, true).await {
                 Ok(deployed) => {
                     for f in &deployed {
                         eprintln!("dev: {} version {} at {}", f.name, f.version, f.url);
@@ -97,8 +155,13 @@ pub async fn run(args: Args, _ctx: Context) -> anyhow::Result<ExitCode> {
                 if let Some(last) = page.lines.last() {
                     cursors.insert(name.clone(), last.id);
                 }
+                let mut out = std::io::stdout().lock();
                 for l in &page.lines {
-                    println!("{} {}\t{}", name, short(&l.request_id), l.text);
+                    // A closed stdout (`updraft dev | head`) ends `dev`
+                    // quietly, its server with it.
+                    if writeln!(out, "{} {}\t{}", name, short(&l.request_id), l.text).is_err() {
+                        return Ok(());
+                    }
                 }
             }
         }

@@ -9,12 +9,20 @@ use crate::client::encode;
 use reqwest::Method;
 use std::process::ExitCode;
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = r#"Examples:
+  updraft dlq greet
+  updraft dlq greet --json | jq '.[0].requestContext'"#;
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// The function's name.
     name: String,
     /// The records as a JSON array.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub client: super::ClientArgs,
 }
 
 #[derive(serde::Deserialize)]

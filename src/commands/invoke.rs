@@ -8,18 +8,32 @@ use reqwest::Method;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = r#"Examples:
+  updraft invoke greet
+  updraft invoke greet --payload '{"pathParameters": {"name": "ada"}}' | jq .
+  updraft invoke greet --payload @event.json --qualifier 2
+  echo '{}' | updraft invoke greet --payload @-
+  updraft invoke greet --async        prints the request id
+
+Exit status: 0 on success, 1 on a function error (errorType: errorMessage on
+stderr), 2 on any other failure. A closed stdout (| head) ends it by SIGPIPE."#;
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// The function's name.
     name: String,
     /// The event: JSON, @FILE, or @- for stdin.
     #[arg(long, default_value = "{}")]
     payload: String,
-    /// A version number or $LATEST.
+    /// A version number, an alias name or $LATEST (the default).
     #[arg(long)]
     qualifier: Option<String>,
     /// Queue the event and print its request id instead of waiting.
     #[arg(long)]
     r#async: bool,
+    #[command(flatten)]
+    pub client: super::ClientArgs,
 }
 
 fn read_payload(arg: &str) -> anyhow::Result<Vec<u8>> {

@@ -8,21 +8,32 @@ use std::process::ExitCode;
 use std::time::Duration;
 use updraft_platform::LogEntry;
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = r#"Examples:
+  updraft logs greet
+  updraft logs greet --follow --since 10m
+  updraft logs greet --request-id 6f1c2d3e-... --json
+
+Exit status: 1 when no function has that name."#;
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// The function's name.
     name: String,
-    /// Keep printing new lines as they arrive.
+    /// Keep printing new lines as they arrive (until Ctrl-C).
     #[arg(long, short)]
     follow: bool,
-    /// How far back to start, e.g. 1h or 30m.
+    /// How far back to start, e.g. 1h, 30m or 7days.
     #[arg(long, default_value = "24h")]
     since: String,
-    /// Only this invocation's lines.
+    /// Only the lines of this invocation (its request id).
     #[arg(long)]
     request_id: Option<String>,
-    /// One JSON object per line.
+    /// One JSON object per line: {"time","requestId","text"}.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub client: super::ClientArgs,
 }
 
 #[derive(serde::Deserialize)]
@@ -35,14 +46,19 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
     let since = since_ms(&args.since)?;
     let mut after = 0i64;
     loop {
-        let page = fetch(
+        let page = match fetch(
             &client,
             &args.name,
             since,
             after,
             args.request_id.as_deref(),
         )
-        .await?;
+        .await
+        {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => anyhow::bail!("no function named {}", args.name),
+            Err(e) => return Err(e.into()),
+        };
         let full = page.lines.len() == PAGE;
         if let Some(last) = page.lines.last() {
             after = last.id;
@@ -67,7 +83,7 @@ pub async fn fetch(
     since: i64,
     after: i64,
     request_id: Option<&str>,
-) -> anyhow::Result<Page> {
+) -> Result<Page, crate::client::ClientError> {
     let mut path = format!(
         "/api/v1/functions/{}/logs?since_ms={since}&after_id={after}&limit={PAGE}",
         encode(name)
@@ -75,7 +91,7 @@ pub async fn fetch(
     if let Some(r) = request_id {
         path.push_str(&format!("&request_id={}", encode(r)));
     }
-    Ok(client.json(Method::GET, &path, None).await?)
+    client.json(Method::GET, &path, None).await
 }
 
 /// Prints lines grouped by request id, in the order invocations first appear.

@@ -5,10 +5,18 @@ use reqwest::Method;
 use std::process::ExitCode;
 use updraft_platform::FunctionInfo;
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = r#"Examples:
+  updraft ls
+  updraft ls --json | jq '.[].name'"#;
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// The functions as a JSON array (name, app, version, runtime, url, …).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub client: super::ClientArgs,
 }
 
 #[derive(serde::Deserialize, serde::Serialize)]
@@ -39,11 +47,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         rows.push([
             f.name.clone(),
             f.app.clone().unwrap_or_else(|| "-".into()),
-            if f.version == 0 {
-                "$LATEST".into()
-            } else {
-                f.version.to_string()
-            },
+            updraft_core::version_label(f.version),
             f.runtime.clone(),
             format!("{:?}", f.url_auth).to_lowercase(),
             f.live_instances.to_string(),

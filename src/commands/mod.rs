@@ -13,12 +13,43 @@ pub mod usage;
 
 use std::path::PathBuf;
 
-/// What every command may need: where the server is, where its data lives
-/// and which certificates to trust for https.
+/// The flags of every command that talks to a server.
+#[derive(clap::Args)]
+pub struct ClientArgs {
+    /// The server to talk to.
+    #[arg(
+        long,
+        env = "UPDRAFT_ENDPOINT",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub endpoint: String,
+    /// The server's data directory: the CLI reads the admin credentials from
+    /// DATA_DIR/credentials unless UPDRAFT_ACCESS_KEY_ID and
+    /// UPDRAFT_SECRET_ACCESS_KEY are set.
+    #[arg(long, env = "UPDRAFT_DATA_DIR", default_value = "./.updraft")]
+    pub data_dir: PathBuf,
+    /// PEM certificates to trust (instead of the system's) when the endpoint
+    /// is https, e.g. the certificate of a server started with --tls-cert.
+    #[arg(long, env = "UPDRAFT_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// What a client command needs: where the server is, where its
+/// credentials live and which certificates to trust for https.
 pub struct Context {
     pub endpoint: String,
     pub data_dir: PathBuf,
     pub ca_cert: Option<PathBuf>,
+}
+
+impl From<&ClientArgs> for Context {
+    fn from(a: &ClientArgs) -> Context {
+        Context {
+            endpoint: a.endpoint.clone(),
+            data_dir: a.data_dir.clone(),
+            ca_cert: a.ca_cert.clone(),
+        }
+    }
 }
 
 impl Context {

@@ -6,9 +6,16 @@ use bytes::Bytes;
 use reqwest::Method;
 use std::process::ExitCode;
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = r#"Examples:
+  updraft rm greet                    exit 1 when no function has that name"#;
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// The function's name.
     name: String,
+    #[command(flatten)]
+    pub client: super::ClientArgs,
 }
 
 pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {

@@ -5,12 +5,23 @@ use crate::client::encode;
 use reqwest::Method;
 use std::process::ExitCode;
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = r#"Examples:
+  updraft rollback greet              back to the version before the current one
+  updraft rollback greet --to 1       version 1's code and configuration, as a new version
+
+A function needs two versions to roll back: deploy twice (a change in code or
+configuration publishes a new version)."#;
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// The function's name.
     name: String,
     /// The version to return to (default: the one before the current).
     #[arg(long)]
     to: Option<i64>,
+    #[command(flatten)]
+    pub client: super::ClientArgs,
 }
 
 pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {

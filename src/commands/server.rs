@@ -1,6 +1,5 @@
 //! `updraft server`: runs the platform until SIGTERM or Ctrl-C, then drains.
 
-use super::Context;
 use anyhow::Context as _;
 use axum::http::HeaderValue;
 use std::net::SocketAddr;
@@ -9,8 +8,25 @@ use std::process::ExitCode;
 use std::time::Duration;
 use updraft_platform::{IsolationMode, Platform, PlatformConfig};
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = r#"Examples:
+  updraft server                                   127.0.0.1:8080, data in ./.updraft
+  updraft server --listen 0.0.0.0:8080 --data-dir /var/lib/updraft
+  updraft server --database-url postgres://updraft@db/updraft
+  updraft server --tls-cert cert.pem --tls-key key.pem
+  updraft server --isolation none                  trusted code only, no sandbox
+
+The server and `updraft dev` are alternatives: both listen on 127.0.0.1:8080
+unless told otherwise. SIGTERM, SIGINT or SIGHUP drain it: new work is
+refused, in-flight invocations finish, instances stop, exit 0."#;
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// The data directory (created if missing): the SQLite database, code
+    /// packages, the generated credentials file, compiled wasm, the lock
+    /// that keeps a second server off it.
+    #[arg(long, env = "UPDRAFT_DATA_DIR", default_value = "./.updraft")]
+    pub data_dir: PathBuf,
     /// Address to listen on (loopback by default).
     #[arg(long, env = "UPDRAFT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
@@ -57,8 +73,8 @@ pub struct Args {
     /// may share it.
     #[arg(long, env = "UPDRAFT_FUNCTION_SUBNET", default_value = updraft_platform::DEFAULT_FUNCTION_SUBNET)]
     function_subnet: updraft_platform::FunctionSubnet,
-    /// How long a drain waits for in-flight invocations.
-    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    /// How long a drain (SIGTERM) waits for in-flight invocations.
+    #[arg(long, env = "UPDRAFT_DRAIN_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     drain_timeout: Duration,
     /// Connections held at once. At the cap, a new connection closes the
     /// oldest one that has no request in flight (idle or still sending its
@@ -94,7 +110,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("expected a size such as 4MiB or 512KiB, got {s:?} ({e})"))
 }
 
-pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_tracing();
     // Everything is validated before the port is bound.
     let listen: SocketAddr = args.listen.parse().with_context(|| {
@@ -127,9 +143,9 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         Some(p) => updraft_metering::Prices::load(p)?,
         None => updraft_metering::Prices::default(),
     };
-    std::fs::create_dir_all(&ctx.data_dir)
-        .with_context(|| format!("creating --data-dir {}", ctx.data_dir.display()))?;
-    let data_dir = ctx.data_dir.canonicalize()?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating --data-dir {}", args.data_dir.display()))?;
+    let data_dir = args.data_dir.canonicalize()?;
     // Before anything touches the data dir or the port: one server per data dir.
     let lock = updraft_platform::DataDirLock::acquire(&data_dir).map_err(platform_error)?;
     let database_url = args
@@ -182,7 +198,8 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         idle_timeout: args.idle_timeout,
         tls,
     };
-    updraft_listener::serve(listener, app, config, shutdown_signal()).await;
+    let mut signals = ShutdownSignals::new()?;
+    updraft_listener::serve(listener, app, config, async move { signals.recv().await }).await;
     eprintln!("updraft: draining");
     platform.shutdown(args.drain_timeout).await;
     // Closing every connection folds SQLite's WAL into the database file.
@@ -235,13 +252,35 @@ pub fn app(platform: Platform) -> axum::Router {
         ))
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM, SIGINT (Ctrl-C) or SIGHUP (the terminal closed): each stops the
+/// server, or `updraft dev` and its server. Once created, these signals no
+/// longer end the process by themselves: they wait for `recv`.
+pub struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    pub fn new() -> anyhow::Result<ShutdownSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handler = |kind: SignalKind, name: &str| {
+            signal(kind).with_context(|| format!("installing the {name} handler"))
+        };
+        Ok(ShutdownSignals {
+            term: handler(SignalKind::terminate(), "SIGTERM")?,
+            int: handler(SignalKind::interrupt(), "SIGINT")?,
+            hup: handler(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    /// Waits for the first of the three.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+            _ = self.hup.recv() => {}
+        }
     }
 }
 

@@ -5,12 +5,21 @@ use reqwest::Method;
 use std::process::ExitCode;
 use updraft_metering::UsageReport;
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = r#"Examples:
+  updraft usage
+  updraft usage --since 7days --json | jq '.functions[] | {name, cost_usd}'"#;
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// How far back to count, e.g. 1h, 24h or 7days.
     #[arg(long, default_value = "24h")]
     since: String,
+    /// One JSON object: {"since","until","functions":[…]}.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub client: super::ClientArgs,
 }
 
 pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {

@@ -128,15 +128,21 @@ impl Server {
     }
 
     pub fn cli_in(&self, args: &[&str], dir: &Path) -> Output {
-        Command::new(BIN)
-            .args(args)
+        self.cli_command(args)
             .current_dir(dir)
+            .output()
+            .expect("run updraft")
+    }
+
+    /// The CLI pointed at this server (by environment), not yet run.
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
             .env("UPDRAFT_ENDPOINT", &self.endpoint)
             .env("UPDRAFT_DATA_DIR", &self.data_dir)
             .env_remove("UPDRAFT_ACCESS_KEY_ID")
-            .env_remove("UPDRAFT_SECRET_ACCESS_KEY")
-            .output()
-            .expect("run updraft")
+            .env_remove("UPDRAFT_SECRET_ACCESS_KEY");
+        cmd
     }
 
     /// Runs the CLI and insists on success; returns stdout.

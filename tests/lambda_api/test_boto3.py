@@ -821,6 +821,33 @@ class ConcurrencyTest(LambdaTest):
         self.invoke_json(name, {"record": key})
         self.assertEqual(len(SINK.get(key)), 1, "the throttled invoke never ran")
 
+    def test_zero_set_while_an_event_runs_holds_once_it_ends(self):
+        # The permit the running event holds comes back after the cap went
+        # to 0: it must not let a synchronous invoke through.
+        dest, done = unique("zerodest"), unique("zerodone")
+        self.create(dest, zip_of(DESTINATION), env={"DEST_KEY": done})
+        name = unique("zerorun")
+        self.create(name, Timeout=120)
+        self.lam.put_function_event_invoke_config(
+            FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": arn(dest)}}
+        )
+        hold, started = unique("hold"), unique("started")
+        SINK.hold(hold)
+        self.addCleanup(SINK.release, hold)
+        self.assertEqual(self.invoke(name, {"record": started, "hold": hold}, InvocationType="Event")["StatusCode"], 202)
+        SINK.wait(started)
+        self.lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+        during = unique("during")
+        with self.assertRaises(self.lam.exceptions.TooManyRequestsException):
+            self.invoke(name, {"record": during})
+        SINK.release(hold)
+        # The success record reaches the destination only after the run ended.
+        SINK.wait(done)
+        after = unique("after")
+        with self.assertRaises(self.lam.exceptions.TooManyRequestsException):
+            self.invoke(name, {"record": after})
+        self.assertEqual(SINK.get(during) + SINK.get(after), [], "a throttled invoke ran")
+
 
 # --- function URLs ---------------------------------------------------------------
 

@@ -38,35 +38,8 @@ pub fn routes() -> Router<Platform> {
 /// `NAME`, `NAME:Q`, `ACCOUNT:function:NAME[:Q]` or
 /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:Q]`, plus `?Qualifier=`.
 fn target(raw: &str, params: &Params) -> Result<(String, Option<String>), PlatformError> {
-    let parts: Vec<&str> = raw.split(':').collect();
-    let (name, q) = match parts.as_slice() {
-        ["arn", _, "lambda", _, _, "function", name] => (*name, None),
-        ["arn", _, "lambda", _, _, "function", name, q] => (*name, Some(*q)),
-        [_, "function", name] => (*name, None),
-        [_, "function", name, q] => (*name, Some(*q)),
-        [name] => (*name, None),
-        [name, q] => (*name, Some(*q)),
-        _ => ("", None),
-    };
-    if !updraft_core::valid_function_name(name) {
-        return Err(PlatformError::InvalidParameter(format!(
-            "FunctionName: expected a name, NAME:QUALIFIER, ACCOUNT:function:NAME or arn:aws:lambda:REGION:ACCOUNT:function:NAME, got {raw:?}"
-        )));
-    }
-    let query_q = params
-        .get("Qualifier")
-        .map(String::as_str)
-        .filter(|q| !q.is_empty());
-    let q = match (q, query_q) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(PlatformError::InvalidParameter(format!(
-                "The derived qualifier from the function name ({a}) does not match the specified qualifier ({b})"
-            )))
-        }
-        (Some(q), _) | (None, Some(q)) => Some(q.to_string()),
-        (None, None) => None,
-    };
-    Ok((name.to_string(), q))
+    let t = crate::lambda::Target::parse(raw, params.get("Qualifier").map(String::as_str))?;
+    Ok((t.name, t.qualifier))
 }
 
 #[derive(Deserialize, Default)]
@@ -142,12 +115,7 @@ async fn put_config(
     Query(params): Query<Params>,
     body: Bytes,
 ) -> ApiResult {
-    let (name, q) = target(&raw, &params)?;
-    let input = parse_body(&body)?;
-    let c = p
-        .put_event_invoke_config(&name, q.as_deref(), input, false)
-        .await?;
-    Ok(Json(shape(&c)).into_response())
+    write_config(&p, &raw, &params, &body, false).await
 }
 
 async fn update_config(
@@ -156,10 +124,21 @@ async fn update_config(
     Query(params): Query<Params>,
     body: Bytes,
 ) -> ApiResult {
-    let (name, q) = target(&raw, &params)?;
-    let input = parse_body(&body)?;
+    write_config(&p, &raw, &params, &body, true).await
+}
+
+/// Put (`merge` false: replaces every setting) or Update (`merge` true).
+async fn write_config(
+    p: &Platform,
+    raw: &str,
+    params: &Params,
+    body: &[u8],
+    merge: bool,
+) -> ApiResult {
+    let (name, q) = target(raw, params)?;
+    let input = parse_body(body)?;
     let c = p
-        .put_event_invoke_config(&name, q.as_deref(), input, true)
+        .put_event_invoke_config(&name, q.as_deref(), input, merge)
         .await?;
     Ok(Json(shape(&c)).into_response())
 }
@@ -272,7 +251,7 @@ mod tests {
     fn shapes() {
         let c = EventInvokeConfig {
             function: "f".into(),
-            qualifier: "$LATEST".into(),
+            qualifier: updraft_core::LATEST.into(),
             function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f:$LATEST".into(),
             maximum_retry_attempts: Some(0),
             maximum_event_age_s: None,

@@ -3,6 +3,7 @@
 //! reaches a handler; every error leaves through [`ApiError`].
 
 mod error;
+mod invoke;
 pub mod lambda;
 pub mod lambda_events;
 mod native;
@@ -52,13 +53,9 @@ async fn healthz(State(p): State<Platform>) -> Response {
 }
 
 /// The largest body a control call may carry (code uploads).
-const MAX_CONTROL_BODY: usize = updraft_platform::MAX_ZIP_BYTES + 1024;
+const MAX_CONTROL_BODY: usize = limits::UPLOAD_ZIP_BYTES + 1024;
 
-/// The largest body read before its signature can be checked (SigV4 without
-/// `x-amz-content-sha256`, as botocore signs Lambda calls: only the key id
-/// is known to match). Lambda's own limit on such a request: a 50 MB zip,
-/// base64 in JSON.
-const MAX_UNVERIFIED_BODY: usize = 70 * 1024 * 1024;
+use updraft_core::limits::{self, UNVERIFIED_BODY_BYTES as MAX_UNVERIFIED_BODY};
 
 /// Checks credentials from the request head (bearer, or SigV4), refusing a
 /// stranger before reading a byte of the body; then reads the body (bounded),
@@ -102,11 +99,21 @@ pub async fn authenticate(State(p): State<Platform>, req: Request, next: Next) -
         Ok(b) => b,
         Err(_) => return too_large(),
     };
-    if let Err(e) = pending.finish(&body) {
-        return ApiError(e.into()).into_response();
+    let mut parts = parts;
+    match pending.finish(&body) {
+        Ok(Some(sha256)) => {
+            parts.extensions.insert(BodySha256(sha256));
+        }
+        Ok(None) => {}
+        Err(e) => return ApiError(e.into()).into_response(),
     }
     next.run(Request::from_parts(parts, Body::from(body))).await
 }
+
+/// The hex SHA-256 of a request's body, when checking its signature took
+/// one: handlers use it instead of hashing the body again.
+#[derive(Clone, Debug)]
+pub struct BodySha256(pub String);
 
 /// The request's `Content-Length`, when it has a valid one.
 fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {

@@ -1,18 +1,15 @@
 //! The native control API (`/api/v1`), used by the `updraft` CLI.
 
+use crate::invoke::{InvocationType, InvokeCall, Surface};
 use crate::ApiError;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
-use updraft_core::Outcome;
 use updraft_platform::{DeployFunction, Platform, PlatformError};
-
-/// Largest synchronous invocation payload (Lambda: 6 MB).
-pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -29,15 +26,24 @@ pub fn router() -> Router<Platform> {
         .route("/api/v1/usage", get(usage))
 }
 
-async fn put_code(State(p): State<Platform>, Path(sha): Path<String>, body: Bytes) -> ApiResult {
-    let actual = updraft_platform::sha256_hex(&body);
+async fn put_code(
+    State(p): State<Platform>,
+    Path(sha): Path<String>,
+    hashed: Option<Extension<crate::BodySha256>>,
+    body: Bytes,
+) -> ApiResult {
+    // The body was hashed once already when its signature was checked.
+    let actual = match hashed {
+        Some(Extension(crate::BodySha256(h))) => h,
+        None => updraft_platform::sha256_hex(&body),
+    };
     if actual != sha {
         return Err(PlatformError::InvalidParameter(format!(
             "code upload: the path names sha256 {sha} but the body's sha256 is {actual}"
         ))
         .into());
     }
-    let sha = p.put_code(&body)?;
+    p.put_code_hashed(&body, &sha)?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "sha256": sha, "size": body.len() })),
@@ -98,38 +104,6 @@ struct InvokeQuery {
     r#async: bool,
 }
 
-/// Checks a synchronous payload as Lambda does: size first, then JSON.
-pub fn check_payload(body: &[u8]) -> Result<Vec<u8>, PlatformError> {
-    if body.len() > MAX_PAYLOAD_BYTES {
-        return Err(PlatformError::TooLarge(format!(
-            "Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation (got {} bytes)",
-            body.len()
-        )));
-    }
-    if body.is_empty() {
-        return Ok(b"{}".to_vec());
-    }
-    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-        return Err(PlatformError::InvalidRequestContent(format!(
-            "Could not parse request body into json: {e}"
-        )));
-    }
-    Ok(body.to_vec())
-}
-
-/// Checks an asynchronous (`Event`) payload: Lambda's asynchronous limit
-/// first, then JSON.
-pub fn check_event_payload(body: &[u8]) -> Result<Vec<u8>, PlatformError> {
-    let max = updraft_platform::MAX_EVENT_PAYLOAD_BYTES;
-    if body.len() > max {
-        return Err(PlatformError::TooLarge(format!(
-            "Request must be smaller than {max} bytes for the Event invocation type (got {} bytes)",
-            body.len()
-        )));
-    }
-    check_payload(body)
-}
-
 async fn invoke(
     State(p): State<Platform>,
     Path(name): Path<String>,
@@ -137,51 +111,13 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
-    if q.r#async {
-        let payload = check_event_payload(&body)?;
-        let id = p
-            .enqueue_event(&name, q.qualifier.as_deref(), payload)
-            .await?;
-        let mut resp = (
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "request_id": id })),
-        )
-            .into_response();
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            resp.headers_mut().insert("x-amzn-requestid", v);
-        }
-        return Ok(resp);
-    }
-    let payload = check_payload(&body)?;
-    let client_context = headers
-        .get("x-amz-client-context")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let result = p
-        .invoke(&name, q.qualifier.as_deref(), payload, client_context)
-        .await?;
-    let version = if result.version == 0 {
-        "$LATEST".to_string()
+    let kind = if q.r#async {
+        InvocationType::Event
     } else {
-        result.version.to_string()
+        InvocationType::RequestResponse
     };
-    let (body, error) = match result.outcome {
-        Outcome::Success(b) => (b, None),
-        Outcome::Error { body, .. } => (body, Some("Unhandled")),
-    };
-    let mut resp = (StatusCode::OK, body).into_response();
-    let h = resp.headers_mut();
-    h.insert("content-type", HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::from_str(&version) {
-        h.insert("x-amz-executed-version", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&result.request_id) {
-        h.insert("x-amzn-requestid", v);
-    }
-    if let Some(e) = error {
-        h.insert("x-amz-function-error", HeaderValue::from_static(e));
-    }
-    Ok(resp)
+    let call = InvokeCall::from_headers(name, q.qualifier, Some(kind), &headers)?;
+    crate::invoke::run(&p, call, Surface::Native, &body).await
 }
 
 #[derive(Deserialize, Default)]
@@ -215,6 +151,9 @@ async fn logs(
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult {
+    // An unknown name is 404 like every other function endpoint, not an
+    // empty page.
+    p.get(&name).await?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let lines = p
         .logs(

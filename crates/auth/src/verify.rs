@@ -124,6 +124,7 @@ impl Verifier {
     ) -> Result<(), AuthError> {
         self.check_head(method, path_and_query, headers, now)?
             .finish(body)
+            .map(|_| ())
     }
 
     fn record(&self, head: &SignedHead, variant: u64, now: SystemTime) -> Result<(), AuthError> {
@@ -157,10 +158,12 @@ impl Pending<'_> {
     }
 
     /// Checks the body against the signature (and records the signature).
-    pub fn finish(self, body: &[u8]) -> Result<(), AuthError> {
+    /// Returns the body's hex SHA-256 when checking it took one, so that the
+    /// request's handler need not hash the body again.
+    pub fn finish(self, body: &[u8]) -> Result<Option<String>, AuthError> {
         let body_hash = || hex::encode(Sha256::digest(body));
         match self.state {
-            State::Done => Ok(()),
+            State::Done => Ok(None),
             State::BodyHash(expected) => {
                 if body_hash() != expected {
                     return Err(AuthError::Denied(
@@ -169,11 +172,13 @@ impl Pending<'_> {
                             .into(),
                     ));
                 }
-                Ok(())
+                Ok(Some(expected))
             }
             State::Signature(head, variant) => {
-                head.check(&self.verifier.creds, &body_hash())?;
-                self.verifier.record(&head, variant, self.now)
+                let hash = body_hash();
+                head.check(&self.verifier.creds, &hash)?;
+                self.verifier.record(&head, variant, self.now)?;
+                Ok(Some(hash))
             }
         }
     }
@@ -278,7 +283,7 @@ mod tests {
         h
     }
 
-    fn denied(r: Result<(), AuthError>) -> String {
+    fn denied<T: std::fmt::Debug>(r: Result<T, AuthError>) -> String {
         match r {
             Err(AuthError::Denied(m)) => m,
             other => panic!("expected Denied, got {other:?}"),
@@ -311,7 +316,9 @@ mod tests {
         let h = signed(&body, t0());
         let pending = v.check_head("POST", PATH, &h, t0()).unwrap();
         assert!(pending.is_authenticated());
-        pending.finish(&body).unwrap();
+        // The body's hash, checked against the header, is handed on.
+        let hash = pending.finish(&body).unwrap();
+        assert_eq!(hash, Some(hex::encode(Sha256::digest(&body))));
 
         // A stranger is refused from the head: the body is never needed.
         let mut other = creds();

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::Invalid;
+
 /// The family of runtime a function runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -230,12 +232,15 @@ impl FunctionConfig {
     }
 
     /// Checks the values every entry point must respect; errors name the field.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the rules every surface shares (the manifest, the native API,
+    /// the Lambda API); the error names the field as the manifest spells it,
+    /// and each surface renames it into its own words.
+    pub fn validate(&self) -> Result<(), Invalid> {
         if RuntimeKind::parse(&self.runtime).is_none() {
-            return Err(format!(
-                "runtime: expected {}, got {:?}",
+            return Err(Invalid::new(
+                "runtime",
                 RuntimeKind::EXPECTED,
-                self.runtime
+                &self.runtime,
             ));
         }
         match self.kind() {
@@ -245,64 +250,77 @@ impl FunctionConfig {
                     .rsplit_once('.')
                     .is_some_and(|(m, f)| !m.is_empty() && !f.is_empty());
                 if !ok {
-                    return Err(format!(
-                        "handler: expected \"module.function\" (python3) or \"file.export\" (nodejs), got {:?}",
-                        self.handler
+                    return Err(Invalid::new(
+                        "handler",
+                        "\"module.function\" (python3) or \"file.export\" (nodejs)",
+                        &self.handler,
                     ));
                 }
             }
             RuntimeKind::Provided | RuntimeKind::Wasm => {}
         }
         if !(128..=10240).contains(&self.memory_mb) {
-            return Err(format!(
-                "memory_mb: expected a number from 128 to 10240, got {}",
-                self.memory_mb
+            return Err(Invalid::new(
+                "memory_mb",
+                "a number from 128 to 10240",
+                self.memory_mb,
             ));
         }
         if !(512..=10240).contains(&self.ephemeral_storage_mb) {
-            return Err(format!(
-                "ephemeral_storage_mb: expected a number from 512 to 10240, got {}",
-                self.ephemeral_storage_mb
+            return Err(Invalid::new(
+                "ephemeral_storage_mb",
+                "a number from 512 to 10240",
+                self.ephemeral_storage_mb,
             ));
         }
         if self.timeout_ms == 0 || self.timeout_ms > 900_000 {
-            return Err(format!(
-                "timeout: expected a duration from 1ms to 15m, got {}",
-                crate::duration::format_ms(self.timeout_ms)
+            return Err(Invalid::new(
+                "timeout",
+                "a duration from 1ms to 15m",
+                crate::duration::format_ms(self.timeout_ms),
             ));
         }
         let s = &self.scaling;
         if s.max_instances == 0 || s.max_instances > 1000 {
-            return Err(format!(
-                "scaling.max_instances: expected 1 to 1000, got {}",
-                s.max_instances
+            return Err(Invalid::new(
+                "scaling.max_instances",
+                "1 to 1000",
+                s.max_instances,
             ));
         }
         if s.min_instances > s.max_instances {
-            return Err(format!(
-                "scaling.min_instances: expected at most max_instances ({}), got {}",
-                s.max_instances, s.min_instances
+            return Err(Invalid::new(
+                "scaling.min_instances",
+                format!("at most max_instances ({})", s.max_instances),
+                s.min_instances,
             ));
         }
         if s.per_instance == 0 {
-            return Err("scaling.per_instance: expected at least 1, got 0".into());
+            return Err(Invalid::new("scaling.per_instance", "at least 1", 0));
         }
         if s.per_instance > 1 && self.kind() != RuntimeKind::Wasm {
-            return Err(format!(
-                "scaling.per_instance: process runtimes take one invocation per instance, expected 1, got {}",
-                s.per_instance
+            return Err(Invalid::new(
+                "scaling.per_instance",
+                "1 (process runtimes take one invocation per instance)",
+                s.per_instance,
             ));
         }
         if s.idle_timeout_ms == 0 {
-            return Err("scaling.idle_timeout: expected a duration above 0".into());
+            return Err(Invalid::new(
+                "scaling.idle_timeout",
+                "a duration above 0",
+                "0s",
+            ));
         }
         for key in self.env.keys() {
             let ok = !key.is_empty()
                 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 && !key.as_bytes()[0].is_ascii_digit();
             if !ok {
-                return Err(format!(
-                    "env: expected names of letters, digits and '_', got {key:?}"
+                return Err(Invalid::new(
+                    "env",
+                    "names of letters, digits and '_' (not starting with a digit)",
+                    key,
                 ));
             }
         }
@@ -343,23 +361,21 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         assert!(cfg("python3", "app.handler").validate().is_ok());
-        assert!(cfg("ruby", "x")
-            .validate()
-            .unwrap_err()
-            .starts_with("runtime:"));
-        assert!(cfg("python3", "nodot")
-            .validate()
-            .unwrap_err()
-            .starts_with("handler:"));
+        let e = cfg("ruby", "x").validate().unwrap_err();
+        assert_eq!((e.field.as_str(), e.got.as_str()), ("runtime", "ruby"));
+        let e = cfg("python3", "nodot").validate().unwrap_err();
+        assert_eq!((e.field.as_str(), e.got.as_str()), ("handler", "nodot"));
         let mut c = cfg("nodejs", "index.handler");
         c.memory_mb = 64;
-        assert!(c.validate().unwrap_err().starts_with("memory_mb:"));
+        let e = c.validate().unwrap_err();
+        assert_eq!((e.field.as_str(), e.got.as_str()), ("memory_mb", "64"));
+        assert_eq!(
+            e.to_string(),
+            "memory_mb: expected a number from 128 to 10240, got 64"
+        );
         let mut c = cfg("nodejs", "index.handler");
         c.scaling.per_instance = 4;
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .starts_with("scaling.per_instance:"));
+        assert_eq!(c.validate().unwrap_err().field, "scaling.per_instance");
     }
 
     #[test]

@@ -1,7 +1,45 @@
 //! One invocation and what came of it.
 
+use crate::{Error, Qualifier};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::time::Instant;
+
+/// What runs functions, as the producers of work see it (the asynchronous
+/// event worker in `updraft-triggers`, and next schedules, queues and
+/// topics). `updraft-platform` implements it; the producers depend on this
+/// trait, never on the platform.
+pub trait Invoke: Send + Sync + 'static {
+    /// Checks that the function (and the version or alias) exists now.
+    fn check(
+        &self,
+        function: &str,
+        qualifier: Option<&Qualifier>,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Runs the function once and records the invocation. A throttle or a
+    /// draining server is an `Err`; a function's own failure is an `Ok`
+    /// whose outcome is an error.
+    fn invoke(
+        &self,
+        req: InvokeRequest,
+    ) -> impl Future<Output = Result<InvokeResult, Error>> + Send;
+}
+
+/// One run asked of an [`Invoke`]r.
+#[derive(Clone, Debug)]
+pub struct InvokeRequest {
+    pub function: String,
+    /// None: unqualified (runs `$LATEST`, reports the version it equals).
+    pub qualifier: Option<Qualifier>,
+    /// The request id the function sees.
+    pub request_id: String,
+    /// The id the run is metered under: retries of an event share its
+    /// request id, yet each run is an invocation record of its own.
+    pub record_id: String,
+    pub payload: Vec<u8>,
+    pub client_context: Option<String>,
+}
 
 /// A request to run a function once.
 #[derive(Clone, Debug)]

@@ -1,15 +1,26 @@
 //! Updraft's shared vocabulary: function configuration, invocations and their
 //! outcomes. No I/O lives here; every other crate speaks these types.
 
+pub mod arn;
 pub mod config;
 pub mod duration;
+pub mod error;
 pub mod invoke;
+pub mod limits;
 pub mod logs;
+pub mod version;
+
+pub use arn::{function_arn, qualified_arn, valid_function_name, version_arn, FunctionRef};
+pub use error::{Error, Invalid};
+pub use version::{is_alias_name, version_label, Qualifier, Version, LATEST};
 
 pub use config::{
     FunctionConfig, HttpRoute, RuntimeKind, Scaling, Trigger, UrlAuth, DEFAULT_EPHEMERAL_MB,
 };
-pub use invoke::{ErrorKind, HttpRequest, HttpResponse, Invocation, InvokeResult, Outcome, Stats};
+pub use invoke::{
+    ErrorKind, HttpRequest, HttpResponse, Invocation, Invoke, InvokeRequest, InvokeResult, Outcome,
+    Stats,
+};
 pub use logs::{LogLine, LogSink};
 
 /// Milliseconds since the Unix epoch, the one clock every record uses.
@@ -23,33 +34,6 @@ pub fn now_ms() -> i64 {
 /// A fresh request id in Lambda's shape (a UUID v4).
 pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// The ARN Lambda would give a function (SPEC §4: account 000000000000).
-pub fn function_arn(region: &str, name: &str) -> String {
-    format!("arn:aws:lambda:{region}:000000000000:function:{name}")
-}
-
-/// Names follow Lambda's rule: 1–64 of letters, digits, `-` and `_`.
-pub fn valid_function_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn function_names() {
-        assert!(valid_function_name("hello-world_2"));
-        assert!(!valid_function_name(""));
-        assert!(!valid_function_name("a/b"));
-        assert!(!valid_function_name(&"x".repeat(65)));
-    }
 }
 
 /// Aligns rows of cells into columns separated by two spaces, for terminals.

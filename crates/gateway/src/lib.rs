@@ -23,7 +23,7 @@ use updraft_core::{
 use updraft_platform::{Platform, PlatformError};
 
 /// Largest request body a function takes (Lambda's synchronous limit).
-pub const MAX_REQUEST_BYTES: usize = 6 * 1024 * 1024;
+pub const MAX_REQUEST_BYTES: usize = updraft_core::limits::SYNC_PAYLOAD_BYTES;
 
 #[derive(Clone)]
 struct Gateway {
@@ -74,7 +74,7 @@ fn error_response(status: StatusCode, message: &str, request_id: &str) -> Respon
 }
 
 fn platform_error(e: &PlatformError, request_id: &str) -> Response {
-    let (status, _) = e.shape();
+    let status = e.status();
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     error_response(status, &e.public_message(), request_id)
 }

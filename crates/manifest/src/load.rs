@@ -443,10 +443,11 @@ impl Cx<'_> {
             description: String::new(),
         };
         // The shared rules live in core so that the Lambda API enforces the same
-        // ones; their "field: message" becomes "functions.NAME.field: message".
-        config.validate().map_err(|e| match e.split_once(": ") {
-            Some((field, msg)) => self.invalid(key(field), msg.to_string()),
-            None => self.invalid(format!("functions.{}", key_segment(&name)), e),
+        // ones; their field becomes "functions.NAME.field".
+        config.validate().map_err(|e| {
+            let msg = e.to_string();
+            let msg = msg.strip_prefix(&format!("{}: ", e.field)).unwrap_or(&msg);
+            self.invalid(key(&e.field), msg.to_string())
         })?;
 
         let (code, code_kind) = self.code(&key("code"), &f.code, kind, f.build.is_some())?;

@@ -7,10 +7,9 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-/// Largest accepted upload, zipped (Lambda: 50 MB direct, 250 MB unzipped).
-pub const MAX_ZIP_BYTES: usize = 250 * 1024 * 1024;
-/// Largest unzipped code size.
-pub const MAX_UNZIPPED_BYTES: u64 = 250 * 1024 * 1024;
+use updraft_core::limits::{
+    UNPACKED_CODE_BYTES as MAX_UNZIPPED_BYTES, UPLOAD_ZIP_BYTES as MAX_ZIP_BYTES,
+};
 
 pub struct CodeStore {
     blobs: PathBuf,
@@ -74,21 +73,34 @@ impl CodeStore {
 
     /// Checks and keeps a zip; returns its sha256.
     pub fn put(&self, bytes: &[u8]) -> Result<String, PlatformError> {
+        let sha = sha256_hex(bytes);
+        self.put_hashed(bytes, &sha)?;
+        Ok(sha)
+    }
+
+    /// Keeps a zip whose sha256 the caller has computed already. The zip is
+    /// parsed once, by unpacking it: a package that does not unpack is
+    /// refused here, and deploys and first invocations find it ready.
+    pub fn put_hashed(&self, bytes: &[u8], sha: &str) -> Result<(), PlatformError> {
         if bytes.len() > MAX_ZIP_BYTES {
             return Err(PlatformError::TooLarge(format!(
                 "code package is {} bytes; the limit is {MAX_ZIP_BYTES} bytes",
                 bytes.len()
             )));
         }
-        check_zip(bytes)?;
-        let sha = sha256_hex(bytes);
-        let path = self.blob(&sha);
+        self.unpack(sha, bytes).map_err(|e| match e {
+            PlatformError::InvalidParameter(m) => {
+                PlatformError::InvalidParameter(format!("code package: {m}"))
+            }
+            other => other,
+        })?;
+        let path = self.blob(sha);
         if !path.exists() {
             let tmp = self.blobs.join(format!(".{sha}.{}", std::process::id()));
             fs::write(&tmp, bytes).map_err(|e| PlatformError::internal("writing code", e))?;
             fs::rename(&tmp, &path).map_err(|e| PlatformError::internal("writing code", e))?;
         }
-        Ok(sha)
+        Ok(())
     }
 
     /// The size of a kept zip, in bytes.
@@ -120,17 +132,31 @@ impl CodeStore {
                 "code package {sha} is not on this server"
             )));
         }
-        let dir = self.unpacked.join(sha);
         // Published by one rename of a complete tree: there means complete.
+        if self.unpacked.join(sha).is_dir() {
+            return Ok(self.unpacked.join(sha));
+        }
+        let bytes = self.read(sha)?;
+        self.unpack(sha, &bytes).map_err(|e| match e {
+            PlatformError::InvalidParameter(m) => {
+                PlatformError::InvalidParameter(format!("code package {sha}: {m}"))
+            }
+            other => other,
+        })
+    }
+
+    /// Unpacks `bytes` as package `sha` (unless it is there already) in a
+    /// staging directory, then publishes it with one rename.
+    fn unpack(&self, sha: &str, bytes: &[u8]) -> Result<PathBuf, PlatformError> {
+        let dir = self.unpacked.join(sha);
         if dir.is_dir() {
             return Ok(dir);
         }
-        let bytes = self.read(sha)?;
         let staging = self
             .staging
             .join(format!("{sha}.{}", uuid::Uuid::new_v4().simple()));
-        let unpacked = unzip(&bytes, &staging)
-            .map_err(|e| PlatformError::InvalidParameter(format!("code package {sha}: {e}")));
+        let unpacked =
+            unzip(bytes, &staging).map_err(|e| PlatformError::InvalidParameter(e.to_string()));
         if let Err(e) = unpacked {
             let _ = fs::remove_dir_all(&staging);
             return Err(e);
@@ -150,14 +176,6 @@ impl CodeStore {
     }
 }
 
-fn check_zip(bytes: &[u8]) -> Result<(), PlatformError> {
-    zip::ZipArchive::new(io::Cursor::new(bytes))
-        .map(|_| ())
-        .map_err(|e| {
-            PlatformError::InvalidParameter(format!("code package: expected a zip file ({e})"))
-        })
-}
-
 fn current_uid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     #[allow(unsafe_code)]
@@ -173,7 +191,8 @@ fn current_uid() -> u32 {
 /// marks them executable (so `bootstrap` stays executable); directories 0755.
 fn unzip(bytes: &[u8], dest: &Path) -> io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let mut archive = zip::ZipArchive::new(io::Cursor::new(bytes)).map_err(io::Error::other)?;
+    let mut archive = zip::ZipArchive::new(io::Cursor::new(bytes))
+        .map_err(|e| io::Error::other(format!("expected a zip file ({e})")))?;
     let mut dirs = fs::DirBuilder::new();
     dirs.mode(0o755);
     dirs.create(dest)?;

@@ -1,5 +1,7 @@
-//! The one error type of the control logic, and the one place where each
-//! error gets its Lambda error type and HTTP status.
+//! The one error type of the control logic. It names what went wrong in
+//! the platform's terms; each surface renders it (the Lambda API gives it
+//! Lambda's error type in `updraft-api`'s one table; the gateway answers a
+//! plain HTTP error).
 
 use updraft_scheduler::SchedulerError;
 use updraft_store::StoreError;
@@ -10,6 +12,9 @@ pub enum PlatformError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A field of the input is not what it allows (field, expected, got).
+    #[error("{0}")]
+    Invalid(updraft_core::Invalid),
     #[error("{0}")]
     InvalidParameter(String),
     #[error("{0}")]
@@ -33,20 +38,21 @@ pub enum PlatformError {
 }
 
 impl PlatformError {
-    /// Lambda's error type and the HTTP status it travels with.
-    pub fn shape(&self) -> (u16, &'static str) {
+    /// The HTTP status the error travels with, on every surface.
+    pub fn status(&self) -> u16 {
         match self {
-            PlatformError::NotFound(_) => (404, "ResourceNotFoundException"),
-            PlatformError::Conflict(_) => (409, "ResourceConflictException"),
-            PlatformError::InvalidParameter(_) => (400, "InvalidParameterValueException"),
-            PlatformError::InvalidRequestContent(_) => (400, "InvalidRequestContentException"),
-            PlatformError::TooLarge(_) => (413, "RequestEntityTooLargeException"),
-            PlatformError::PreconditionFailed(_) => (412, "PreconditionFailedException"),
-            PlatformError::Throttled(_) => (429, "TooManyRequestsException"),
-            PlatformError::Unauthorized(_) => (401, "UnrecognizedClientException"),
-            PlatformError::Forbidden(_) => (403, "InvalidSignatureException"),
-            PlatformError::Unavailable(_) => (503, "ServiceException"),
-            PlatformError::Internal(_) => (500, "ServiceException"),
+            PlatformError::NotFound(_) => 404,
+            PlatformError::Conflict(_) => 409,
+            PlatformError::Invalid(_)
+            | PlatformError::InvalidParameter(_)
+            | PlatformError::InvalidRequestContent(_) => 400,
+            PlatformError::TooLarge(_) => 413,
+            PlatformError::PreconditionFailed(_) => 412,
+            PlatformError::Throttled(_) => 429,
+            PlatformError::Unauthorized(_) => 401,
+            PlatformError::Forbidden(_) => 403,
+            PlatformError::Unavailable(_) => 503,
+            PlatformError::Internal(_) => 500,
         }
     }
 
@@ -96,6 +102,47 @@ impl From<updraft_auth::AuthError> for PlatformError {
             updraft_auth::AuthError::Denied(m) => PlatformError::Forbidden(m),
             updraft_auth::AuthError::Busy(m) => PlatformError::Throttled(m),
             other => PlatformError::internal("credentials", other),
+        }
+    }
+}
+
+impl From<updraft_core::Invalid> for PlatformError {
+    fn from(e: updraft_core::Invalid) -> Self {
+        PlatformError::Invalid(e)
+    }
+}
+
+impl From<updraft_core::Error> for PlatformError {
+    fn from(e: updraft_core::Error) -> Self {
+        match e {
+            updraft_core::Error::Invalid(i) => PlatformError::Invalid(i),
+            updraft_core::Error::NotFound(m) => PlatformError::NotFound(m),
+            updraft_core::Error::Throttled(m) => PlatformError::Throttled(m),
+            updraft_core::Error::Unavailable(m) => PlatformError::Unavailable(m),
+            updraft_core::Error::Internal(m) => PlatformError::Internal(m),
+        }
+    }
+}
+
+/// What the [`updraft_core::Invoke`]rs' callers (the triggers) see.
+impl From<PlatformError> for updraft_core::Error {
+    fn from(e: PlatformError) -> Self {
+        match e {
+            PlatformError::Invalid(i) => updraft_core::Error::Invalid(i),
+            PlatformError::NotFound(m) => updraft_core::Error::NotFound(m),
+            PlatformError::Throttled(m) => updraft_core::Error::Throttled(m),
+            PlatformError::Unavailable(m) => updraft_core::Error::Unavailable(m),
+            other => updraft_core::Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<updraft_triggers::TriggersError> for PlatformError {
+    fn from(e: updraft_triggers::TriggersError) -> Self {
+        match e {
+            updraft_triggers::TriggersError::TooLarge(m) => PlatformError::TooLarge(m),
+            updraft_triggers::TriggersError::Invoke(e) => e.into(),
+            updraft_triggers::TriggersError::Store(e) => e.into(),
         }
     }
 }

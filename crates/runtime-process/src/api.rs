@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use updraft_core::Invocation;
 
 /// Lambda's synchronous response limit (6 MB, as Lambda counts it).
-pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+pub const MAX_RESPONSE_BYTES: usize = updraft_core::limits::SYNC_PAYLOAD_BYTES;
 
 /// What the instance answered for one invocation.
 #[derive(Debug)]

@@ -134,11 +134,7 @@ impl ProcessRuntime {
 
     fn env(&self, spec: &InstanceSpec, api: &str, id: &str) -> BTreeMap<String, String> {
         let kind = spec.config.kind();
-        let version = if spec.version == 0 {
-            "$LATEST".to_string()
-        } else {
-            spec.version.to_string()
-        };
+        let version = updraft_core::version_label(spec.version);
         let mut env: BTreeMap<String, String> = spec.config.env.clone();
         let date = humantime::format_rfc3339(std::time::SystemTime::now()).to_string();
         let date = date[..10].replace('-', "/");

@@ -36,7 +36,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 use guest::{Guest, GuestOutput, Limits, MemoryUse};
 
 /// Largest response body passed on (Lambda's synchronous limit).
-pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+pub const MAX_RESPONSE_BYTES: usize = updraft_core::limits::SYNC_PAYLOAD_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WasmError {
@@ -488,11 +488,7 @@ impl Slot {
 /// What a guest sees in its environment: the function's `env` and the
 /// standard `AWS_LAMBDA_*` names, nothing of the server's.
 fn guest_env(spec: &InstanceSpec, region: &str) -> Vec<(String, String)> {
-    let version = if spec.version == 0 {
-        "$LATEST".to_string()
-    } else {
-        spec.version.to_string()
-    };
+    let version = updraft_core::version_label(spec.version);
     let mut env: Vec<(String, String)> = spec
         .config
         .env

@@ -47,6 +47,10 @@ struct PoolState {
     idle: Vec<Idle>,
     /// The spec `min_instances` are kept warm for.
     warm: Option<Arc<InstanceSpec>>,
+    /// Permits that were in use when the capacity went down: each is
+    /// forgotten when it comes back, so a lowered cap (reserved concurrency
+    /// 0 included) holds at once, not once the running invocations end.
+    owed: u32,
 }
 
 struct Pool {
@@ -64,12 +68,31 @@ impl Pool {
     fn resize(&self, max: u32) {
         let mut st = self.lock();
         if st.capacity < max {
-            self.permits.add_permits((max - st.capacity) as usize);
+            let mut grow = max - st.capacity;
+            let paid = grow.min(st.owed);
+            st.owed -= paid;
+            grow -= paid;
+            self.permits.add_permits(grow as usize);
         } else if st.capacity > max {
-            // Permits in use come back later and are forgotten then, best effort.
-            self.permits.forget_permits((st.capacity - max) as usize);
+            let shrink = st.capacity - max;
+            // Permits in use are forgotten as they come back (see `keep`).
+            let gone = self.permits.forget_permits(shrink as usize) as u32;
+            st.owed += shrink - gone;
         }
         st.capacity = max;
+    }
+
+    /// A permit the current capacity allows, or None when it is owed (it
+    /// came back after the cap went down): then it is forgotten.
+    fn keep(&self, permit: OwnedSemaphorePermit) -> Option<OwnedSemaphorePermit> {
+        let mut st = self.lock();
+        if st.owed > 0 {
+            st.owed -= 1;
+            permit.forget();
+            None
+        } else {
+            Some(permit)
+        }
     }
 
     fn take_idle(&self, revision: &str) -> Option<Box<dyn Instance>> {
@@ -352,27 +375,29 @@ impl Scheduler {
             max,
             waited_ms: wait_ms,
         };
-        if wait_ms == 0 {
-            return pool
-                .permits
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| throttled());
-        }
-        match tokio::time::timeout(
-            Duration::from_millis(wait_ms),
-            pool.permits.clone().acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(p)) => Ok(p),
-            _ => Err(throttled()),
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+        loop {
+            let permit = if wait_ms == 0 {
+                pool.permits
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| throttled())?
+            } else {
+                match tokio::time::timeout_at(deadline, pool.permits.clone().acquire_owned()).await
+                {
+                    Ok(Ok(p)) => p,
+                    _ => return Err(throttled()),
+                }
+            };
+            if let Some(p) = pool.keep(permit) {
+                return Ok(p);
+            }
         }
     }
 
     fn log_start(&self, spec: &InstanceSpec, rid: &str) {
         let version = if spec.version == 0 {
-            "$LATEST".to_string()
+            updraft_core::LATEST.to_string()
         } else {
             spec.version.to_string()
         };
@@ -448,7 +473,13 @@ impl Scheduler {
         let Ok(runtime) = self.runtime(&spec) else {
             return;
         };
-        let Ok(permit) = pool.permits.clone().try_acquire_owned() else {
+        let Some(permit) = pool
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .and_then(|p| pool.keep(p))
+        else {
             return;
         };
         pool.lock().live += 1;
@@ -478,6 +509,62 @@ impl Scheduler {
         for pool in pools {
             pool.stop_idle().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod cap_tests {
+    use super::*;
+
+    fn pool() -> Pool {
+        Pool {
+            function: "f".into(),
+            permits: Arc::new(Semaphore::new(0)),
+            state: Mutex::new(PoolState::default()),
+        }
+    }
+
+    #[test]
+    fn a_cap_lowered_while_busy_holds_when_the_permit_comes_back() {
+        let p = pool();
+        p.resize(1);
+        let busy = p.permits.clone().try_acquire_owned().unwrap();
+        // Reserved concurrency 0 while the one invocation runs.
+        p.resize(0);
+        drop(busy);
+        let back = p.permits.clone().try_acquire_owned().unwrap();
+        assert!(p.keep(back).is_none(), "the returned permit is owed");
+        assert!(p.permits.clone().try_acquire_owned().is_err());
+        // Raising the cap again pays the debt first, then adds.
+        p.resize(2);
+        let a = p.permits.clone().try_acquire_owned().unwrap();
+        let a = p.keep(a).unwrap();
+        let b = p.permits.clone().try_acquire_owned().unwrap();
+        let b = p.keep(b).unwrap();
+        assert!(p.permits.clone().try_acquire_owned().is_err());
+        drop((a, b));
+    }
+
+    #[test]
+    fn owed_permits_are_paid_before_new_ones_are_added() {
+        let p = pool();
+        p.resize(2);
+        let x = p.permits.clone().try_acquire_owned().unwrap();
+        let y = p.permits.clone().try_acquire_owned().unwrap();
+        p.resize(0);
+        assert_eq!(p.lock().owed, 2);
+        p.resize(1);
+        assert_eq!(p.lock().owed, 1);
+        assert_eq!(p.permits.available_permits(), 0);
+        drop((x, y));
+        // Two came back, one was owed: one is usable, as the cap says.
+        let first = p.permits.clone().try_acquire_owned().unwrap();
+        let second = p.permits.clone().try_acquire_owned().unwrap();
+        let kept: Vec<_> = [p.keep(first), p.keep(second)]
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(kept.len(), 1);
     }
 }
 

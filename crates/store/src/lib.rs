@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use updraft_core::{now_ms, FunctionConfig, LogLine};
 
+pub mod batch;
 mod identity;
 mod queue;
 mod settings;
 #[cfg(test)]
 mod tests;
 
+pub use batch::{with_retries, BatchWriter, Weigh};
 pub use identity::FIRST_FUNCTION_UID;
 pub use queue::{DeadLetter, EventInvokeConfigRow, LastError, NewEvent, QueuedEvent};
 pub use settings::{AliasRow, AliasUpdate, FunctionSettings};

@@ -2,14 +2,13 @@
 //! `RoutingConfig.AdditionalVersionWeights` (one additional version).
 
 use super::shapes::alias_configuration;
-use super::{body, paginate, parse_version, ApiResult, Query, Target};
+use super::{body, listing, paginate, parse_version, ApiResult, Query, Target};
 use axum::body::Bytes;
 use axum::extract::{Path, Query as Q, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 use std::collections::BTreeMap;
 use updraft_platform::{Platform, PlatformError, Routing};
 
@@ -143,9 +142,5 @@ pub async fn list(
     let items = p.list_aliases(&name, version).await?;
     let (page, next) = paginate(items, |a| a.name.clone(), &q)?;
     let aliases: Vec<_> = page.iter().map(|a| alias_configuration(&p, a)).collect();
-    let mut v = json!({ "Aliases": aliases });
-    if let Some(n) = next {
-        v["NextMarker"] = json!(n);
-    }
-    Ok(Json(v).into_response())
+    listing("Aliases", aliases, next)
 }

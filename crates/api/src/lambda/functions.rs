@@ -3,7 +3,7 @@
 //! ListVersionsByFunction.
 
 use super::shapes::{architecture, function_configuration};
-use super::{body, paginate, ApiResult, Query, Target};
+use super::{body, listing, paginate, ApiResult, Query, Target};
 use axum::body::Bytes;
 use axum::extract::{Path, Query as Q, State};
 use axum::http::StatusCode;
@@ -13,10 +13,10 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
-use updraft_platform::{version_label, ConfigPatch, NewFunction, Platform, PlatformError};
+use updraft_core::version_label;
+use updraft_platform::{ConfigPatch, NewFunction, Platform, PlatformError};
 
-/// Lambda's limit for a zip sent in the request (50 MB, zipped).
-const MAX_DIRECT_ZIP_BYTES: usize = 50 * 1024 * 1024;
+use updraft_core::limits::DIRECT_ZIP_BYTES as MAX_DIRECT_ZIP_BYTES;
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
@@ -236,11 +236,7 @@ pub async fn list(State(p): State<Platform>, Q(q): Q<Query>) -> ApiResult {
         .iter()
         .map(|d| function_configuration(&p, d, all))
         .collect();
-    let mut v = json!({ "Functions": functions });
-    if let Some(n) = next {
-        v["NextMarker"] = json!(n);
-    }
-    Ok(Json(v).into_response())
+    listing("Functions", functions, next)
 }
 
 #[derive(Deserialize, Default)]
@@ -349,11 +345,7 @@ pub async fn list_versions(
         .iter()
         .map(|d| function_configuration(&p, d, true))
         .collect();
-    let mut v = json!({ "Versions": versions });
-    if let Some(n) = next {
-        v["NextMarker"] = json!(n);
-    }
-    Ok(Json(v).into_response())
+    listing("Versions", versions, next)
 }
 
 #[derive(Deserialize, Default)]

@@ -13,9 +13,11 @@ mod shapes;
 mod tests;
 
 use crate::ApiError;
+use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::Router;
 use std::collections::HashMap;
+use updraft_core::{FunctionRef, Version};
 use updraft_platform::{Platform, PlatformError};
 
 type ApiResult = Result<axum::response::Response, ApiError>;
@@ -91,26 +93,9 @@ pub(crate) struct Target {
 
 impl Target {
     pub fn parse(raw: &str, query_qualifier: Option<&str>) -> Result<Target, PlatformError> {
-        let parts: Vec<&str> = raw.split(':').collect();
-        let bad = || {
-            PlatformError::InvalidParameter(format!(
-                "FunctionName: expected a name, NAME:QUALIFIER, ACCOUNT:function:NAME or arn:aws:lambda:REGION:ACCOUNT:function:NAME, got {raw:?}"
-            ))
-        };
-        let (name, qualifier) = match parts.as_slice() {
-            ["arn", _, "lambda", _, _, "function", name] => (*name, None),
-            ["arn", _, "lambda", _, _, "function", name, q] => (*name, Some(*q)),
-            [_, "function", name] => (*name, None),
-            [_, "function", name, q] => (*name, Some(*q)),
-            [name] => (*name, None),
-            [name, q] => (*name, Some(*q)),
-            _ => return Err(bad()),
-        };
-        if !updraft_core::valid_function_name(name) {
-            return Err(bad());
-        }
+        let FunctionRef { name, qualifier } = FunctionRef::parse("FunctionName", raw)?;
         let query_qualifier = query_qualifier.filter(|q| !q.is_empty());
-        let qualifier = match (qualifier, query_qualifier) {
+        let qualifier = match (qualifier.as_deref(), query_qualifier) {
             (Some(a), Some(b)) if a != b => {
                 return Err(PlatformError::InvalidParameter(format!(
                     "The derived qualifier from the function name ({a}) does not match the specified qualifier ({b})"
@@ -119,10 +104,7 @@ impl Target {
             (Some(q), _) | (None, Some(q)) => Some(q.to_string()),
             (None, None) => None,
         };
-        Ok(Target {
-            name: name.to_string(),
-            qualifier,
-        })
+        Ok(Target { name, qualifier })
     }
 
     /// For operations on the function as a whole (no qualifier allowed).
@@ -192,14 +174,16 @@ pub(crate) fn paginate<T>(
     Ok((page, next))
 }
 
+/// A listing's page as Lambda answers it: `{KEY: [...], "NextMarker": …}`.
+pub(crate) fn listing(key: &str, items: Vec<serde_json::Value>, next: Option<String>) -> ApiResult {
+    let mut v = serde_json::json!({ key: items });
+    if let Some(n) = next {
+        v["NextMarker"] = serde_json::json!(n);
+    }
+    Ok(axum::Json(v).into_response())
+}
+
 /// `$LATEST` → 0, `N` → N (N ≥ 1).
 pub(crate) fn parse_version(field: &str, v: &str) -> Result<i64, PlatformError> {
-    if v == "$LATEST" {
-        return Ok(0);
-    }
-    v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-        PlatformError::InvalidParameter(format!(
-            "{field}: expected $LATEST or a version number, got {v:?}"
-        ))
-    })
+    Ok(Version::parse(field, v)?.number())
 }

@@ -2,8 +2,9 @@
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
+use updraft_core::version_label;
 use updraft_core::UrlAuth;
-use updraft_platform::{revision_id, version_label, AliasRow, FunctionDetail, Platform};
+use updraft_platform::{revision_id, AliasRow, FunctionDetail, Platform};
 
 /// The Role shown when none was given (SPEC §4: accepted and ignored).
 const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/updraft";

@@ -1,0 +1,41 @@
+"""Updraft's benchmark harness: Updraft beside its baselines, same machine, same run.
+
+    bench/run                 # full run (about 10 minutes on 2 cores), prints the table
+    bench/run --write         # ... and rewrites BENCHMARKS.md with it
+                              # (with --only: just those scenarios' sections, the rest kept)
+    bench/run --quick         # smoke run of every scenario (< 2 minutes once built);
+                              # exits 1 if a scenario breaks (errors where 0 are required)
+    bench/run --only warm,cold  # some scenarios: warm wasm cold burst control density emulators sandbox
+
+Builds in release mode what it needs (the `updraft` binary into target/bench,
+the plain hyper baseline in bench/hyper-baseline/ into target/bench-hyper, the
+`provided-rust` fixture via scripts/fixtures), starts `updraft server` on
+loopback with a data dir under bench/.work/, deploys generated apps, and
+drives load with `wrk` (Debian package) against loopback only, bounded in
+count and time. Python 3 standard library only; the code is the package
+bench/updraft_bench/ (one module per scenario under scenarios/, the shared
+driver beside it), `bench/run` its command.
+
+Scenarios (the goals are the ones of issue 5 and, for wasm, issue 4):
+  warm     warm throughput/latency of a `provided` lambda_runtime function behind
+           its function URL vs a plain hyper server, wrk at c=1, 16, 64
+  wasm     warm throughput of each wasm fixture component vs `wasmtime serve` as it ships
+           and vs `wasmtime serve` with Updraft's pooling settings, wrk at c=16, 64
+           (skipped, saying why, without the wasmtime CLI)
+  cold     cold start after deploy and after scale-to-zero, python3/nodejs/provided
+           (+wasm); the platform's share = total - the runtime's own start, and
+           cold - warm = the cold request minus the same request sent again
+  burst    0 -> 200 concurrent requests to a 100 ms function, max_instances = 50
+  control  deploys per second and `updraft ls` latency with 1,000 functions
+  density  server RSS with 1,000 functions idle and with 100 warm
+  emulators  the same hello through `cargo lambda watch` (1 and 4 instances) and
+           serverless-offline (default and in-process) vs through Updraft, wrk at
+           c=16, 64; each runs only when installed (bench/run never installs them:
+           `pip install cargo-lambda`; `cd bench/emulators/serverless-hello && npm install`)
+           and is skipped, saying so, otherwise
+  sandbox  the price of the process sandbox (issue 10): three servers in the same run,
+           `--isolation strict`, strict with `--allow-function-loopback` (no network
+           namespace) and `--isolation none`; the warm echo at c=16, 64 and python3/provided
+           cold starts after deploy, interleaved; req/s, p50/p99, cold median/p99 and the
+           ratios (and differences) to none. Needs root (skipped, saying so, otherwise)
+"""

@@ -1,0 +1,21 @@
+"""Section 6: deploys per second and `updraft ls` latency with 1,000 functions (see fleet)."""
+
+from ..figures import fmt_ms, fmt_ms2, table
+from .fleet import NO_GOAL, measure, mix
+
+TITLE = "6. Control plane"
+
+
+def run(ctx):
+    return measure(ctx)
+
+
+def render(r):
+    return [f"{mix(r)} single-function apps deployed with `updraft deploy DIR`, {r['parallel']} at a time "
+            "(each one a CLI process: load the manifest, zip, sha256, skip the upload when the server has the "
+            "code, sign, deploy; a wasm deploy includes compiling its component).", "",
+            *table(["functions", "deploys/s", "one deploy (median / p99)", "redeploy, unchanged",
+                    "`updraft ls --json` (median / p99)", "`GET /api/v1/functions` (median / p99)"], "rrrrrr",
+                   [[r["n"], f"{r['deploys_per_s']:.1f}", fmt_ms2(r["deploy_lat"]), fmt_ms(r["redeploy"]),
+                     fmt_ms2(r["ls_cli"]), fmt_ms2(r["ls_api"])]]),
+            "", NO_GOAL]

@@ -1,0 +1,181 @@
+//! Read-only queries: what `ls`, `get`, `logs`, `usage` and `dlq` show.
+
+use crate::{Platform, PlatformError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+use updraft_core::now_ms;
+use updraft_metering::UsageReport;
+use updraft_store::VersionRow;
+
+/// What `ls` and `get` show of a function.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FunctionInfo {
+    pub name: String,
+    pub app: Option<String>,
+    /// The published version `$LATEST` equals, or 0 when it has unpublished changes.
+    pub version: i64,
+    pub runtime: String,
+    pub handler: String,
+    pub memory_mb: u32,
+    pub timeout_ms: u64,
+    pub url: String,
+    pub url_auth: updraft_core::UrlAuth,
+    pub routes: Vec<String>,
+    pub code_sha256: String,
+    pub code_size: i64,
+    pub updated_ms: i64,
+    pub live_instances: u32,
+    /// Of those, started and waiting for work.
+    pub idle_instances: u32,
+}
+
+/// Log lines as the API returns them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub id: i64,
+    pub ts_ms: i64,
+    pub request_id: String,
+    pub text: String,
+}
+
+impl Platform {
+    async fn info(
+        &self,
+        name: &str,
+        latest: &VersionRow,
+        app: Option<String>,
+        updated_ms: i64,
+        last_published: i64,
+    ) -> Result<FunctionInfo, PlatformError> {
+        let version = if last_published > 0 {
+            match self.inner.store.get_version(name, last_published).await? {
+                Some(v) if v.revision == latest.revision => last_published,
+                _ => 0,
+            }
+        } else {
+            0
+        };
+        Ok(FunctionInfo {
+            name: name.into(),
+            app,
+            version,
+            runtime: latest.config.runtime.clone(),
+            handler: latest.config.handler.clone(),
+            memory_mb: latest.config.memory_mb,
+            timeout_ms: latest.config.timeout_ms,
+            url: self.function_url(name),
+            url_auth: self.effective_url_auth(name, &latest.config).await?,
+            routes: latest.config.routes().map(|r| r.key()).collect(),
+            code_sha256: latest.code_sha256.clone(),
+            code_size: latest.code_size,
+            updated_ms,
+            live_instances: self.inner.scheduler.live_instances(name),
+            idle_instances: self.inner.scheduler.idle_instances(name),
+        })
+    }
+
+    pub async fn list(&self) -> Result<Vec<FunctionInfo>, PlatformError> {
+        let store = &self.inner.store;
+        let latest: HashMap<String, VersionRow> = store
+            .all_latest()
+            .await?
+            .into_iter()
+            .map(|v| (v.function.clone(), v))
+            .collect();
+        let mut out = Vec::new();
+        for f in store.list_functions().await? {
+            if let Some(l) = latest.get(&f.name) {
+                out.push(
+                    self.info(&f.name, l, f.app.clone(), f.updated_ms, f.last_published)
+                        .await?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn get(&self, name: &str) -> Result<FunctionInfo, PlatformError> {
+        let store = &self.inner.store;
+        let f = store
+            .get_function(name)
+            .await?
+            .ok_or_else(|| self.not_found(name))?;
+        let latest = store
+            .get_version(name, 0)
+            .await?
+            .ok_or_else(|| self.not_found(name))?;
+        self.info(name, &latest, f.app, f.updated_ms, f.last_published)
+            .await
+    }
+
+    // ---- logs and usage ---------------------------------------------------
+
+    pub async fn logs(
+        &self,
+        name: &str,
+        since_ms: i64,
+        request_id: Option<&str>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<LogEntry>, PlatformError> {
+        self.inner.logs.flush().await;
+        let lines = self
+            .inner
+            .store
+            .logs(name, since_ms, request_id, after_id, limit)
+            .await?;
+        Ok(lines
+            .into_iter()
+            .map(|(id, l)| LogEntry {
+                id,
+                ts_ms: l.ts_ms,
+                request_id: l.request_id,
+                text: l.text,
+            })
+            .collect())
+    }
+
+    pub async fn usage(&self, since_ms: i64) -> Result<UsageReport, PlatformError> {
+        self.inner.records.flush().await;
+        let until_ms = now_ms() + 1;
+        let records = self
+            .inner
+            .store
+            .invocations_since(since_ms, until_ms)
+            .await?;
+        let fmt = |ms: i64| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
+            )
+            .to_string()
+        };
+        Ok(updraft_metering::usage(
+            &records,
+            fmt(since_ms),
+            fmt(until_ms),
+            &self.inner.config.prices,
+        ))
+    }
+
+    /// The function's dead letters: Lambda destination invocation records of
+    /// the events that failed for good without a destination, oldest first.
+    pub async fn dead_letters(&self, name: &str) -> Result<Vec<serde_json::Value>, PlatformError> {
+        if self.inner.store.get_function(name).await?.is_none() {
+            return Err(self.not_found(name));
+        }
+        let letters = self.inner.store.dead_letters(name, 10_000).await?;
+        Ok(letters
+            .iter()
+            .map(|d| {
+                serde_json::from_str(&d.record)
+                    .unwrap_or_else(|_| serde_json::Value::String(d.record.clone()))
+            })
+            .collect())
+    }
+
+    /// Events of `name` still on the queue (pending or running).
+    pub async fn queued_events(&self, name: &str) -> Result<i64, PlatformError> {
+        Ok(self.inner.store.count_events(Some(name)).await?)
+    }
+}
