@@ -7,6 +7,8 @@
 mod credentials;
 mod replay;
 mod sigv4;
+#[cfg(test)]
+mod test_support;
 mod verify;
 
 pub use credentials::{Credentials, CREDENTIALS_FILE, ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY};

@@ -203,19 +203,9 @@ fn sdk_headers(headers: &HeaderMap) -> u64 {
 mod tests {
     use super::*;
     use crate::sign;
+    use crate::test_support::{creds, denied, t0};
     use http::HeaderValue;
     use std::time::Duration;
-
-    fn creds() -> Credentials {
-        Credentials {
-            access_key_id: "AKUDEXAMPLE000000001".into(),
-            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
-        }
-    }
-
-    fn t0() -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_704_164_645)
-    }
 
     const URL: &str = "http://127.0.0.1:8080/2015-03-31/functions/f/invocations";
     const PATH: &str = "/2015-03-31/functions/f/invocations";
@@ -281,13 +271,6 @@ mod tests {
             HeaderValue::from_str(invocation_id).unwrap(),
         );
         h
-    }
-
-    fn denied<T: std::fmt::Debug>(r: Result<T, AuthError>) -> String {
-        match r {
-            Err(AuthError::Denied(m)) => m,
-            other => panic!("expected Denied, got {other:?}"),
-        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod error;
 pub mod invoke;
 pub mod limits;
+pub mod lines;
 pub mod logs;
 pub mod version;
 

@@ -27,14 +27,17 @@
 
 use std::collections::BTreeMap;
 
-use base64::engine::general_purpose::{STANDARD, STANDARD_PAD_INDIFFERENT};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE, SET_COOKIE, USER_AGENT};
-use http::{HeaderMap, Method, StatusCode};
-use percent_encoding::percent_decode;
+use http::header::{HeaderName, CONTENT_TYPE, COOKIE, USER_AGENT};
+use http::{HeaderMap, Method};
 use serde::Serialize;
-use serde_json::Value;
+use time::macros::format_description;
+use time::OffsetDateTime;
+
+mod reply;
+
+pub use reply::{reply_from_result, HttpReply};
 
 /// Response headers a function never sets: they frame the message or the
 /// connection, which is the gateway's to do.
@@ -66,14 +69,6 @@ pub struct EventContext<'a> {
     pub domain_name: &'a str,
     /// When the request arrived, in milliseconds since the Unix epoch.
     pub time_ms: i64,
-}
-
-/// The HTTP response a function's result maps to.
-#[derive(Clone, Debug)]
-pub struct HttpReply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
 }
 
 #[derive(Serialize)]
@@ -213,37 +208,22 @@ pub fn request_event(
     serde_json::to_vec(&event).expect("an event of strings always serializes")
 }
 
-/// Decoded query parameters, repeated keys joined with `,` in order of appearance.
+/// Decoded query parameters (`application/x-www-form-urlencoded`: `+` is a
+/// space), repeated keys joined with `,` in order of appearance.
 fn query_parameters(raw: &str) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
-    for pair in raw.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let (key, value) = (form_decode(key), form_decode(value));
-        match out.get_mut(&key) {
+    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+        match out.get_mut(key.as_ref()) {
             Some(existing) => {
                 existing.push(',');
                 existing.push_str(&value);
             }
             None => {
-                out.insert(key, value);
+                out.insert(key.into_owned(), value.into_owned());
             }
         }
     }
     out
-}
-
-/// `application/x-www-form-urlencoded` decoding: `+` is a space, then `%XX`.
-fn form_decode(text: &str) -> String {
-    if text.contains('+') {
-        let spaced = text.replace('+', " ");
-        percent_decode(spaced.as_bytes())
-            .decode_utf8_lossy()
-            .into_owned()
-    } else {
-        percent_decode(text.as_bytes())
-            .decode_utf8_lossy()
-            .into_owned()
-    }
 }
 
 /// Whether a body of this content type travels as text rather than base64.
@@ -270,220 +250,23 @@ fn is_text_content_type(content_type: &str) -> bool {
     }
 }
 
-/// `23/Nov/2026:18:16:49 +0000`, the format of `requestContext.time`.
+/// `23/Nov/2026:18:16:49 +0000`, the format of `requestContext.time`. A time
+/// outside the years -9999..=9999 (never a request's arrival) is written as
+/// the epoch.
 fn clf_time(time_ms: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = time_ms.div_euclid(1000);
-    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
-        MONTHS[(month - 1) as usize],
-        day_secs / 3600,
-        day_secs % 3600 / 60,
-        day_secs % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month 1..=12, day 1..=31), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Maps a function's result to the HTTP reply, by the Lambda function URL rules.
-/// The error says why the result is not a valid response.
-pub fn reply_from_result(result: &[u8]) -> Result<HttpReply, String> {
-    let value: Value = serde_json::from_slice(result).map_err(|e| {
-        format!("the function's response is not valid JSON ({e}); return a JSON value or {{\"statusCode\": …, \"body\": …}}")
-    })?;
-    let json = HeaderValue::from_static("application/json");
-    let Some(object) = value.as_object().filter(|o| o.contains_key("statusCode")) else {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, json);
-        return Ok(HttpReply {
-            status: StatusCode::OK,
-            headers,
-            body: Bytes::copy_from_slice(result),
-        });
-    };
-
-    let status = status_code(&object["statusCode"])?;
-    let mut headers = HeaderMap::new();
-    match object.get("headers") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (name, value) in map {
-                let header = header_name(name)?;
-                if is_framing(&header) {
-                    continue;
-                }
-                if let Some(text) = scalar_text(value, "headers", name)? {
-                    headers.append(header, header_value(name, &text)?);
-                }
-            }
-        }
-        Some(other) => {
-            return Err(format!(
-                "\"headers\" must be an object, got {}",
-                kind(other)
-            ))
-        }
-    }
-    match object.get("multiValueHeaders") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (name, values) in map {
-                let values = match values {
-                    Value::Array(values) => values.as_slice(),
-                    Value::Null => continue,
-                    single => std::slice::from_ref(single),
-                };
-                let header = header_name(name)?;
-                if is_framing(&header) {
-                    continue;
-                }
-                for value in values {
-                    if let Some(text) = scalar_text(value, "multiValueHeaders", name)? {
-                        headers.append(header.clone(), header_value(name, &text)?);
-                    }
-                }
-            }
-        }
-        Some(other) => {
-            return Err(format!(
-                "\"multiValueHeaders\" must be an object, got {}",
-                kind(other)
-            ))
-        }
-    }
-    match object.get("cookies") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(cookies)) => {
-            for cookie in cookies {
-                let Value::String(cookie) = cookie else {
-                    return Err(format!(
-                        "\"cookies\" must hold strings, got {}",
-                        kind(cookie)
-                    ));
-                };
-                headers.append(SET_COOKIE, header_value("set-cookie", cookie)?);
-            }
-        }
-        Some(other) => {
-            return Err(format!(
-                "\"cookies\" must be an array of strings, got {}",
-                kind(other)
-            ))
-        }
-    }
-    if !headers.contains_key(CONTENT_TYPE) {
-        headers.insert(CONTENT_TYPE, json);
-    }
-
-    let base64 = match object.get("isBase64Encoded") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
-        Some(other) => {
-            return Err(format!(
-                "\"isBase64Encoded\" must be a boolean, got {other}"
-            ))
-        }
-    };
-    let body =
-        match object.get("body") {
-            None | Some(Value::Null) => Bytes::new(),
-            Some(Value::String(text)) if base64 => {
-                let bytes = STANDARD_PAD_INDIFFERENT.decode(text.as_bytes()).map_err(|e| {
-                format!("\"body\" is not valid base64 although \"isBase64Encoded\" is true: {e}")
-            })?;
-                Bytes::from(bytes)
-            }
-            Some(Value::String(text)) => Bytes::copy_from_slice(text.as_bytes()),
-            Some(_) if base64 => {
-                return Err(
-                    "\"body\" must be a base64 string when \"isBase64Encoded\" is true".into(),
-                )
-            }
-            // A non-string body is sent as its JSON text.
-            Some(other) => Bytes::from(other.to_string()),
-        };
-    Ok(HttpReply {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn status_code(value: &Value) -> Result<StatusCode, String> {
-    let code = match value {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0)
-                .map(|f| f as u64)
-        }),
-        Value::String(s) => s.trim().parse::<u64>().ok(),
-        _ => None,
-    };
-    code.filter(|c| (100..=599).contains(c))
-        .and_then(|c| StatusCode::from_u16(c as u16).ok())
-        .ok_or_else(|| {
-            format!("\"statusCode\" must be an HTTP status from 100 to 599, got {value}")
-        })
-}
-
-/// A header value as text: strings as they are, numbers and booleans written
-/// out, `null` skipped; objects and arrays are an error.
-fn scalar_text(value: &Value, field: &str, name: &str) -> Result<Option<String>, String> {
-    match value {
-        Value::String(s) => Ok(Some(s.clone())),
-        Value::Number(n) => Ok(Some(n.to_string())),
-        Value::Bool(b) => Ok(Some(b.to_string())),
-        Value::Null => Ok(None),
-        other => Err(format!(
-            "\"{field}\".{name:?} must be a string, got {}",
-            kind(other)
-        )),
-    }
-}
-
-fn header_name(name: &str) -> Result<HeaderName, String> {
-    HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("{name:?} is not a valid HTTP header name"))
-}
-
-fn header_value(name: &str, value: &str) -> Result<HeaderValue, String> {
-    HeaderValue::from_str(value)
-        .map_err(|_| format!("the value of header {name:?} is not a valid HTTP header value"))
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+    let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    time.format(format_description!(
+        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+    ))
+    .expect("a UTC time of the supported years always formats")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
+    use serde_json::Value;
 
     fn ctx<'a>(
         route_key: &'a str,
@@ -738,106 +521,5 @@ mod tests {
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.headers[CONTENT_TYPE], "image/png");
         assert_eq!(reply.body.as_ref(), png.as_slice());
-    }
-
-    #[test]
-    fn structured_reply() {
-        let result = br#"{
-            "statusCode": 201,
-            "headers": {"Content-Type": "text/plain", "X-Count": 3, "X-Ok": true, "X-Null": null},
-            "multiValueHeaders": {"x-multi": ["a", "b"]},
-            "cookies": ["a=1; Path=/", "b=2; Max-Age=60"],
-            "body": "created"
-        }"#;
-        let reply = reply_from_result(result).unwrap();
-        assert_eq!(reply.status, StatusCode::CREATED);
-        assert_eq!(reply.headers["content-type"], "text/plain");
-        assert_eq!(reply.headers["x-count"], "3");
-        assert_eq!(reply.headers["x-ok"], "true");
-        assert!(!reply.headers.contains_key("x-null"));
-        let multi: Vec<_> = reply.headers.get_all("x-multi").iter().collect();
-        assert_eq!(multi, ["a", "b"]);
-        let cookies: Vec<_> = reply.headers.get_all(SET_COOKIE).iter().collect();
-        assert_eq!(cookies, ["a=1; Path=/", "b=2; Max-Age=60"]);
-        assert_eq!(reply.body, "created");
-    }
-
-    #[test]
-    fn framing_headers_from_a_function_are_dropped() {
-        let result = br#"{
-            "statusCode": 200,
-            "headers": {"Content-Length": "0", "transfer-encoding": "chunked",
-                        "Connection": "keep-alive", "keep-alive": "timeout=99",
-                        "upgrade": "h2c", "te": "trailers", "trailer": "x-t",
-                        "proxy-connection": "close", "x-kept": "1"},
-            "multiValueHeaders": {"content-length": ["1", "2"], "Transfer-Encoding": ["chunked"],
-                                  "connection": ["close"], "x-also": ["2"]},
-            "body": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!"
-        }"#;
-        let reply = reply_from_result(result).unwrap();
-        for name in FRAMING_HEADERS {
-            assert!(!reply.headers.contains_key(name), "{name} was copied");
-        }
-        assert_eq!(reply.headers["x-kept"], "1");
-        assert_eq!(reply.headers["x-also"], "2");
-    }
-
-    #[test]
-    fn structured_reply_defaults() {
-        let reply = reply_from_result(br#"{"statusCode": "404"}"#).unwrap();
-        assert_eq!(reply.status, StatusCode::NOT_FOUND);
-        assert_eq!(reply.headers[CONTENT_TYPE], "application/json");
-        assert_eq!(reply.headers.len(), 1);
-        assert!(reply.body.is_empty());
-        let reply = reply_from_result(br#"{"statusCode": 200.0, "body": {"a": [1]}}"#).unwrap();
-        assert_eq!(reply.status, StatusCode::OK);
-        assert_eq!(reply.body, r#"{"a":[1]}"#);
-    }
-
-    #[test]
-    fn plain_json_reply() {
-        for result in [
-            &br#"{"message": "hi"}"#[..],
-            b"\"Hello, world!\"",
-            b"[1, 2]",
-            b"42",
-            b"null",
-        ] {
-            let reply = reply_from_result(result).unwrap();
-            assert_eq!(reply.status, StatusCode::OK);
-            assert_eq!(reply.headers[CONTENT_TYPE], "application/json");
-            assert_eq!(reply.body.as_ref(), result);
-        }
-    }
-
-    #[test]
-    fn malformed_replies_are_errors() {
-        let err = reply_from_result(b"Hello").unwrap_err();
-        assert!(err.contains("not valid JSON"), "{err}");
-        assert!(reply_from_result(b"").is_err());
-        for bad in [
-            r#"{"statusCode": "abc"}"#,
-            r#"{"statusCode": 99}"#,
-            r#"{"statusCode": 600}"#,
-            r#"{"statusCode": 200.5}"#,
-            r#"{"statusCode": -200}"#,
-            r#"{"statusCode": null}"#,
-            r#"{"statusCode": true}"#,
-        ] {
-            let err = reply_from_result(bad.as_bytes()).unwrap_err();
-            assert!(err.contains("statusCode"), "{bad}: {err}");
-        }
-        for bad in [
-            r#"{"statusCode": 200, "headers": []}"#,
-            r#"{"statusCode": 200, "headers": {"x": {"y": 1}}}"#,
-            r#"{"statusCode": 200, "headers": {"bad name": "v"}}"#,
-            r#"{"statusCode": 200, "headers": {"x": "line\nbreak"}}"#,
-            r#"{"statusCode": 200, "cookies": "a=1"}"#,
-            r#"{"statusCode": 200, "cookies": [1]}"#,
-            r#"{"statusCode": 200, "body": "***", "isBase64Encoded": true}"#,
-            r#"{"statusCode": 200, "body": "aGk=", "isBase64Encoded": 1}"#,
-        ] {
-            assert!(reply_from_result(bad.as_bytes()).is_err(), "{bad}");
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! The two wrappers that tell a connection's state what happens on it: its
-//! socket ([`Tracked`]: bytes arriving while idle start the header-read
-//! clock) and its responses' bodies ([`GuardedBody`]: a request stays in
-//! flight until its response has been written).
+//! socket ([`Guarded`] with the connection's state: bytes arriving while idle
+//! start the header-read clock) and its responses' bodies ([`GuardedBody`]: a
+//! request stays in flight until its response has been written).
 
 use crate::conns::{Conn, InFlight};
 use bytes::Bytes;
@@ -12,18 +12,38 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-pub(crate) struct Tracked<T> {
-    inner: T,
-    conn: Arc<Conn>,
+/// What rides along with a [`Guarded`] stream, for as long as the stream
+/// lives: a connection's state, a place under a connection cap.
+pub trait StreamGuard: Send + Unpin {
+    /// A read brought bytes.
+    fn bytes_arrived(&self) {}
 }
 
-impl<T> Tracked<T> {
-    pub(crate) fn new(inner: T, conn: Arc<Conn>) -> Tracked<T> {
-        Tracked { inner, conn }
+/// A connection's socket: bytes arriving while it is idle start the
+/// header-read clock.
+impl StreamGuard for Arc<Conn> {
+    fn bytes_arrived(&self) {
+        Conn::bytes_arrived(self);
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+/// A stream and its guard: the guard hears of the bytes that arrive and is
+/// dropped with the stream.
+pub struct Guarded<T, G> {
+    inner: T,
+    guard: G,
+}
+
+impl<T, G> Guarded<T, G> {
+    pub fn new(inner: T, guard: G) -> Guarded<T, G> {
+        Guarded { inner, guard }
+    }
+}
+
+/// The socket of a connection the listener serves.
+pub(crate) type Tracked<T> = Guarded<T, Arc<Conn>>;
+
+impl<T: AsyncRead + Unpin, G: StreamGuard> AsyncRead for Guarded<T, G> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -32,13 +52,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.conn.bytes_arrived();
+            self.guard.bytes_arrived();
         }
         polled
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+impl<T: AsyncWrite + Unpin, G: StreamGuard> AsyncWrite for Guarded<T, G> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -9,6 +9,8 @@
 mod conns;
 mod io;
 
+pub use io::{Guarded, StreamGuard};
+
 use axum::extract::ConnectInfo;
 use conns::{Admission, Conn, Registry};
 use hyper::body::Incoming;
@@ -250,26 +252,13 @@ async fn run_connection(
         Some(tls) => {
             let handshake = tls.0.accept(io);
             tokio::pin!(handshake);
-            let stream = loop {
-                if conn.must_close() {
+            let stream = match watched(handshake, &conn, &shared.config, Some(&mut stop)).await {
+                Woke::Done(Ok(stream)) => stream,
+                Woke::Done(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
                     return;
                 }
-                let deadline = conn.deadline(
-                    shared.config.header_read_timeout,
-                    shared.config.idle_timeout,
-                );
-                tokio::select! {
-                    done = handshake.as_mut() => match done {
-                        Ok(stream) => break stream,
-                        Err(e) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                    },
-                    _ = conn.changed.notified() => {}
-                    _ = sleep_until(deadline) => if past(&conn, &shared.config) { return },
-                    _ = stop.changed() => return,
-                }
+                Woke::Close | Woke::Stop => return,
             };
             drive(TokioIo::new(stream), peer, &conn, &shared, &mut stop).await
         }
@@ -307,26 +296,59 @@ async fn drive<I>(
     tokio::pin!(connection);
     let mut draining = false;
     loop {
-        if conn.must_close() {
-            return;
-        }
-        let deadline = conn.deadline(
-            shared.config.header_read_timeout,
-            shared.config.idle_timeout,
-        );
-        tokio::select! {
-            result = connection.as_mut() => {
+        let watch_stop = (!draining).then_some(&mut *stop);
+        match watched(connection.as_mut(), conn, &shared.config, watch_stop).await {
+            Woke::Done(result) => {
                 if let Err(e) = result {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
-            _ = conn.changed.notified() => {}
-            _ = sleep_until(deadline) => if past(conn, &shared.config) { return },
-            _ = stop.changed(), if !draining => {
+            Woke::Close => return,
+            Woke::Stop => {
                 draining = true;
                 connection.as_mut().graceful_shutdown();
             }
+        }
+    }
+}
+
+/// Why [`watched`] returned.
+enum Woke<T> {
+    /// The work finished with this.
+    Done(T),
+    /// The connection must close: shed, or past its header-read or idle deadline.
+    Close,
+    /// The server is stopping.
+    Stop,
+}
+
+/// Polls `work` (a TLS handshake, a connection) until it finishes, the
+/// connection must close, or, when `stop` is given, the server stops.
+async fn watched<F: Future>(
+    mut work: std::pin::Pin<&mut F>,
+    conn: &Conn,
+    config: &Config,
+    mut stop: Option<&mut watch::Receiver<()>>,
+) -> Woke<F::Output> {
+    loop {
+        if conn.must_close() {
+            return Woke::Close;
+        }
+        let deadline = conn.deadline(config.header_read_timeout, config.idle_timeout);
+        let stopping = async {
+            match stop.as_mut() {
+                Some(stop) => {
+                    let _ = stop.changed().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            done = work.as_mut() => return Woke::Done(done),
+            _ = conn.changed.notified() => {}
+            _ = sleep_until(deadline) => if past(conn, config) { return Woke::Close },
+            _ = stopping => return Woke::Stop,
         }
     }
 }

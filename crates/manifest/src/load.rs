@@ -3,11 +3,10 @@
 //! the dotted key.
 
 use crate::{CodeKind, FunctionSpec, Manifest, ManifestError};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Component, Path, PathBuf};
+mod raw;
+
+use raw::{Dur, Int, RawFunction, RawManifest, RawTrigger};
 use updraft_core::{duration, FunctionConfig, HttpRoute, RuntimeKind, Scaling, Trigger, UrlAuth};
 
 /// Memory when the manifest says nothing (Lambda's default).
@@ -16,143 +15,6 @@ pub const DEFAULT_MEMORY_MB: u32 = 128;
 pub const DEFAULT_TIMEOUT_MS: u64 = 3_000;
 /// Concurrent invocations per wasm instance when the manifest says nothing.
 pub const DEFAULT_WASM_PER_INSTANCE: u32 = 16;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawManifest {
-    app: RawApp,
-    #[serde(default)]
-    functions: BTreeMap<String, RawFunction>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawApp {
-    name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFunction {
-    runtime: String,
-    handler: Option<String>,
-    code: String,
-    build: Option<String>,
-    memory_mb: Option<Int>,
-    ephemeral_storage_mb: Option<Int>,
-    timeout: Option<Dur>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    url: Option<String>,
-    scaling: Option<RawScaling>,
-    #[serde(default)]
-    triggers: Vec<RawTrigger>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawScaling {
-    min_instances: Option<Int>,
-    max_instances: Option<Int>,
-    per_instance: Option<Int>,
-    idle_timeout: Option<Dur>,
-    max_queue_wait: Option<Dur>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    route: String,
-}
-
-/// One `[[triggers]]` entry: a table with exactly one key, the trigger kind.
-enum RawTrigger {
-    Http(RawHttp),
-}
-
-const SUPPORTED_TRIGGERS: &str = "http";
-
-impl<'de> Deserialize<'de> for RawTrigger {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawTrigger;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(
-                    f,
-                    "a table with one trigger kind, such as http = {{ route = \"GET /hello\" }}"
-                )
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTrigger, A::Error> {
-                let mut found: Option<RawTrigger> = None;
-                while let Some(kind) = map.next_key::<String>()? {
-                    // Kinds this release does not run are refused by name (SPEC §2),
-                    // never skipped.
-                    if kind != "http" {
-                        return Err(de::Error::custom(format!(
-                            "trigger kind `{kind}` is not supported by this release; supported: {SUPPORTED_TRIGGERS}"
-                        )));
-                    }
-                    if found.is_some() {
-                        return Err(de::Error::custom(
-                            "expected exactly one trigger kind per [[triggers]] entry, got several",
-                        ));
-                    }
-                    found = Some(RawTrigger::Http(map.next_value()?));
-                }
-                found.ok_or_else(|| {
-                    de::Error::custom(format!(
-                        "expected exactly one trigger kind per [[triggers]] entry ({SUPPORTED_TRIGGERS}), got an empty table"
-                    ))
-                })
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// A whole number; wider than the target so that range errors can say what
-/// range was expected instead of serde's "invalid value ... expected u32".
-struct Int(i64);
-
-impl<'de> Deserialize<'de> for Int {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Int;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a whole number")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Int, E> {
-                Ok(Int(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Int, E> {
-                Ok(Int(i64::try_from(v).unwrap_or(i64::MAX)))
-            }
-        }
-        d.deserialize_i64(V)
-    }
-}
-
-/// A duration string; its own type so that `timeout = 30` says a duration
-/// string was expected rather than "a string".
-struct Dur(String);
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Dur;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration string such as \"30s\", \"5m\" or \"250ms\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
-                Ok(Dur(v.to_string()))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
 
 pub(crate) fn load(path: &Path) -> Result<Manifest, ManifestError> {
     let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
@@ -340,26 +202,18 @@ impl Cx<'_> {
             (None, _) => String::new(),
         };
 
-        let memory_mb = match f.memory_mb {
-            None => DEFAULT_MEMORY_MB,
-            // Out-of-u32 values get the same message validate() gives in range.
-            Some(Int(v)) => u32::try_from(v).map_err(|_| {
-                self.invalid(
-                    key("memory_mb"),
-                    format!("expected a number from 128 to 10240, got {v}"),
-                )
-            })?,
-        };
-
-        let ephemeral_storage_mb = match f.ephemeral_storage_mb {
-            None => updraft_core::DEFAULT_EPHEMERAL_MB,
-            Some(Int(v)) => u32::try_from(v).map_err(|_| {
-                self.invalid(
-                    key("ephemeral_storage_mb"),
-                    format!("expected a number from 512 to 10240, got {v}"),
-                )
-            })?,
-        };
+        let memory_mb = self.mb(
+            key("memory_mb"),
+            f.memory_mb,
+            DEFAULT_MEMORY_MB,
+            "a number from 128 to 10240",
+        )?;
+        let ephemeral_storage_mb = self.mb(
+            key("ephemeral_storage_mb"),
+            f.ephemeral_storage_mb,
+            updraft_core::DEFAULT_EPHEMERAL_MB,
+            "a number from 512 to 10240",
+        )?;
 
         let timeout_ms = match f.timeout {
             None => DEFAULT_TIMEOUT_MS,
@@ -468,6 +322,22 @@ impl Cx<'_> {
             build: f.build,
             root: self.root.to_path_buf(),
         })
+    }
+
+    /// A size in MB, `default` when absent. A value beyond u32 gets the
+    /// message validate() gives within it (`expected`: the range).
+    fn mb(
+        &self,
+        key: String,
+        value: Option<Int>,
+        default: u32,
+        expected: &str,
+    ) -> Result<u32, ManifestError> {
+        match value {
+            None => Ok(default),
+            Some(Int(v)) => u32::try_from(v)
+                .map_err(|_| self.invalid(key, format!("expected {expected}, got {v}"))),
+        }
     }
 
     fn duration_ms(&self, key: String, d: &Dur) -> Result<u64, ManifestError> {

@@ -4,7 +4,9 @@
 //! `bootstrap` (for example a Lambda runtime interface client).
 
 mod api;
+mod instance;
 mod output;
+mod proc;
 pub mod sandbox;
 #[cfg(test)]
 mod test_support;
@@ -12,19 +14,22 @@ mod test_support;
 pub use api::MAX_RESPONSE_BYTES;
 pub use sandbox::{Isolation, IsolationMode};
 
+use instance::{exited, ProcessInstance};
+use proc::{cleanup_leftovers, rss_watchdog, start_time};
+
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
-use updraft_core::{ErrorKind, Invocation, LogSink, Outcome, RuntimeKind};
-use updraft_scheduler::{Instance, InstanceSpec, Reply, Runtime, StartFailure};
+use updraft_core::{ErrorKind, LogSink, Outcome, RuntimeKind};
+use updraft_scheduler::{Instance, InstanceSpec, Runtime, StartFailure};
 
 const PYTHON_BOOTSTRAP: &str = include_str!("../bootstrap/python3/bootstrap.py");
 const NODE_BOOTSTRAP: &str = include_str!("../bootstrap/nodejs/bootstrap.js");
@@ -400,170 +405,6 @@ impl Runtime for ProcessRuntime {
     }
 }
 
-/// One running process instance.
-struct ProcessInstance {
-    spec: Arc<InstanceSpec>,
-    /// The spawned process: with a PID namespace, the one that waits
-    /// outside it for the instance's PID 1.
-    pid: i32,
-    isolation_pid_ns: bool,
-    dir: PathBuf,
-    invocations: mpsc::Sender<api::Pending>,
-    exit: watch::Receiver<Option<String>>,
-    output: output::Output,
-    cgroup: Option<sandbox::Cgroup>,
-    server: tokio::task::JoinHandle<()>,
-    /// Peak resident memory seen by the watchdog (hosts without cgroups).
-    peak: Arc<AtomicU64>,
-    oom_flag: Arc<AtomicBool>,
-    stopped: AtomicBool,
-}
-
-impl ProcessInstance {
-    fn max_memory_mb(&self) -> u32 {
-        let bytes = self
-            .cgroup
-            .as_ref()
-            .and_then(|c| c.peak_bytes())
-            .or_else(|| vm_hwm(main_pid(self.pid, self.isolation_pid_ns)))
-            .unwrap_or(0)
-            .max(self.peak.load(Ordering::Relaxed));
-        bytes.div_ceil(1 << 20) as u32
-    }
-
-    fn out_of_memory(&self) -> bool {
-        self.oom_flag.load(Ordering::SeqCst) || self.cgroup.as_ref().is_some_and(|c| c.oom_killed())
-    }
-
-    /// The error for a process that has exited.
-    fn exit_outcome(&self, request_id: &str) -> Outcome {
-        let how = self.exit.borrow().clone().unwrap_or_default();
-        if self.out_of_memory() {
-            Outcome::platform_error(
-                ErrorKind::OutOfMemory,
-                "Runtime.OutOfMemory",
-                format!("RequestId: {request_id} Error: Runtime exited with error: {how} (over memory_mb = {} MB)", self.spec.config.memory_mb),
-            )
-        } else {
-            Outcome::platform_error(
-                ErrorKind::Crash,
-                "Runtime.ExitError",
-                format!("RequestId: {request_id} Error: Runtime exited with error: {how}"),
-            )
-        }
-    }
-
-    async fn run(&self, inv: &Invocation, deadline: Instant) -> (Outcome, bool) {
-        self.output.set_request(&inv.request_id);
-        let (tx, rx) = oneshot::channel();
-        let remaining = deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis() as i64;
-        let pending = api::Pending {
-            invocation: inv.clone(),
-            deadline_ms: updraft_core::now_ms() + remaining,
-            reply: tx,
-        };
-        let mut exit = self.exit.clone();
-        let has_exited = self.exit.borrow().is_some();
-        if has_exited || self.invocations.send(pending).await.is_err() {
-            return (self.exit_outcome(&inv.request_id), false);
-        }
-        tokio::select! {
-            reply = rx => match reply {
-                Ok(api::RuntimeReply::Response(body)) => (Outcome::Success(body.to_vec()), true),
-                Ok(api::RuntimeReply::Error { error_type, body }) => {
-                    (Outcome::Error { kind: ErrorKind::Function, error_type, body: body.to_vec() }, true)
-                }
-                Ok(api::RuntimeReply::TooLarge) => (
-                    Outcome::platform_error(
-                        ErrorKind::Function,
-                        "Function.ResponseSizeTooLarge",
-                        format!("Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
-                    ),
-                    true,
-                ),
-                Err(_) => {
-                    exited(&mut self.exit.clone()).await;
-                    (self.exit_outcome(&inv.request_id), false)
-                }
-            },
-            _ = exited(&mut exit) => (self.exit_outcome(&inv.request_id), false),
-            _ = tokio::time::sleep_until(deadline) => {
-                self.kill();
-                let secs = self.spec.config.timeout_ms as f64 / 1000.0;
-                let outcome = Outcome::platform_error(
-                    ErrorKind::Timeout,
-                    "Sandbox.Timedout",
-                    format!("RequestId: {} Error: Task timed out after {secs:.2} seconds", inv.request_id),
-                );
-                (outcome, false)
-            }
-        }
-    }
-
-    fn kill(&self) {
-        if self.pid > 0 {
-            sandbox::kill(-self.pid, libc::SIGKILL);
-            sandbox::kill(self.pid, libc::SIGKILL);
-        }
-        if let Some(cg) = &self.cgroup {
-            cg.kill_all();
-        }
-    }
-
-    async fn stop_now(&self) {
-        if self.stopped.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        self.kill();
-        let mut exit = self.exit.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(5), exited(&mut exit)).await;
-        self.server.abort();
-        if let Some(cg) = &self.cgroup {
-            cg.remove();
-        }
-        let dir = self.dir.clone();
-        let _ = tokio::task::spawn_blocking(move || fs::remove_dir_all(dir)).await;
-    }
-}
-
-impl Instance for ProcessInstance {
-    fn invoke<'a>(&'a self, invocation: &'a Invocation, deadline: Instant) -> BoxFuture<'a, Reply> {
-        Box::pin(async move {
-            let (outcome, alive) = self.run(invocation, deadline).await;
-            self.output.flush().await;
-            let max_memory_mb = self.max_memory_mb();
-            let has_exited = self.exit.borrow().is_some();
-            Reply {
-                outcome,
-                max_memory_mb,
-                reusable: alive && !has_exited,
-                http: None,
-            }
-        })
-    }
-
-    fn stop(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.stop_now())
-    }
-}
-
-impl Drop for ProcessInstance {
-    fn drop(&mut self) {
-        if !self.stopped.load(Ordering::SeqCst) {
-            self.kill();
-            self.server.abort();
-        }
-    }
-}
-
-/// Resolves once the process has exited (the guard `wait_for` returns is not
-/// `Send`, so it must not live in a `select!`).
-async fn exited(exit: &mut watch::Receiver<Option<String>>) {
-    let _ = exit.wait_for(|e| e.is_some()).await;
-}
-
 /// `exit status 1` or `signal: killed`, as Lambda words it.
 fn describe_exit(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
@@ -582,98 +423,4 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
         .split(':')
         .map(|d| Path::new(d).join(name))
         .find(|p| p.is_file())
-}
-
-/// Peak resident set of a process, from /proc.
-fn vm_hwm(pid: i32) -> Option<u64> {
-    proc_status_kb(pid, "VmHWM:").map(|kb| kb * 1024)
-}
-
-fn proc_status_kb(pid: i32, key: &str) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    line[key.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// Enforces `memory_mb` on hosts without a memory cgroup by polling the
-/// resident set, killing the instance when it goes over.
-async fn rss_watchdog(
-    spawned: i32,
-    pid_ns: bool,
-    limit: u64,
-    peak: Arc<AtomicU64>,
-    oom: Arc<AtomicBool>,
-    mut exit: watch::Receiver<Option<String>>,
-) {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = exited(&mut exit) => return,
-        }
-        let pid = main_pid(spawned, pid_ns);
-        if pid_ns && pid == spawned {
-            // Not forked into its namespace yet; the waiter is not the instance.
-            continue;
-        }
-        let Some(rss) = proc_status_kb(pid, "VmRSS:").map(|kb| kb * 1024) else {
-            return;
-        };
-        peak.fetch_max(rss, Ordering::Relaxed);
-        if rss > limit {
-            oom.store(true, Ordering::SeqCst);
-            sandbox::kill(-pid, libc::SIGKILL);
-            sandbox::kill(pid, libc::SIGKILL);
-            return;
-        }
-    }
-}
-
-/// Kills instances an earlier run left (after a SIGKILL of the server, the
-/// parent-death signal should have done it already) and removes their files.
-fn cleanup_leftovers(instances_dir: &Path) {
-    let Ok(entries) = fs::read_dir(instances_dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let id = e.file_name().to_string_lossy().into_owned();
-        let recorded = fs::read_to_string(e.path().join("pid")).unwrap_or_default();
-        let mut parts = recorded.split_whitespace();
-        let pid = parts.next().and_then(|p| p.parse::<i32>().ok());
-        let started = parts.next().and_then(|t| t.parse::<u64>().ok());
-        if let (Some(pid), Some(started)) = (pid, started) {
-            // Only the process that started then is ours: pids get reused.
-            if pid > 0 && start_time(pid) == Some(started) {
-                sandbox::kill(-pid, libc::SIGKILL);
-                sandbox::kill(pid, libc::SIGKILL);
-            }
-        }
-        let _ = id;
-        let _ = fs::remove_dir_all(e.path());
-    }
-}
-
-/// A process's start time (clock ticks since boot), from /proc.
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which may hold spaces: ") S ppid …".
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// The instance's own first process: with a PID namespace, the child of the
-/// process that was spawned (which waits outside the namespace).
-fn main_pid(spawned: i32, pid_ns: bool) -> i32 {
-    if !pid_ns {
-        return spawned;
-    }
-    fs::read_to_string(format!("/proc/{spawned}/task/{spawned}/children"))
-        .ok()
-        .and_then(|c| c.split_whitespace().next()?.parse().ok())
-        .unwrap_or(spawned)
 }

@@ -13,6 +13,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
+use updraft_core::lines;
 use updraft_core::logs::{LineSplitter, LogBudget};
 use updraft_core::LogSink;
 
@@ -159,27 +160,9 @@ impl Reader {
     /// Logs `bytes` under the current request, within its budget.
     fn take(&mut self, bytes: &[u8]) {
         self.follow_request();
-        let Reader {
-            function,
-            logs,
-            lines,
-            budget_for,
-            budget,
-            ..
-        } = self;
-        if budget.is_truncated() {
-            let held = lines.discard();
-            budget.drop_bytes(held + bytes.len());
-            return;
-        }
-        lines.push(bytes, |line, raw| {
-            if budget.admit(raw) {
-                logs.emit(
-                    function,
-                    budget_for,
-                    String::from_utf8_lossy(line).into_owned(),
-                );
-            }
+        let (function, logs, budget_for) = (&self.function, &self.logs, &self.budget_for);
+        lines::feed(&mut self.lines, &mut self.budget, bytes, |line| {
+            logs.emit(function, budget_for, line)
         });
     }
 
@@ -198,28 +181,11 @@ impl Reader {
 
     /// Logs the request's unfinished last line, then what was dropped.
     fn finish_request(&mut self) {
-        let Reader {
-            function,
-            logs,
-            lines,
-            budget_for,
-            budget,
-            ..
-        } = self;
-        if budget.is_truncated() {
-            budget.drop_bytes(lines.discard());
-        } else {
-            lines.finish(|line, raw| {
-                if budget.admit(raw) {
-                    logs.emit(
-                        function,
-                        budget_for,
-                        String::from_utf8_lossy(line).into_owned(),
-                    );
-                }
-            });
-        }
-        if let Some(notice) = budget.take_notice() {
+        let (function, logs, budget_for) = (&self.function, &self.logs, &self.budget_for);
+        lines::finish(&mut self.lines, &mut self.budget, |line| {
+            logs.emit(function, budget_for, line)
+        });
+        if let Some(notice) = self.budget.take_notice() {
             logs.emit(function, budget_for, notice);
         }
     }

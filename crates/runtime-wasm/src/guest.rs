@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
+use updraft_core::lines;
 use updraft_core::logs::{LineSplitter, LogBudget};
 use updraft_core::LogSink;
 use wasmtime::component::ResourceTable;
@@ -158,30 +159,15 @@ impl LogStream {
     fn write_bytes(&self, bytes: &[u8]) {
         let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         let mut budget = self.shared.budget();
-        if budget.is_truncated() {
-            let held = lines.discard();
-            budget.drop_bytes(held + bytes.len());
-            return;
-        }
-        lines.push(bytes, |line, raw| {
-            if budget.admit(raw) {
-                self.shared.emit(String::from_utf8_lossy(line).into_owned());
-            }
+        lines::feed(&mut lines, &mut budget, bytes, |line| {
+            self.shared.emit(line)
         });
     }
 
     fn finish(&self) {
         let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         let mut budget = self.shared.budget();
-        if budget.is_truncated() {
-            budget.drop_bytes(lines.discard());
-            return;
-        }
-        lines.finish(|line, raw| {
-            if budget.admit(raw) {
-                self.shared.emit(String::from_utf8_lossy(line).into_owned());
-            }
-        });
+        lines::finish(&mut lines, &mut budget, |line| self.shared.emit(line));
     }
 }
 

@@ -4,28 +4,11 @@
 //! function's row stays, and a function created again under its name gets
 //! its uid back.
 
-use crate::{Migration, Store, StoreError};
+use crate::{Store, StoreError};
 
 /// The first uid handed out; far above what distributions and user
 /// namespaces' subordinate ranges (`/etc/subuid`, usually from 100000) use.
 pub const FIRST_FUNCTION_UID: u32 = 2_000_000;
-
-pub const MIGRATION: Migration = Migration {
-    version: 4,
-    name: "function uids",
-    sqlite: "
-CREATE TABLE function_uids (
-    name TEXT PRIMARY KEY,
-    uid BIGINT NOT NULL UNIQUE
-);
-",
-    postgres: r#"
-CREATE TABLE function_uids (
-    name TEXT COLLATE "C" PRIMARY KEY,
-    uid BIGINT NOT NULL UNIQUE
-);
-"#,
-};
 
 impl Store {
     /// The uid of `function`, allocated on first use (the next after the

@@ -12,97 +12,9 @@
 //! again, so an event held by a server that died runs elsewhere; at start-up a
 //! server releases what it held itself before it died.
 
-use crate::{Backend, Migration, Store, StoreError};
+use crate::{fetch_all, fetch_optional, numbered_params, per_chunk, Backend, Store, StoreError};
 use sqlx::any::AnyRow;
 use sqlx::Row;
-
-/// Schema version 3: the event queue, dead letters, EventInvokeConfig.
-pub const MIGRATION: Migration = Migration {
-    version: 3,
-    name: "async events",
-    sqlite: "
-CREATE TABLE events (
-    id TEXT PRIMARY KEY,
-    function TEXT NOT NULL,
-    qualifier TEXT NOT NULL DEFAULT '',
-    source TEXT NOT NULL DEFAULT 'invoke',
-    payload BLOB NOT NULL,
-    enqueued_ms BIGINT NOT NULL,
-    attempts BIGINT NOT NULL DEFAULT 0,
-    runs BIGINT NOT NULL DEFAULT 0,
-    next_attempt_ms BIGINT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    claimed_by TEXT,
-    lease_until BIGINT,
-    last_error_type TEXT,
-    last_error BLOB,
-    last_version TEXT
-);
-CREATE INDEX events_due ON events (status, next_attempt_ms);
-CREATE INDEX events_function ON events (function);
-CREATE TABLE dead_letters (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    function TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    failed_ms BIGINT NOT NULL,
-    condition TEXT NOT NULL,
-    attempts BIGINT NOT NULL,
-    record TEXT NOT NULL
-);
-CREATE INDEX dead_letters_function ON dead_letters (function, id);
-CREATE TABLE event_invoke_configs (
-    function TEXT NOT NULL,
-    qualifier TEXT NOT NULL,
-    max_retry_attempts BIGINT,
-    max_event_age_s BIGINT,
-    on_success TEXT,
-    on_failure TEXT,
-    updated_ms BIGINT NOT NULL,
-    PRIMARY KEY (function, qualifier)
-);
-",
-    postgres: r#"
-CREATE TABLE events (
-    id TEXT PRIMARY KEY,
-    function TEXT COLLATE "C" NOT NULL,
-    qualifier TEXT NOT NULL DEFAULT '',
-    source TEXT NOT NULL DEFAULT 'invoke',
-    payload BYTEA NOT NULL,
-    enqueued_ms BIGINT NOT NULL,
-    attempts BIGINT NOT NULL DEFAULT 0,
-    runs BIGINT NOT NULL DEFAULT 0,
-    next_attempt_ms BIGINT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    claimed_by TEXT,
-    lease_until BIGINT,
-    last_error_type TEXT,
-    last_error BYTEA,
-    last_version TEXT
-);
-CREATE INDEX events_due ON events (status, next_attempt_ms);
-CREATE INDEX events_function ON events (function);
-CREATE TABLE dead_letters (
-    id BIGSERIAL PRIMARY KEY,
-    function TEXT COLLATE "C" NOT NULL,
-    request_id TEXT NOT NULL,
-    failed_ms BIGINT NOT NULL,
-    condition TEXT NOT NULL,
-    attempts BIGINT NOT NULL,
-    record TEXT NOT NULL
-);
-CREATE INDEX dead_letters_function ON dead_letters (function, id);
-CREATE TABLE event_invoke_configs (
-    function TEXT COLLATE "C" NOT NULL,
-    qualifier TEXT NOT NULL,
-    max_retry_attempts BIGINT,
-    max_event_age_s BIGINT,
-    on_success TEXT,
-    on_failure TEXT,
-    updated_ms BIGINT NOT NULL,
-    PRIMARY KEY (function, qualifier)
-);
-"#,
-};
 
 /// An event to put on the queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,22 +129,22 @@ impl Store {
             .iter()
             .map(event_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        for chunk in events.chunks(200) {
-            // $1 and $2 are the worker and the lease; the ids follow.
-            let ids = (0..chunk.len())
-                .map(|i| format!("${}", i + 3))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "UPDATE events SET status = 'claimed', claimed_by = $1, lease_until = $2, \
-                 runs = runs + 1 WHERE id IN ({ids})"
-            );
-            let mut q = sqlx::query(&sql).bind(worker).bind(lease_until);
-            for e in chunk {
-                q = q.bind(e.id.as_str());
-            }
-            q.execute(&mut *tx).await?;
-        }
+        // $1 and $2 are the worker and the lease; the ids follow.
+        per_chunk(
+            &mut tx,
+            &events,
+            200,
+            |n| {
+                format!(
+                    "UPDATE events SET status = 'claimed', claimed_by = $1, lease_until = $2, \
+                     runs = runs + 1 WHERE id IN ({})",
+                    numbered_params(3, n)
+                )
+            },
+            |q| q.bind(worker.to_owned()).bind(lease_until),
+            |q, e| q.bind(e.id.as_str()),
+        )
+        .await?;
         tx.commit().await?;
         for e in &mut events {
             e.runs += 1;
@@ -271,24 +183,19 @@ impl Store {
 
     /// Removes events that ran successfully (those `worker` still holds).
     pub async fn complete_events(&self, worker: &str, ids: &[String]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        for chunk in ids.chunks(200) {
-            let list = (0..chunk.len())
-                .map(|i| format!("${}", i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!("DELETE FROM events WHERE claimed_by = $1 AND id IN ({list})");
-            let mut q = sqlx::query(&sql).bind(worker);
-            for id in chunk {
-                q = q.bind(id.as_str());
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.write_chunks(
+            ids,
+            200,
+            |n| {
+                format!(
+                    "DELETE FROM events WHERE claimed_by = $1 AND id IN ({})",
+                    numbered_params(2, n)
+                )
+            },
+            |q| q.bind(worker.to_owned()),
+            |q, id| q.bind(id.as_str()),
+        )
+        .await
     }
 
     /// Puts a held event back as pending, due at `next_attempt_ms`, with its
@@ -472,14 +379,10 @@ impl Store {
         function: &str,
         qualifier: &str,
     ) -> Result<Option<EventInvokeConfigRow>, StoreError> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {CONFIG_COLS} FROM event_invoke_configs WHERE function = $1 AND qualifier = $2"
-        ))
-        .bind(function)
-        .bind(qualifier)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(config_from_row).transpose()
+        );
+        fetch_optional(&self.pool, &sql, &[function, qualifier], config_from_row).await
     }
 
     /// All of a function's rows, by qualifier.
@@ -487,13 +390,10 @@ impl Store {
         &self,
         function: &str,
     ) -> Result<Vec<EventInvokeConfigRow>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {CONFIG_COLS} FROM event_invoke_configs WHERE function = $1 ORDER BY qualifier"
-        ))
-        .bind(function)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(config_from_row).collect()
+        );
+        fetch_all(&self.pool, &sql, &[function], config_from_row).await
     }
 
     /// False if there was none.

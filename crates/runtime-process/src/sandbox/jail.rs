@@ -8,116 +8,20 @@
 //! log) and fails the spawn with the OS error.
 
 use super::seccomp::Filters;
+use rootfs::{cs, cstr, run_step, Step};
 use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Host directories every instance sees read-only (Lambda's images hold the
-/// same). A host link (merged /usr: `/bin -> usr/bin`) is made as a link.
-const SYSTEM_DIRS: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
-];
+mod rootfs;
 
-/// Device nodes bound into the instance's `/dev`.
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+pub use rootfs::{InstanceRoot, RootLayout};
 
 /// Open files per instance process (Lambda's limit).
 const NOFILE: libc::rlim_t = 1024;
-
-/// The size of an instance's `/dev/shm` (memory-backed: it counts against
-/// the instance's memory limit too).
-const SHM_MB: u32 = 64;
-
-/// One thing to do while building the root, with every path made ahead.
-enum Step {
-    Mkdir(CString),
-    Touch(CString),
-    Symlink {
-        target: CString,
-        link: CString,
-    },
-    Mount {
-        src: Option<CString>,
-        dst: CString,
-        fstype: Option<CString>,
-        flags: libc::c_ulong,
-        data: Option<CString>,
-        what: &'static CStr,
-    },
-}
-
-fn cs(p: impl AsRef<Path>) -> io::Result<CString> {
-    CString::new(p.as_ref().as_os_str().as_bytes()).map_err(io::Error::other)
-}
-
-fn cstr(s: &str) -> io::Result<CString> {
-    CString::new(s).map_err(io::Error::other)
-}
-
-/// The mount flags a read-only bind of `path` must carry: ours plus those of
-/// the mount it comes from (in a user namespace they are locked).
-fn bind_flags(path: &Path) -> libc::c_ulong {
-    let mut flags =
-        libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
-    if let Ok(c) = cs(path) {
-        // SAFETY: statvfs writes into the zeroed struct we own.
-        #[allow(unsafe_code)]
-        let st = unsafe {
-            let mut st: libc::statvfs = std::mem::zeroed();
-            (libc::statvfs(c.as_ptr(), &mut st) == 0).then_some(st)
-        };
-        if let Some(st) = st {
-            let f = st.f_flag;
-            for (st_flag, ms_flag) in [
-                (libc::ST_NOEXEC, libc::MS_NOEXEC),
-                (libc::ST_NOATIME, libc::MS_NOATIME),
-                (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-                (libc::ST_RELATIME, libc::MS_RELATIME),
-            ] {
-                if f & st_flag != 0 {
-                    flags |= ms_flag;
-                }
-            }
-        }
-    }
-    flags
-}
-
-/// What an instance's root is made of, found once at start-up.
-#[derive(Clone, Debug)]
-pub struct RootLayout {
-    /// An empty directory a tmpfs is mounted on in each instance's own mount
-    /// namespace (so one directory serves every instance).
-    pub mount_point: PathBuf,
-    system: Vec<(PathBuf, Option<PathBuf>)>,
-}
-
-impl RootLayout {
-    pub fn new(mount_point: PathBuf) -> io::Result<RootLayout> {
-        use std::os::unix::fs::PermissionsExt;
-        fs::create_dir_all(&mount_point)?;
-        fs::set_permissions(&mount_point, fs::Permissions::from_mode(0o755))?;
-        let mut system = Vec::new();
-        for d in SYSTEM_DIRS {
-            let p = Path::new(d);
-            match fs::symlink_metadata(p) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    system.push((p.to_path_buf(), Some(fs::read_link(p)?)))
-                }
-                Ok(m) if m.is_dir() => system.push((p.to_path_buf(), None)),
-                _ => {}
-            }
-        }
-        Ok(RootLayout {
-            mount_point,
-            system,
-        })
-    }
-}
 
 /// The namespaces and protections an instance gets.
 #[derive(Clone, Copy, Debug, Default)]
@@ -129,149 +33,6 @@ pub struct Features {
     pub ipc_ns: bool,
     pub uts_ns: bool,
     pub no_new_privs: bool,
-}
-
-/// One instance's box, as the host path of its parts.
-pub struct InstanceRoot<'a> {
-    pub layout: &'a RootLayout,
-    pub code_dir: &'a Path,
-    /// The runtime's bootstrap directory, shown at `/var/runtime`.
-    pub runtime_dir: Option<&'a Path>,
-    pub tmp_mb: u32,
-}
-
-impl InstanceRoot<'_> {
-    fn steps(&self, mount_proc: bool) -> io::Result<Vec<Step>> {
-        let root = &self.layout.mount_point;
-        let at = |rel: &str| cs(root.join(rel.trim_start_matches('/')));
-        let mut steps = vec![
-            Step::Mount {
-                src: None,
-                dst: cstr("/")?,
-                fstype: None,
-                flags: libc::MS_REC | libc::MS_PRIVATE,
-                data: None,
-                what: c"make mounts private",
-            },
-            Step::Mount {
-                src: Some(cstr("tmpfs")?),
-                dst: cs(root)?,
-                fstype: Some(cstr("tmpfs")?),
-                flags: libc::MS_NOSUID | libc::MS_NODEV,
-                data: Some(cstr("size=1m,mode=0755")?),
-                what: c"mount the instance root",
-            },
-        ];
-        let bind_ro = |steps: &mut Vec<Step>, src: &Path, dst: &str| -> io::Result<()> {
-            steps.push(Step::Mkdir(at(dst)?));
-            steps.push(Step::Mount {
-                src: Some(cs(src)?),
-                dst: at(dst)?,
-                fstype: None,
-                flags: libc::MS_BIND | libc::MS_REC,
-                data: None,
-                what: c"bind a read-only directory",
-            });
-            steps.push(Step::Mount {
-                src: None,
-                dst: at(dst)?,
-                fstype: None,
-                flags: bind_flags(src),
-                data: None,
-                what: c"make a bound directory read-only",
-            });
-            Ok(())
-        };
-        for (dir, link) in &self.layout.system {
-            let rel = dir.to_string_lossy();
-            match link {
-                Some(target) => steps.push(Step::Symlink {
-                    target: cs(target)?,
-                    link: at(&rel)?,
-                }),
-                None => bind_ro(&mut steps, dir, &rel)?,
-            }
-        }
-        steps.push(Step::Mkdir(at("var")?));
-        bind_ro(&mut steps, self.code_dir, "var/task")?;
-        if let Some(rt) = self.runtime_dir {
-            bind_ro(&mut steps, rt, "var/runtime")?;
-        }
-        steps.push(Step::Mkdir(at("opt")?));
-        let tmpfs = |steps: &mut Vec<Step>, dst: &str, data: String, extra: libc::c_ulong, what| {
-            steps.push(Step::Mkdir(at(dst)?));
-            steps.push(Step::Mount {
-                src: Some(cstr("tmpfs")?),
-                dst: at(dst)?,
-                fstype: Some(cstr("tmpfs")?),
-                flags: libc::MS_NOSUID | libc::MS_NODEV | extra,
-                data: Some(cstr(&data)?),
-                what,
-            });
-            io::Result::Ok(())
-        };
-        tmpfs(
-            &mut steps,
-            "tmp",
-            format!("size={}m,mode=1777", self.tmp_mb),
-            0,
-            c"mount a private /tmp",
-        )?;
-        steps.push(Step::Symlink {
-            target: cstr("/tmp")?,
-            link: at("var/tmp")?,
-        });
-        tmpfs(
-            &mut steps,
-            "dev",
-            "size=64k,mode=0755".into(),
-            libc::MS_NOEXEC,
-            c"mount /dev",
-        )?;
-        for d in DEVICES {
-            let dst = at(&format!("dev/{d}"))?;
-            steps.push(Step::Touch(dst.clone()));
-            steps.push(Step::Mount {
-                src: Some(cstr(&format!("/dev/{d}"))?),
-                dst,
-                fstype: None,
-                flags: libc::MS_BIND,
-                data: None,
-                what: c"bind a device",
-            });
-        }
-        for (name, target) in [
-            ("fd", "/proc/self/fd"),
-            ("stdin", "/proc/self/fd/0"),
-            ("stdout", "/proc/self/fd/1"),
-            ("stderr", "/proc/self/fd/2"),
-        ] {
-            steps.push(Step::Symlink {
-                target: cstr(target)?,
-                link: at(&format!("dev/{name}"))?,
-            });
-        }
-        tmpfs(
-            &mut steps,
-            "dev/shm",
-            format!("size={SHM_MB}m,mode=1777"),
-            libc::MS_NOEXEC,
-            c"mount a private /dev/shm",
-        )?;
-        steps.push(Step::Mkdir(at("proc")?));
-        if mount_proc {
-            steps.push(Step::Mount {
-                src: Some(cstr("proc")?),
-                dst: at("proc")?,
-                fstype: Some(cstr("proc")?),
-                flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                // Without a PID namespace this still hides other users' processes.
-                data: Some(cstr("hidepid=2")?),
-                what: c"mount /proc",
-            });
-        }
-        Ok(steps)
-    }
 }
 
 /// Everything the child does between fork and exec, prepared in the parent.
@@ -436,16 +197,7 @@ impl ChildSetup {
             )?;
         }
         // A change of credentials clears the parent-death signal: set it again.
-        step(
-            c"set the parent-death signal",
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ),
-        )?;
+        set_pdeathsig()?;
         // Lambda's descriptor limit, not the server's raised one.
         let nofile = libc::rlimit {
             rlim_cur: NOFILE,
@@ -482,16 +234,7 @@ unsafe fn become_pid_one() -> io::Result<()> {
             set_oom_score_adj(c"0");
         }
         // Dies with the waiting process (which dies with the server).
-        step(
-            c"set the parent-death signal",
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ),
-        )?;
+        set_pdeathsig()?;
         return Ok(());
     }
     // The waiter keeps no descriptor: the log pipe and spawn's error pipe
@@ -536,6 +279,17 @@ unsafe fn set_oom_score_adj(value: &CStr) -> bool {
 
 #[allow(unsafe_code)]
 unsafe fn die_with_parent(parent: i32) -> io::Result<()> {
+    set_pdeathsig()?;
+    if libc::getppid() != parent {
+        // The server died before prctl took effect.
+        libc::_exit(1);
+    }
+    Ok(())
+}
+
+/// Kills this process when its parent dies (a change of credentials clears it).
+#[allow(unsafe_code)]
+unsafe fn set_pdeathsig() -> io::Result<()> {
     step(
         c"set the parent-death signal",
         libc::prctl(
@@ -545,58 +299,7 @@ unsafe fn die_with_parent(parent: i32) -> io::Result<()> {
             0,
             0,
         ),
-    )?;
-    if libc::getppid() != parent {
-        // The server died before prctl took effect.
-        libc::_exit(1);
-    }
-    Ok(())
-}
-
-#[allow(unsafe_code)]
-unsafe fn run_step(s: &Step) -> io::Result<()> {
-    match s {
-        Step::Mkdir(p) => {
-            if libc::mkdir(p.as_ptr(), 0o755) != 0 && *libc::__errno_location() != libc::EEXIST {
-                return fail(c"make a directory in the instance root");
-            }
-            Ok(())
-        }
-        Step::Touch(p) => {
-            let fd = libc::open(
-                p.as_ptr(),
-                libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                0o644,
-            );
-            if fd < 0 {
-                return fail(c"make a device mount point");
-            }
-            libc::close(fd);
-            Ok(())
-        }
-        Step::Symlink { target, link } => step(
-            c"make a link in the instance root",
-            libc::symlink(target.as_ptr(), link.as_ptr()),
-        ),
-        Step::Mount {
-            src,
-            dst,
-            fstype,
-            flags,
-            data,
-            what,
-        } => step(
-            what,
-            libc::mount(
-                src.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-                dst.as_ptr(),
-                fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-                *flags,
-                data.as_ref()
-                    .map_or(std::ptr::null(), |s| s.as_ptr().cast()),
-            ),
-        ),
-    }
+    )
 }
 
 #[allow(unsafe_code)]

@@ -6,56 +6,22 @@
 //! is closed at once, so a function cannot exhaust the server's descriptors.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use updraft_listener::{Guarded, StreamGuard};
 
 /// Connections one instance may hold to its Runtime API (a runtime uses one or two).
 pub const MAX_CONNECTIONS: usize = 32;
 
-/// A connection that frees its place when dropped.
-pub struct Counted {
-    inner: tokio::net::TcpStream,
+/// A place among an instance's [`MAX_CONNECTIONS`], held by its connection.
+pub struct Place {
     _permit: OwnedSemaphorePermit,
 }
 
-impl AsyncRead for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
+impl StreamGuard for Place {}
 
-impl AsyncWrite for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
+/// A connection that frees its place when dropped.
+pub type Counted = Guarded<tokio::net::TcpStream, Place>;
 
 /// A listener for an instance's Runtime API that only accepts connections
 /// from sockets owned by the function's uid, so that one function cannot take
@@ -106,10 +72,7 @@ impl axum::serve::Listener for UidListener {
                 }
                 continue;
             };
-            let counted = Counted {
-                inner: stream,
-                _permit: permit,
-            };
+            let counted = Counted::new(stream, Place { _permit: permit });
             let Some(uid) = self.uid else {
                 return (counted, peer);
             };

@@ -1,0 +1,144 @@
+//! The manifest as written: strict serde structs (unknown keys and wrong
+//! types are refused with a location), before the value checks.
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawManifest {
+    pub(super) app: RawApp,
+    #[serde(default)]
+    pub(super) functions: BTreeMap<String, RawFunction>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApp {
+    pub(super) name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFunction {
+    pub(super) runtime: String,
+    pub(super) handler: Option<String>,
+    pub(super) code: String,
+    pub(super) build: Option<String>,
+    pub(super) memory_mb: Option<Int>,
+    pub(super) ephemeral_storage_mb: Option<Int>,
+    pub(super) timeout: Option<Dur>,
+    #[serde(default)]
+    pub(super) env: BTreeMap<String, String>,
+    pub(super) url: Option<String>,
+    pub(super) scaling: Option<RawScaling>,
+    #[serde(default)]
+    pub(super) triggers: Vec<RawTrigger>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScaling {
+    pub(super) min_instances: Option<Int>,
+    pub(super) max_instances: Option<Int>,
+    pub(super) per_instance: Option<Int>,
+    pub(super) idle_timeout: Option<Dur>,
+    pub(super) max_queue_wait: Option<Dur>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub(super) route: String,
+}
+
+/// One `[[triggers]]` entry: a table with exactly one key, the trigger kind.
+pub(super) enum RawTrigger {
+    Http(RawHttp),
+}
+
+const SUPPORTED_TRIGGERS: &str = "http";
+
+impl<'de> Deserialize<'de> for RawTrigger {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawTrigger;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(
+                    f,
+                    "a table with one trigger kind, such as http = {{ route = \"GET /hello\" }}"
+                )
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTrigger, A::Error> {
+                let mut found: Option<RawTrigger> = None;
+                while let Some(kind) = map.next_key::<String>()? {
+                    // Kinds this release does not run are refused by name (SPEC §2),
+                    // never skipped.
+                    if kind != "http" {
+                        return Err(de::Error::custom(format!(
+                            "trigger kind `{kind}` is not supported by this release; supported: {SUPPORTED_TRIGGERS}"
+                        )));
+                    }
+                    if found.is_some() {
+                        return Err(de::Error::custom(
+                            "expected exactly one trigger kind per [[triggers]] entry, got several",
+                        ));
+                    }
+                    found = Some(RawTrigger::Http(map.next_value()?));
+                }
+                found.ok_or_else(|| {
+                    de::Error::custom(format!(
+                        "expected exactly one trigger kind per [[triggers]] entry ({SUPPORTED_TRIGGERS}), got an empty table"
+                    ))
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A whole number; wider than the target so that range errors can say what
+/// range was expected instead of serde's "invalid value ... expected u32".
+pub(super) struct Int(pub(super) i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Int;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Int, E> {
+                Ok(Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Int, E> {
+                Ok(Int(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+        }
+        d.deserialize_i64(V)
+    }
+}
+
+/// A duration string; its own type so that `timeout = 30` says a duration
+/// string was expected rather than "a string".
+pub(super) struct Dur(pub(super) String);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration string such as \"30s\", \"5m\" or \"250ms\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+                Ok(Dur(v.to_string()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
