@@ -35,15 +35,20 @@ def one_burst(srv, total):
     results = [None] * total
 
     def one(i):
-        conn = connect(srv.port, timeout=120)
+        # Connect once released: a connection opened early and left without
+        # a request head is closed by the server's --header-read-timeout
+        # when starting 200 threads takes long (a loaded machine).
         barrier.wait()
+        conn = None
         try:
+            conn = connect(srv.port, timeout=120)
             status, _, t = http_request(srv.port, f"/fn/{FN}", conn=conn)
             results[i] = (status, t)
         except Exception as e:
             results[i] = (repr(e), None)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(total)]
     for t in threads:

@@ -55,21 +55,24 @@ pub struct Invocation {
     pub http: Option<HttpRequest>,
 }
 
-/// An HTTP request as the gateway received it, the `/fn/{name}` prefix stripped.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An HTTP request as the gateway received it, the `/fn/{name}` prefix
+/// stripped: `http`'s own types, carried from the gateway to a runtime that
+/// takes HTTP (wasm) without a conversion on the way.
+#[derive(Clone, Debug)]
 pub struct HttpRequest {
-    pub method: String,
+    pub method: http::Method,
     /// Path and query, e.g. `/a/b?q=1`.
-    pub path_and_query: String,
+    pub uri: http::Uri,
     /// Header names and values as received, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: http::HeaderMap,
 }
 
-/// An HTTP response of a runtime that answers HTTP itself (wasm).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An HTTP response of a runtime that answers HTTP itself (wasm), passed
+/// back to the gateway as the runtime made it.
+#[derive(Clone, Debug)]
 pub struct HttpResponse {
-    pub status: u16,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
     pub body: Vec<u8>,
 }
 

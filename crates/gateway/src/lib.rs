@@ -289,14 +289,20 @@ async fn run_http(
         Some(q) => format!("{raw_path}?{q}"),
         None => raw_path.to_string(),
     };
+    let uri = match path_and_query.parse::<http::Uri>() {
+        Ok(uri) => uri,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("the request path {path_and_query:?} is not a valid URI: {e}"),
+                &request_id,
+            )
+        }
+    };
     let http = HttpRequest {
-        method: inc.method.as_str().to_string(),
-        path_and_query,
-        headers: inc
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
-            .collect(),
+        method: inc.method,
+        uri,
+        headers: inc.headers,
     };
     let function = spec.function.clone();
     let result = gw
@@ -361,23 +367,15 @@ fn respond(
 /// aside: [`event::FRAMING_HEADERS`]), with the request id.
 fn http_response(http: HttpResponse, request_id: &str) -> Response {
     let mut resp = Response::new(Body::from(http.body));
-    *resp.status_mut() = StatusCode::from_u16(http.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let headers = resp.headers_mut();
-    for (k, v) in http.headers {
-        let (Ok(name), Ok(value)) = (
-            header::HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_bytes(&v),
-        ) else {
-            continue;
-        };
-        if event::is_framing(&name) {
-            continue;
-        }
-        headers.append(name, value);
+    *resp.status_mut() = http.status;
+    let mut headers = http.headers;
+    for name in event::FRAMING_HEADERS {
+        headers.remove(name);
     }
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", v);
     }
+    *resp.headers_mut() = headers;
     resp
 }
 
@@ -387,14 +385,14 @@ mod tests {
 
     #[test]
     fn a_components_framing_headers_are_dropped() {
-        let mut headers: Vec<(String, Vec<u8>)> = event::FRAMING_HEADERS
-            .iter()
-            .map(|n| (n.to_uppercase(), b"0".to_vec()))
-            .collect();
-        headers.push(("x-kept".into(), b"1".to_vec()));
+        let mut headers = HeaderMap::new();
+        for n in event::FRAMING_HEADERS {
+            headers.append(n, HeaderValue::from_static("0"));
+        }
+        headers.insert("x-kept", HeaderValue::from_static("1"));
         let resp = http_response(
             HttpResponse {
-                status: 200,
+                status: StatusCode::OK,
                 headers,
                 body: b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
             },

@@ -116,11 +116,11 @@ impl Slot {
         let (outcome, http) = match ended {
             // A guest that caught its own allocation failure and answered 5xx
             // still ran out of memory.
-            Ended::Answered(resp) if resp.status >= 500 && refused => (
+            Ended::Answered(resp) if resp.status.as_u16() >= 500 && refused => (
                 outcome_of_failure(format!("it answered HTTP {}", resp.status)),
                 None,
             ),
-            Ended::Answered(resp) if resp.status >= 500 => {
+            Ended::Answered(resp) if resp.status.as_u16() >= 500 => {
                 let message = format!(
                     "the component answered HTTP {}: {}",
                     resp.status,
@@ -242,14 +242,9 @@ impl Slot {
         // The guest may still be running after its last byte; it gets until
         // the deadline to return, and its answer stands either way.
         let _ = tokio::time::timeout_at(deadline, task.join()).await;
-        let headers = parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
-            .collect();
         Ended::Answered(HttpResponse {
-            status: parts.status.as_u16(),
-            headers,
+            status: parts.status,
+            headers: parts.headers,
             body: body.to_vec(),
         })
     }
@@ -341,16 +336,15 @@ fn build_request(
     let mut builder = hyper::Request::builder();
     match &inv.http {
         Some(h) => {
-            builder = builder
-                .method(h.method.as_str())
-                .uri(h.path_and_query.as_str());
-            let mut has_host = false;
-            for (k, v) in &h.headers {
-                has_host |= k.eq_ignore_ascii_case("host");
-                builder = builder.header(k.as_str(), v.as_slice());
-            }
-            if !has_host {
-                builder = builder.header("host", "localhost");
+            builder = builder.method(h.method.clone()).uri(h.uri.clone());
+            if let Some(headers) = builder.headers_mut() {
+                *headers = h.headers.clone();
+                if !headers.contains_key(http::header::HOST) {
+                    headers.insert(
+                        http::header::HOST,
+                        http::HeaderValue::from_static("localhost"),
+                    );
+                }
             }
         }
         None => {
