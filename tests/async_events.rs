@@ -207,11 +207,13 @@ fn every_accepted_event_runs_at_least_once_across_a_sigkill() {
             accepted.is_subset(&ran).then_some(ran)
         },
     );
-    // Nothing ran that was not accepted (a refused send leaves no event).
-    let unknown: Vec<&String> = ran.difference(&accepted).collect();
+    // An event that ran without its 202 reaching the sender can only be one
+    // stored just before the kill, whose answer was lost: each is a failed
+    // send, retried under a new id.
+    let unacknowledged: Vec<&String> = ran.difference(&accepted).collect();
     assert!(
-        unknown.is_empty(),
-        "runs of events never accepted: {unknown:?}"
+        unacknowledged.len() <= refused.load(Ordering::Relaxed),
+        "runs of events never accepted: {unacknowledged:?}"
     );
     eprintln!(
         "all {TOTAL} ran; {} runs in all (re-runs after the kill: {}), {} refused sends",
