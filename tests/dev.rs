@@ -35,7 +35,12 @@ fn dev_serves_the_app_and_redeploys_on_change() {
         }
     }
     dev.signal(libc::SIGINT);
-    assert!(dev.child.wait().unwrap().success());
+    let status = wait_exit(
+        &mut dev.child,
+        "dev to stop on SIGINT",
+        Duration::from_secs(60),
+    );
+    assert!(status.success(), "{status}");
 }
 
 /// `updraft dev` run by an ordinary user, in a directory only that user can
@@ -46,14 +51,7 @@ fn dev_serves_the_app_and_redeploys_on_change() {
 fn an_ordinary_user_in_a_private_directory_gets_boxed_functions_that_answer() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    // SAFETY: geteuid has no preconditions.
-    #[allow(unsafe_code)]
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI runs as root: this test needs it to become an ordinary user"
-        );
-        eprintln!("SKIPPED: needs root to run dev as an ordinary user");
+    if !require(is_root(), "root, to run dev as an ordinary user") {
         return;
     }
     const USER: u32 = 4242;
@@ -139,7 +137,8 @@ fn an_ordinary_user_in_a_private_directory_gets_boxed_functions_that_answer() {
     unsafe {
         libc::kill(dev.id() as i32, libc::SIGINT);
     }
-    assert!(dev.wait().unwrap().success());
+    let status = wait_exit(&mut dev, "dev to stop on SIGINT", Duration::from_secs(60));
+    assert!(status.success(), "{status}");
     let _ = std::fs::remove_dir_all(&base);
 }
 

@@ -91,7 +91,8 @@ fn logs_and_usage_show_what_happened() {
     let v = s.invoke_json("echo", "{}");
     let rid = v["context"]["aws_request_id"].as_str().unwrap().to_string();
     s.invoke_json("echo", "{}");
-    let _ = s.cli(&["invoke", "fail"]);
+    let failed = s.cli(&["invoke", "fail"]);
+    assert_eq!(failed.status.code(), Some(1), "a function error exits 1");
     let logs = s.ok(&["logs", "echo", "--request-id", &rid]);
     let texts: Vec<&str> = logs
         .lines()
@@ -209,8 +210,7 @@ fn sigterm_drains_in_flight_invocations_and_exits_0() {
 fn after_sigkill_no_instance_survives_and_the_next_start_cleans_up() {
     let mut s = Server::start("sigkill");
     s.deploy(&fixture("py"));
-    let v = s.invoke_json("echo", "{}");
-    let _ = v;
+    s.invoke_json("echo", "{}");
     s.invoke_json("sleepy", r#"{"ms": 1}"#);
     // The instances' processes as the host numbers them.
     let pids = instance_pids(&s.data_dir);
@@ -237,8 +237,9 @@ fn after_sigkill_no_instance_survives_and_the_next_start_cleans_up() {
 #[test]
 fn the_server_runs_on_postgresql_and_a_restart_loses_nothing() {
     let Ok(base) = std::env::var("UPDRAFT_TEST_POSTGRES_URL") else {
-        eprintln!(
-            "UPDRAFT_TEST_POSTGRES_URL is not set: skipping the PostgreSQL run (.ci/run sets it)"
+        require(
+            false,
+            "PostgreSQL at UPDRAFT_TEST_POSTGRES_URL (.ci/run starts it and sets it)",
         );
         return;
     };

@@ -140,13 +140,10 @@ fn functions_cannot_read_the_servers_secrets_or_each_others_code() {
     )
     .unwrap();
     s.deploy(&dir);
-    // SAFETY: geteuid has no preconditions.
-    #[allow(unsafe_code)]
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!(
-            "not running as root: per-function users are off, skipping the file isolation checks"
-        );
+    if !require(
+        is_root(),
+        "root: the file isolation checks need per-function users",
+    ) {
         return;
     }
     let data = s.data_dir.canonicalize().unwrap();

@@ -11,17 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    #[allow(unsafe_code)]
-    let uid = unsafe { libc::geteuid() };
-    if uid != 0 {
-        assert!(
-            std::env::var("CI").is_err(),
-            "the sandbox attack suite must run as root in CI"
-        );
-        eprintln!("SKIPPED: the sandbox attacks need root (strict isolation)");
-    }
-    uid == 0
+    require(is_root(), "root: the sandbox attacks need strict isolation")
 }
 
 fn attack(s: &Server, payload: Value) -> Value {

@@ -242,12 +242,52 @@ impl Drop for Server {
     }
 }
 
+/// Whether a test can run here: true when `met`. Otherwise the test cannot
+/// run: under `CI=true` (where every test must run) that is a failure naming
+/// `what` it needs; elsewhere it prints "skipped: …" and returns false.
+pub fn require(met: bool, what: &str) -> bool {
+    if met {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "this test cannot run here (CI=true runs every test): it needs {what}"
+    );
+    eprintln!("skipped: this test needs {what}");
+    false
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    #[allow(unsafe_code)]
+    let uid = unsafe { libc::geteuid() };
+    uid == 0
+}
+
 /// Waits for a condition that the system reaches on its own (instances
 /// stopping); `what` names it in the failure.
 pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits up to `limit` for `child` to exit by itself; past it, kills it and
+/// fails naming `what` it was expected to do.
+pub fn wait_exit(child: &mut Child, what: &str, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("timed out waiting for: {what}");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }

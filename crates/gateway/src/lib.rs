@@ -4,6 +4,8 @@
 //! becomes the HTTP response (Lambda function URL rules).
 
 pub mod event;
+#[cfg(test)]
+mod router_tests;
 pub mod routes;
 
 use axum::body::{Body, Bytes};

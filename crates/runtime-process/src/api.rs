@@ -248,3 +248,255 @@ async fn init_error(State(st): State<Arc<ApiState>>, headers: HeaderMap, body: B
     }
     accepted()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The handlers driven as a tower service, no sockets.
+    use super::*;
+    use axum::http::Request;
+    use base64::Engine;
+    use tower::ServiceExt;
+
+    const RID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
+
+    fn invocation(payload: &[u8]) -> Invocation {
+        Invocation {
+            request_id: RID.into(),
+            payload: payload.to_vec(),
+            client_context: Some(
+                base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"a":"1"}}"#),
+            ),
+            invoked_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+            http: None,
+        }
+    }
+
+    async fn call(app: &Router, method: &str, path: &str, req: Request<Body>) -> Response {
+        let (mut parts, body) = req.into_parts();
+        parts.method = method.parse().unwrap();
+        parts.uri = path.parse().unwrap();
+        app.clone()
+            .oneshot(Request::from_parts(parts, body))
+            .await
+            .unwrap()
+    }
+
+    async fn send(app: &Router, method: &str, path: &str, body: &'static [u8]) -> Response {
+        call(app, method, path, Request::new(Body::from(body))).await
+    }
+
+    async fn json(resp: Response) -> serde_json::Value {
+        let bytes = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// An endpoint with one invocation waiting for `next`; the reply channel.
+    async fn queued() -> (Router, ApiHandles, oneshot::Receiver<RuntimeReply>) {
+        let (state, handles) = new_state();
+        let (tx, rx) = oneshot::channel();
+        handles
+            .invocations
+            .send(Pending {
+                invocation: invocation(b"{\"n\":1}"),
+                deadline_ms: 1_700_000_000_000,
+                reply: tx,
+            })
+            .await
+            .unwrap();
+        (router(state), handles, rx)
+    }
+
+    /// An endpoint with one invocation handed out by `next`; the reply channel.
+    async fn handed_out() -> (Router, ApiHandles, oneshot::Receiver<RuntimeReply>) {
+        let (app, handles, rx) = queued().await;
+        let resp = send(&app, "GET", "/2018-06-01/runtime/invocation/next", b"").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        (app, handles, rx)
+    }
+
+    #[tokio::test]
+    async fn next_hands_out_the_invocation_with_lambdas_headers_and_signals_ready() {
+        let (app, mut handles, _rx) = queued().await;
+        assert!(handles.ready.try_recv().is_err(), "ready before any next");
+        let resp = send(&app, "GET", "/2018-06-01/runtime/invocation/next", b"").await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        handles
+            .ready
+            .try_recv()
+            .expect("the first next signals ready");
+        let h = resp.headers();
+        assert_eq!(h["lambda-runtime-aws-request-id"], RID);
+        assert_eq!(h["lambda-runtime-deadline-ms"], "1700000000000");
+        assert_eq!(
+            h["lambda-runtime-invoked-function-arn"],
+            "arn:aws:lambda:us-east-1:000000000000:function:f"
+        );
+        // The caller's base64 client context reaches the runtime as JSON.
+        assert_eq!(
+            h["lambda-runtime-client-context"],
+            r#"{"custom":{"a":"1"}}"#
+        );
+        // X-Ray style, from the request id's hex digits.
+        let trace = h["lambda-runtime-trace-id"].to_str().unwrap();
+        assert!(trace.starts_with("Root=1-"), "{trace}");
+        assert!(
+            trace.ends_with("-8476a536e9f411e897392dfe;Parent=97392dfe598c3fcd;Sampled=0"),
+            "{trace}"
+        );
+        assert_eq!(json(resp).await, serde_json::json!({ "n": 1 }));
+    }
+
+    #[tokio::test]
+    async fn next_on_a_stopping_instance_is_410() {
+        let (state, handles) = new_state();
+        drop(handles.invocations);
+        let resp = send(
+            &router(state),
+            "GET",
+            "/2018-06-01/runtime/invocation/next",
+            b"",
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::GONE);
+        assert_eq!(json(resp).await["errorType"], "InstanceStopping");
+    }
+
+    #[tokio::test]
+    async fn a_response_completes_the_invocation_in_progress() {
+        let (app, _handles, mut rx) = handed_out().await;
+        let path = format!("/2018-06-01/runtime/invocation/{RID}/response");
+        let resp = send(&app, "POST", &path, b"\"done\"").await;
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        assert_eq!(json(resp).await, serde_json::json!({ "status": "OK" }));
+        match rx.try_recv().unwrap() {
+            RuntimeReply::Response(b) => assert_eq!(&b[..], b"\"done\""),
+            other => panic!("{other:?}"),
+        }
+        // Completed: a second response for it names the request id.
+        let resp = send(&app, "POST", &path, b"\"again\"").await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(json(resp).await["errorType"], "InvalidRequestID");
+    }
+
+    #[tokio::test]
+    async fn another_request_id_is_refused_and_the_invocation_stays_in_progress() {
+        let (app, _handles, mut rx) = handed_out().await;
+        for kind in ["response", "error"] {
+            let path = format!("/2018-06-01/runtime/invocation/not-{RID}/{kind}");
+            let resp = send(&app, "POST", &path, b"{}").await;
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{kind}");
+            let v = json(resp).await;
+            assert_eq!(v["errorType"], "InvalidRequestID");
+            assert!(
+                v["errorMessage"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("not-{RID}")),
+                "{v}"
+            );
+        }
+        assert!(rx.try_recv().is_err(), "nothing was answered");
+        let path = format!("/2018-06-01/runtime/invocation/{RID}/response");
+        let resp = send(&app, "POST", &path, b"1").await;
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        assert!(matches!(rx.try_recv().unwrap(), RuntimeReply::Response(b) if &b[..] == b"1"));
+    }
+
+    #[tokio::test]
+    async fn a_response_over_6_mb_is_413_and_the_invocation_fails() {
+        let (app, _handles, mut rx) = handed_out().await;
+        let path = format!("/2018-06-01/runtime/invocation/{RID}/response");
+        let big = vec![b'x'; MAX_RESPONSE_BYTES + 1];
+        let resp = call(&app, "POST", &path, Request::new(Body::from(big))).await;
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(json(resp).await["errorType"], "RequestEntityTooLarge");
+        assert!(matches!(rx.try_recv().unwrap(), RuntimeReply::TooLarge));
+    }
+
+    #[tokio::test]
+    async fn an_error_takes_its_type_from_the_body_then_the_header_then_unhandled() {
+        let cases: [(&[u8], Option<&str>, &str); 4] = [
+            (
+                br#"{"errorType":"ValueError","errorMessage":"bad"}"#,
+                Some("Header.Type"),
+                "ValueError",
+            ),
+            (
+                br#"{"errorMessage":"bad"}"#,
+                Some("Header.Type"),
+                "Header.Type",
+            ),
+            (b"not json", Some("Header.Type"), "Header.Type"),
+            (b"not json", None, "Unhandled"),
+        ];
+        for (body, header, expected) in cases {
+            let (app, _handles, mut rx) = handed_out().await;
+            let mut req = Request::new(Body::from(body));
+            if let Some(h) = header {
+                req.headers_mut()
+                    .insert("lambda-runtime-function-error-type", h.parse().unwrap());
+            }
+            let path = format!("/2018-06-01/runtime/invocation/{RID}/error");
+            let resp = call(&app, "POST", &path, req).await;
+            assert_eq!(resp.status(), StatusCode::ACCEPTED);
+            match rx.try_recv().unwrap() {
+                RuntimeReply::Error {
+                    error_type,
+                    body: b,
+                } => {
+                    assert_eq!(error_type, expected);
+                    assert_eq!(&b[..], body, "the body is passed on as it came");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_init_error_is_reported_with_the_type_in_its_header() {
+        let (state, mut handles) = new_state();
+        let app = router(state);
+        let mut req = Request::new(Body::from(r#"{"errorMessage":"no module"}"#));
+        req.headers_mut().insert(
+            "lambda-runtime-function-error-type",
+            "Runtime.ImportModuleError".parse().unwrap(),
+        );
+        let resp = call(&app, "POST", "/2018-06-01/runtime/init/error", req).await;
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        let (kind, body) = handles.init_error.try_recv().unwrap();
+        assert_eq!(kind, "Runtime.ImportModuleError");
+        assert_eq!(&body[..], br#"{"errorMessage":"no module"}"#);
+    }
+
+    #[tokio::test]
+    async fn an_init_error_without_a_type_is_runtime_unknown() {
+        let (state, mut handles) = new_state();
+        let resp = send(
+            &router(state),
+            "POST",
+            "/2018-06-01/runtime/init/error",
+            b"oops",
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        let (kind, body) = handles.init_error.try_recv().unwrap();
+        assert_eq!(
+            (kind.as_str(), &body[..]),
+            ("Runtime.Unknown", &b"oops"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_methods_are_refused() {
+        let (state, _handles) = new_state();
+        let app = router(state);
+        let resp = send(&app, "GET", "/2018-06-01/runtime/invocation", b"").await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert_eq!(json(resp).await["errorType"], "InvalidRequest");
+        let resp = send(&app, "POST", "/2018-06-01/runtime/invocation/next", b"").await;
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let path = format!("/2018-06-01/runtime/invocation/{RID}/response");
+        let resp = send(&app, "GET", &path, b"").await;
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+}

@@ -8,6 +8,8 @@ mod instance;
 mod output;
 mod proc;
 pub mod sandbox;
+#[cfg(test)]
+mod test_support;
 
 pub use api::MAX_RESPONSE_BYTES;
 pub use sandbox::{Isolation, IsolationMode};

@@ -117,12 +117,13 @@ impl Pool {
         st.live = st.live.saturating_sub(1);
     }
 
-    fn put_idle(&self, instance: Box<dyn Instance>, spec: &InstanceSpec) {
+    /// Makes `instance` idle, as of `now`.
+    fn put_idle(&self, instance: Box<dyn Instance>, spec: &InstanceSpec, now: Instant) {
         let mut st = self.lock();
         st.idle.push(Idle {
             instance,
             revision: spec.revision.clone(),
-            since: Instant::now(),
+            since: now,
             idle_timeout: Duration::from_millis(spec.config.scaling.idle_timeout_ms),
         });
     }
@@ -203,7 +204,7 @@ impl Scheduler {
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                Scheduler { inner }.reap().await;
+                Scheduler { inner }.reap(Instant::now()).await;
             }
         });
         Scheduler { inner }
@@ -348,7 +349,7 @@ impl Scheduler {
         self.log_end(&spec, &rid, &stats, &reply.outcome);
 
         if reply.reusable && !self.inner.draining.load(Ordering::SeqCst) {
-            pool.put_idle(instance, &spec);
+            pool.put_idle(instance, &spec, Instant::now());
         } else {
             instance.stop().await;
             pool.release();
@@ -437,17 +438,15 @@ impl Scheduler {
         logs.emit(&spec.function, rid, report);
     }
 
-    /// Stops expired idle instances and tops up `min_instances`.
-    async fn reap(&self) {
-        let pools: Vec<Arc<Pool>> = self
-            .inner
-            .pools
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        let now = Instant::now();
+    /// Every function's pool, as of now.
+    fn pools(&self) -> Vec<Arc<Pool>> {
+        let pools = self.inner.pools.lock().unwrap_or_else(|e| e.into_inner());
+        pools.values().cloned().collect()
+    }
+
+    /// Stops the idle instances expired by `now` and tops up `min_instances`.
+    async fn reap(&self, now: Instant) {
+        let pools = self.pools();
         for pool in pools {
             for instance in pool.expired(now) {
                 instance.stop().await;
@@ -486,7 +485,7 @@ impl Scheduler {
         pool.lock().live += 1;
         tokio::spawn(async move {
             match runtime.start(spec.clone(), "").await {
-                Ok(instance) => pool.put_idle(instance, &spec),
+                Ok(instance) => pool.put_idle(instance, &spec, Instant::now()),
                 Err(failure) => {
                     tracing::warn!(function = %spec.function, error = ?failure.outcome.error_type(), "could not keep an instance warm");
                     pool.release();
@@ -500,14 +499,7 @@ impl Scheduler {
     /// `grace`), then stops every instance.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.draining.store(true, Ordering::SeqCst);
-        let pools: Vec<Arc<Pool>> = self
-            .inner
-            .pools
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let pools = self.pools();
         let deadline = Instant::now() + grace;
         for pool in &pools {
             let cap = pool.lock().capacity;
@@ -575,3 +567,6 @@ mod cap_tests {
         assert_eq!(kept.len(), 1);
     }
 }
+
+#[cfg(test)]
+mod tests;

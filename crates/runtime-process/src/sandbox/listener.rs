@@ -200,10 +200,11 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn the_runtime_api_listener_serves_only_its_function_uid() {
-        // SAFETY: geteuid has no preconditions.
-        #[allow(unsafe_code)]
-        if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/usr/bin/python3").exists() {
-            eprintln!("needs root and /usr/bin/python3 to run clients as other users: skipped");
+        use crate::test_support::{is_root, require};
+        if !require(
+            is_root() && std::path::Path::new("/usr/bin/python3").exists(),
+            "root and /usr/bin/python3, to run clients as other users",
+        ) {
             return;
         }
         let (owner, stranger) = (2_000_001, 2_000_002);

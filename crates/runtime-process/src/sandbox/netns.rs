@@ -376,14 +376,8 @@ mod tests {
 
     #[test]
     fn a_namespace_has_its_own_loopback() {
-        #[allow(unsafe_code)]
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI runs as root: network namespaces must work"
-            );
-            eprintln!("needs root: skipped");
+        use crate::test_support::{is_root, require};
+        if !require(is_root(), "root, to create network namespaces") {
             return;
         }
         // Two namespaces both bind 127.0.0.1:9001: they are separate.
