@@ -4,6 +4,7 @@
 //! becomes the HTTP response (Lambda function URL rules).
 
 pub mod event;
+mod executor;
 #[cfg(test)]
 mod router_tests;
 pub mod routes;
@@ -14,12 +15,9 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use updraft_core::{
-    new_request_id, now_ms, ErrorKind, HttpRequest, HttpResponse, Outcome, RuntimeKind, UrlAuth,
-};
+use updraft_core::{new_request_id, ErrorKind, HttpResponse, Outcome, UrlAuth};
 use updraft_platform::{Platform, PlatformError};
 
 /// Largest request body a function takes (Lambda's synchronous limit).
@@ -176,7 +174,7 @@ async fn function_url(State(gw): State<Gateway>, req: Request) -> Response {
         // The credentials were Updraft's, not the function's: they stop here.
         inc.headers.remove(header::AUTHORIZATION);
     }
-    run(&gw, spec, inc, &raw_path, "$default", None).await
+    executor::run(&gw, spec, inc, &raw_path, "$default", None).await
 }
 
 /// 401/403 (429 when too busy to check) for a private function URL, naming the setting.
@@ -211,7 +209,7 @@ async fn manifest_route(State(gw): State<Gateway>, req: Request) -> Response {
                 Ok(s) => s,
                 Err(e) => return platform_error(&e, &new_request_id()),
             };
-            run(&gw, spec, inc, &path, &route_key, Some(&path_parameters)).await
+            executor::run(&gw, spec, inc, &path, &route_key, Some(&path_parameters)).await
         }
         routes::RouteLookup::MethodNotAllowed { allowed } => {
             let mut resp = error_response(
@@ -232,84 +230,6 @@ async fn manifest_route(State(gw): State<Gateway>, req: Request) -> Response {
             error_response(StatusCode::NOT_FOUND, "Not Found", &new_request_id())
         }
     }
-}
-
-async fn run(
-    gw: &Gateway,
-    spec: Arc<updraft_platform::InstanceSpec>,
-    inc: Incoming,
-    raw_path: &str,
-    route_key: &str,
-    path_parameters: Option<&BTreeMap<String, String>>,
-) -> Response {
-    let request_id = new_request_id();
-    if spec.config.kind() == RuntimeKind::Wasm {
-        return run_http(gw, spec, inc, raw_path, request_id).await;
-    }
-    let host = inc
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_string();
-    let ctx = event::EventContext {
-        request_id: &request_id,
-        route_key,
-        path_parameters,
-        source_ip: &inc.source_ip,
-        domain_name: &host,
-        time_ms: now_ms(),
-    };
-    let payload = event::request_event(
-        &inc.method,
-        raw_path,
-        inc.query.as_deref(),
-        &inc.headers,
-        &inc.body,
-        &ctx,
-    );
-    let function = spec.function.clone();
-    let result = gw
-        .platform
-        .invoke_spec(spec, request_id.clone(), payload, None)
-        .await;
-    respond(&function, result, &request_id)
-}
-
-/// A request into a function that takes HTTP itself (wasm): the request goes
-/// as it came, the prefix stripped; the function's response comes back as it is.
-async fn run_http(
-    gw: &Gateway,
-    spec: Arc<updraft_platform::InstanceSpec>,
-    inc: Incoming,
-    raw_path: &str,
-    request_id: String,
-) -> Response {
-    let path_and_query = match &inc.query {
-        Some(q) => format!("{raw_path}?{q}"),
-        None => raw_path.to_string(),
-    };
-    let uri = match path_and_query.parse::<http::Uri>() {
-        Ok(uri) => uri,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("the request path {path_and_query:?} is not a valid URI: {e}"),
-                &request_id,
-            )
-        }
-    };
-    let http = HttpRequest {
-        method: inc.method,
-        uri,
-        headers: inc.headers,
-    };
-    let function = spec.function.clone();
-    let result = gw
-        .platform
-        .invoke_http(spec, request_id.clone(), http, inc.body.to_vec())
-        .await;
-    respond(&function, result, &request_id)
 }
 
 /// The HTTP response for a finished invocation (or one that could not run).
