@@ -188,6 +188,69 @@ impl HttpRoute {
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
     Http(HttpRoute),
+    /// A recurring tick (`schedule = { cron = … }` / `{ rate = … }`).
+    Schedule(ScheduleTrigger),
+    /// A queue consumer (an event source mapping on the queue).
+    Queue(QueueTrigger),
+    /// A subscription to an event bus with an EventBridge pattern.
+    Event(BusTrigger),
+}
+
+impl Trigger {
+    /// The trigger kind as invocation records and `updraft ls` name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Http(_) => "http",
+            Trigger::Schedule(_) => "schedule",
+            Trigger::Queue(_) => "queue",
+            Trigger::Event(_) => "bus",
+        }
+    }
+}
+
+/// A schedule as written; `updraft_rules::schedule` parses it. Exactly one of
+/// `cron` and `rate` is set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleTrigger {
+    /// 5-field cron, or EventBridge's `cron(…)` / `rate(…)` forms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// A duration such as `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+    /// An IANA time zone for cron fields (default UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// A constant JSON payload sent instead of the Scheduled Event (as an
+    /// EventBridge rule's constant input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+}
+
+/// A queue consumer as written in the manifest, defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueTrigger {
+    /// The queue's name (SQS naming rules).
+    pub name: String,
+    /// Messages per invocation, 1–10,000.
+    pub batch_size: u32,
+    /// How long to gather a batch before invoking with fewer than `batch_size`.
+    pub batch_window_ms: u64,
+    /// Receives before a message goes to the queue's dead-letter queue;
+    /// None = no dead-letter queue (retried until deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_receive: Option<u32>,
+    /// None = 6× the function's timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility_timeout_ms: Option<u64>,
+}
+
+/// A subscription to an event bus.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusTrigger {
+    pub bus: String,
+    /// An EventBridge event pattern; `updraft_rules::pattern` parses it.
+    pub pattern: serde_json::Value,
 }
 
 /// Everything that defines the behaviour of one function version.
@@ -226,8 +289,9 @@ impl FunctionConfig {
     }
 
     pub fn routes(&self) -> impl Iterator<Item = &HttpRoute> {
-        self.triggers.iter().map(|t| match t {
-            Trigger::Http(r) => r,
+        self.triggers.iter().filter_map(|t| match t {
+            Trigger::Http(r) => Some(r),
+            _ => None,
         })
     }
 

@@ -16,7 +16,8 @@ pub use error::{Error, Invalid};
 pub use version::{is_alias_name, version_label, Qualifier, Version, LATEST};
 
 pub use config::{
-    FunctionConfig, HttpRoute, RuntimeKind, Scaling, Trigger, UrlAuth, DEFAULT_EPHEMERAL_MB,
+    BusTrigger, FunctionConfig, HttpRoute, QueueTrigger, RuntimeKind, Scaling, ScheduleTrigger,
+    Trigger, UrlAuth, DEFAULT_EPHEMERAL_MB,
 };
 pub use invoke::{
     ErrorKind, HttpRequest, HttpResponse, Invocation, Invoke, InvokeRequest, InvokeResult, Outcome,
