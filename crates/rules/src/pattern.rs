@@ -146,7 +146,7 @@ impl Pattern {
 
 fn parse_node(value: &Value, path: &str, depth: usize, in_or: bool) -> Result<Node, Invalid> {
     let Value::Object(object) = value else {
-        return Err(Invalid::new(path, "an object of fields", value));
+        return Err(Invalid::new(path, "an object of fields", shown(value)));
     };
     if depth > MAX_DEPTH {
         return Err(Invalid::new(
@@ -184,7 +184,7 @@ fn parse_node(value: &Value, path: &str, depth: usize, in_or: bool) -> Result<No
                 return Err(Invalid::new(
                     path,
                     "an array of values or matchers, or an object of fields",
-                    value,
+                    shown(value),
                 ))
             }
         };
@@ -208,7 +208,7 @@ fn parse_or(value: &Value, path: &str, depth: usize) -> Result<Box<[Node]>, Inva
         _ => Err(Invalid::new(
             path,
             "an array of at least two pattern objects",
-            value,
+            shown(value),
         )),
     }
 }
@@ -236,7 +236,7 @@ fn parse_leaf(items: &[Value], path: &str) -> Result<Box<[Matcher]>, Invalid> {
                     return Err(Invalid::new(
                         path,
                         "a string, number, boolean, null or matcher object",
-                        item,
+                        shown(item),
                     ))
                 }
             })
@@ -250,7 +250,7 @@ fn parse_matcher(matcher: &Map<String, Value>, path: &str) -> Result<Matcher, In
         return Err(Invalid::new(
             path,
             format!("an object with exactly one operator: {OPERATORS}"),
-            Value::Object(matcher.clone()),
+            shown(&Value::Object(matcher.clone())),
         ));
     };
     let field = format!("{path}.{op}");
@@ -264,9 +264,9 @@ fn parse_matcher(matcher: &Map<String, Value>, path: &str) -> Result<Matcher, In
                         let field = format!("{field}.equals-ignore-case");
                         (string(text, &field, "a string")?, true)
                     }
-                    _ => return Err(Invalid::new(field, expected, operand)),
+                    _ => return Err(Invalid::new(field, expected, shown(operand))),
                 },
-                _ => return Err(Invalid::new(field, expected, operand)),
+                _ => return Err(Invalid::new(field, expected, shown(operand))),
             };
             match (op.as_str(), ignore_case) {
                 ("prefix", false) => Matcher::Prefix(text.into()),
@@ -284,7 +284,7 @@ fn parse_matcher(matcher: &Map<String, Value>, path: &str) -> Result<Matcher, In
         )?),
         "exists" => match operand {
             Value::Bool(exists) => Matcher::Exists(*exists),
-            _ => return Err(Invalid::new(field, "true or false", operand)),
+            _ => return Err(Invalid::new(field, "true or false", shown(operand))),
         },
         "cidr" => Matcher::Cidr(parse_cidr(operand, &field)?),
         "numeric" => Matcher::Numeric(parse_range(operand, &field)?),
@@ -299,10 +299,18 @@ fn parse_matcher(matcher: &Map<String, Value>, path: &str) -> Result<Matcher, In
     })
 }
 
+/// What came, for an error: a string as it is, anything else as JSON.
+fn shown(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn string<'a>(value: &'a Value, field: &str, expected: &str) -> Result<&'a str, Invalid> {
     value
         .as_str()
-        .ok_or_else(|| Invalid::new(field, expected, value))
+        .ok_or_else(|| Invalid::new(field, expected, shown(value)))
 }
 
 /// A number EventBridge can compare: one that an f64 holds exactly.
@@ -320,7 +328,7 @@ fn comparable(value: &Value) -> Option<f64> {
 const COMPARABLE: &str = "numbers that a 64-bit float holds exactly";
 
 fn parse_range(operand: &Value, field: &str) -> Result<Range, Invalid> {
-    let got = || operand.to_string();
+    let got = || shown(operand);
     let shape =
         "[operator, number] with = < <= > >=, or [\">\" or \">=\", low, \"<\" or \"<=\", high]";
     let Value::Array(items) = operand else {
@@ -349,7 +357,13 @@ fn parse_range(operand: &Value, field: &str) -> Result<Range, Invalid> {
                 low: None,
                 high: Some(high),
             },
-            _ => return Err(Invalid::new(field, "an operator among = < <= > >=", got())),
+            _ => {
+                return Err(Invalid::new(
+                    field,
+                    "an operator among = < <= > >= (anything-but excludes a number)",
+                    got(),
+                ))
+            }
         },
         4 => match (comparison(0)?, comparison(2)?) {
             ((">" | ">=", low), ("<" | "<=", high)) if low.value < high.value => Range {
@@ -381,9 +395,9 @@ fn parse_cidr(operand: &Value, field: &str) -> Result<IpNet, Invalid> {
                     (prefix 0-31 for IPv4, 0-127 for IPv6; a single address is a plain string)";
     let net: IpNet = string(operand, field, expected)?
         .parse()
-        .map_err(|_| Invalid::new(field, expected, operand))?;
+        .map_err(|_| Invalid::new(field, expected, shown(operand)))?;
     if net.prefix_len() == net.max_prefix_len() {
-        return Err(Invalid::new(field, expected, operand));
+        return Err(Invalid::new(field, expected, shown(operand)));
     }
     Ok(net)
 }
@@ -399,7 +413,7 @@ fn parse_exclusion(operand: &Value, field: &str) -> Result<Exclusion, Invalid> {
                 _ => Err(Invalid::new(
                     field,
                     format!("{expected}; {COMPARABLE}"),
-                    operand,
+                    shown(operand),
                 )),
             })
             .collect()
@@ -448,7 +462,7 @@ fn parse_exclusion(operand: &Value, field: &str) -> Result<Exclusion, Invalid> {
                 }
             }
         }
-        _ => return Err(Invalid::new(field, expected, operand)),
+        _ => return Err(Invalid::new(field, expected, shown(operand))),
     })
 }
 
@@ -470,7 +484,7 @@ fn exclusion_texts<'a>(
     };
     texts
         .filter(|texts| !non_empty || texts.iter().all(|t| !t.is_empty()))
-        .ok_or_else(|| Invalid::new(field, expected, values))
+        .ok_or_else(|| Invalid::new(field, expected, shown(values)))
 }
 
 /// Case folding as the matcher applies it, one character at a time (so a

@@ -350,6 +350,11 @@ fn wildcards() {
     assert!(!w("a*b*c", "a-c-b"));
     assert!(!w("ab*ba", "aba"), "the ends must not overlap");
     assert!(w("ab*ba", "abba"));
+    assert!(
+        !w("ab*b*ba", "abba"),
+        "a middle segment lies between the ends"
+    );
+    assert!(w("ab*b*ba", "abbba"));
     assert!(w("*", ""));
     assert!(w("exact", "exact"));
     assert!(!w("exact", "exactly"));
@@ -480,10 +485,16 @@ fn errors_name_the_path_what_was_expected_and_what_came() {
          or [\">\" or \">=\", low, \"<\" or \"<=\", high], numbers that a 64-bit float holds exactly, \
          got \"[\\\">\\\",\\\"a\\\"]\""
     );
+    let e = refused(json!({"detail": {"c": [{"numeric": ["!=", 1]}]}}));
+    assert_eq!(
+        e.to_string(),
+        "pattern.detail.c[0].numeric: expected an operator among = < <= > >= \
+         (anything-but excludes a number), got \"[\\\"!=\\\",1]\""
+    );
     let e = refused(json!({"detail": {"state": [{"exists": "yes"}]}}));
     assert_eq!(
         (e.field.as_str(), e.expected.as_str(), e.got.as_str()),
-        ("pattern.detail.state[0].exists", "true or false", "\"yes\"")
+        ("pattern.detail.state[0].exists", "true or false", "yes")
     );
 }
 
@@ -524,6 +535,10 @@ fn refuses_what_eventbridge_refuses() {
         (
             json!({"source": [{"prefix": {"wildcard": "a"}}]}),
             "pattern.source[0].prefix",
+        ),
+        (
+            json!({"source": [{"suffix": {"equals-ignore-case": "a", "x": "b"}}]}),
+            "pattern.source[0].suffix",
         ),
         (
             json!({"source": [{"suffix": ["a"]}]}),
