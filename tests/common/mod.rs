@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+mod sink;
+#[allow(unused_imports)]
+pub use sink::{wait_for, Sink};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
