@@ -13,6 +13,7 @@ mod lock;
 mod logs;
 mod queries;
 mod registry;
+mod sources;
 
 pub use code::sha256_hex;
 pub use error::PlatformError;
@@ -44,7 +45,7 @@ use updraft_runtime_process::{Isolation, ProcessRuntime};
 use updraft_runtime_wasm::WasmRuntime;
 use updraft_scheduler::{Runtime, Scheduler};
 use updraft_store::{BatchWriter, InvocationRecord, Store};
-use updraft_triggers::AsyncEvents;
+use updraft_triggers::{AsyncEvents, Schedules};
 
 /// Lines kept per function by default (`updraft server --log-retention-lines`).
 pub const DEFAULT_LOG_RETENTION_LINES: u64 = 100_000;
@@ -93,6 +94,7 @@ struct Inner {
     cache: invoker::ResolveCache,
     routes: Mutex<(u64, Routes)>,
     events: AsyncEvents,
+    schedules: Schedules,
 }
 
 /// The platform. Cheap to clone.
@@ -179,6 +181,7 @@ impl Platform {
             format!("{}:{}", host.trim(), &key[..12]),
             config.retry_base,
         );
+        let schedules = Schedules::new(store.clone(), &config.region, events.clone());
         let platform = Platform {
             inner: Arc::new(Inner {
                 config,
@@ -190,6 +193,7 @@ impl Platform {
                 records,
                 cache: invoker::ResolveCache::default(),
                 routes: Mutex::new((0, Arc::new(Vec::new()))),
+                schedules,
                 events,
             }),
         };
@@ -200,6 +204,7 @@ impl Platform {
             }
         }
         platform.inner.events.start(platform.clone()).await?;
+        platform.inner.schedules.start();
         platform.start_log_pruner();
         Ok(platform)
     }
@@ -271,6 +276,7 @@ impl Platform {
     /// Drains: no new invocations, in-flight ones finish (up to `grace`),
     /// instances stop, pending records and logs are written.
     pub async fn shutdown(&self, grace: Duration) {
+        self.inner.schedules.stop();
         self.inner.events.stop();
         self.inner.scheduler.shutdown(grace).await;
         self.inner.events.flush().await;
