@@ -364,4 +364,5 @@ async fn a_full_disk_fails_writes_clearly_and_they_succeed_again_without_reopeni
 mod functions;
 mod logs;
 mod queue;
+mod schedules;
 mod schema;
