@@ -5,9 +5,10 @@
 //! One module a concern: this one holds the connection (pool, write
 //! transactions, health probe); `migrate` the schema; `functions` functions
 //! and versions; `settings` and `aliases` what belongs to a function as a
-//! whole; `invocations`, `logs`, `queue` (asynchronous events) and
-//! `identity` (host uids) the rest; `sql` the statements' shared plumbing;
-//! `batch` the batched writes of the hot paths.
+//! whole; `invocations`, `logs`, `queue` (asynchronous events), `identity`
+//! (host uids), `messages` (durable queues) and `mappings` (event source
+//! mappings) the rest; `sql` the statements' shared plumbing; `batch` the
+//! batched writes of the hot paths.
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Connection, Executor};
@@ -20,6 +21,8 @@ mod functions;
 mod identity;
 mod invocations;
 mod logs;
+mod mappings;
+mod messages;
 mod migrate;
 mod queue;
 mod schedules;
@@ -35,6 +38,11 @@ pub use batch::{with_retries, BatchWriter, Weigh};
 pub use functions::{DeployOutcome, FunctionRow, VersionRow};
 pub use identity::FIRST_FUNCTION_UID;
 pub use invocations::InvocationRecord;
+pub use mappings::MappingRow;
+pub use messages::{
+    Message, NewMessage, QueueRow, QueueStats, Redrive, DEFAULT_VISIBILITY_TIMEOUT_MS,
+    MAX_MESSAGE_BYTES,
+};
 pub use migrate::{schema_version, Migration, MIGRATIONS};
 pub use queue::{DeadLetter, EventInvokeConfigRow, LastError, NewEvent, QueuedEvent};
 pub use schedules::{NewSchedule, ScheduleRow};

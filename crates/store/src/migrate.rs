@@ -35,7 +35,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "lambda_api_settings", "0002_lambda_api_settings"),
     migration!(3, "async events", "0003_async_events"),
     migration!(4, "function uids", "0004_function_uids"),
-    migration!(5, "schedules", "0005_schedules"),
+    migration!(5, "queues", "0005_queues"),
+    migration!(6, "schedules", "0006_schedules"),
 ];
 
 impl Migration {
