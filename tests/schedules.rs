@@ -20,26 +20,15 @@ const LOOPBACK: (&str, &str) = ("UPDRAFT_ALLOW_FUNCTION_LOOPBACK", "true");
 /// Writes an app in `dir` whose functions (name, trigger TOML line) run the
 /// fixture's `record` handler and report to `sink`.
 fn write_app(dir: &Path, sink: &Sink, functions: &[(&str, &str)]) {
-    std::fs::create_dir_all(dir).unwrap();
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::copy(
-        fixture("events").join("src/handlers.py"),
-        src.join("handlers.py"),
-    )
-    .unwrap();
-    let mut toml = String::from("[app]\nname = \"sched\"\n");
-    for (name, trigger) in functions {
-        toml.push_str(&format!(
-            "\n[functions.{name}]\nruntime = \"python3\"\nhandler = \"handlers.record\"\n\
-             code = \"src\"\nenv = {{ SINK = \"{}\" }}\n",
-            sink.url
-        ));
-        if !trigger.is_empty() {
-            toml.push_str(&format!("\n[[functions.{name}.triggers]]\n{trigger}\n"));
-        }
-    }
-    std::fs::write(dir.join("updraft.toml"), toml).unwrap();
+    let fns: Vec<EventFn> = functions
+        .iter()
+        .map(|(name, trigger)| EventFn {
+            name,
+            handler: "record",
+            trigger,
+        })
+        .collect();
+    write_event_app(dir, "sched", sink, &fns);
 }
 
 /// Each run's (due time, event id) of one function, from the sink.
