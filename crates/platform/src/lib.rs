@@ -11,6 +11,7 @@ mod invoker;
 mod lambda;
 mod lock;
 mod logs;
+mod mappings;
 mod queries;
 mod registry;
 mod sources;
@@ -23,6 +24,7 @@ pub use lambda::{
 };
 pub use lock::{DataDirLock, LOCK_FILE};
 pub use logs::LogLimits;
+pub use mappings::{EventSourceMapping, MappingInput, REPORT_BATCH_ITEM_FAILURES};
 pub use queries::{FunctionInfo, LogEntry};
 pub use registry::{DeployFunction, DeployReport, Deployed};
 pub use updraft_auth::Credentials;
