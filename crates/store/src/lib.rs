@@ -5,9 +5,10 @@
 //! One module a concern: this one holds the connection (pool, write
 //! transactions, health probe); `migrate` the schema; `functions` functions
 //! and versions; `settings` and `aliases` what belongs to a function as a
-//! whole; `invocations`, `logs`, `queue` (asynchronous events) and
-//! `identity` (host uids) the rest; `sql` the statements' shared plumbing;
-//! `batch` the batched writes of the hot paths.
+//! whole; `invocations`, `logs`, `queue` (asynchronous events),
+//! `buses` (event-bus subscriptions) and `identity` (host uids) the rest;
+//! `sql` the statements' shared plumbing; `batch` the batched writes of the
+//! hot paths.
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Connection, Executor};
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 mod aliases;
 pub mod batch;
+mod buses;
 mod functions;
 mod identity;
 mod invocations;
@@ -31,6 +33,7 @@ use sql::{fetch_all, fetch_optional, numbered_params, per_chunk, placeholders, A
 
 pub use aliases::{AliasRow, AliasUpdate};
 pub use batch::{with_retries, BatchWriter, Weigh};
+pub use buses::BusSubscription;
 pub use functions::{DeployOutcome, FunctionRow, VersionRow};
 pub use identity::FIRST_FUNCTION_UID;
 pub use invocations::InvocationRecord;
