@@ -4,6 +4,7 @@
 //! calls on [`Platform`] and turn its results and [`PlatformError`]s into
 //! responses.
 
+mod bus;
 mod code;
 mod error;
 mod event_config;
@@ -14,6 +15,7 @@ mod logs;
 mod queries;
 mod registry;
 
+pub use bus::{PutEntry, PutResult, DEFAULT_BUS, MAX_ENTRIES, MAX_ENTRY_BYTES};
 pub use code::sha256_hex;
 pub use error::PlatformError;
 pub use event_config::{EventInvokeConfig, EventInvokeConfigInput};
@@ -93,6 +95,7 @@ struct Inner {
     cache: invoker::ResolveCache,
     routes: Mutex<(u64, Routes)>,
     events: AsyncEvents,
+    buses: bus::BusCache,
 }
 
 /// The platform. Cheap to clone.
@@ -191,6 +194,7 @@ impl Platform {
                 cache: invoker::ResolveCache::default(),
                 routes: Mutex::new((0, Arc::new(Vec::new()))),
                 events,
+                buses: bus::BusCache::default(),
             }),
         };
         platform.refresh_routes().await?;

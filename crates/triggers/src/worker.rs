@@ -137,6 +137,18 @@ impl AsyncEvents {
         Ok(id)
     }
 
+    /// Accepts events already checked by their producer (an event bus's
+    /// fan-out to its subscribers): all are written in one committed
+    /// transaction or none is, then the worker wakes.
+    pub async fn enqueue_batch(&self, events: Vec<NewEvent>) -> Result<(), TriggersError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.shared.store.enqueue_events(&events).await?;
+        self.shared.notify.notify_one();
+        Ok(())
+    }
+
     /// Releases what a killed run of this server held, then starts the
     /// worker and its lease renewal.
     pub async fn start<I: Invoke + Clone>(&self, invoker: I) -> Result<(), TriggersError> {
