@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod aws;
 mod sink;
 #[allow(unused_imports)]
 pub use sink::{wait_for, Sink};
