@@ -234,6 +234,7 @@ mod tests {
             cold,
             outcome: outcome.into(),
             error_type: None,
+            trigger: "invoke".into(),
         }
     }
 

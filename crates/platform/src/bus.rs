@@ -2,7 +2,8 @@
 //! an EventBridge pattern); [`Platform::publish`] turns each PutEvents entry
 //! into EventBridge's event, matches it against the bus's subscriptions and
 //! queues one asynchronous event per matching subscriber, all in one
-//! transaction, so the asynchronous path's retries and dead letters apply.
+//! transaction, then wakes the asynchronous worker, so that path's retries
+//! and dead letters apply.
 //!
 //! Buses exist implicitly: an entry on a bus nobody subscribes to is
 //! accepted and goes nowhere, as on EventBridge's default bus. Parsed
@@ -229,9 +230,9 @@ fn subscriptions_of(function: &str, config: &FunctionConfig) -> Vec<BusSubscript
 
 impl Platform {
     /// Makes the function's bus subscriptions those of `config`, its
-    /// `$LATEST` configuration now (None: the function is gone). Called
-    /// wherever `$LATEST`'s configuration changes.
-    pub async fn sync_subscriptions(
+    /// `$LATEST` configuration now (None: the function is gone); part of
+    /// [`Platform::sync_triggers`].
+    pub(crate) async fn sync_subscriptions(
         &self,
         function: &str,
         config: Option<&FunctionConfig>,
@@ -335,10 +336,15 @@ impl Platform {
             let id = event["id"].as_str().unwrap_or_default().to_string();
             results.push(PutResult::Accepted(id));
         }
-        if let Err(e) = self.inner.events.enqueue_batch(queued).await {
-            let message = PlatformError::from(e).public_message();
-            for i in pending {
-                results[i] = PutResult::failed("InternalFailure", message.clone());
+        if !queued.is_empty() {
+            match self.inner.store.enqueue_events(&queued).await {
+                Ok(()) => self.inner.events.wake(),
+                Err(e) => {
+                    let message = PlatformError::from(e).public_message();
+                    for i in pending {
+                        results[i] = PutResult::failed("InternalFailure", message.clone());
+                    }
+                }
             }
         }
         Ok(results)

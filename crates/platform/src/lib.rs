@@ -14,6 +14,7 @@ mod lock;
 mod logs;
 mod queries;
 mod registry;
+mod sources;
 
 pub use bus::{PutEntry, PutResult, DEFAULT_BUS, MAX_ENTRIES, MAX_ENTRY_BYTES};
 pub use code::sha256_hex;
@@ -46,7 +47,7 @@ use updraft_runtime_process::{Isolation, ProcessRuntime};
 use updraft_runtime_wasm::WasmRuntime;
 use updraft_scheduler::{Runtime, Scheduler};
 use updraft_store::{BatchWriter, InvocationRecord, Store};
-use updraft_triggers::AsyncEvents;
+use updraft_triggers::{AsyncEvents, Schedules};
 
 /// Lines kept per function by default (`updraft server --log-retention-lines`).
 pub const DEFAULT_LOG_RETENTION_LINES: u64 = 100_000;
@@ -95,6 +96,7 @@ struct Inner {
     cache: invoker::ResolveCache,
     routes: Mutex<(u64, Routes)>,
     events: AsyncEvents,
+    schedules: Schedules,
     buses: bus::BusCache,
 }
 
@@ -182,6 +184,7 @@ impl Platform {
             format!("{}:{}", host.trim(), &key[..12]),
             config.retry_base,
         );
+        let schedules = Schedules::new(store.clone(), &config.region, events.clone());
         let platform = Platform {
             inner: Arc::new(Inner {
                 config,
@@ -193,6 +196,7 @@ impl Platform {
                 records,
                 cache: invoker::ResolveCache::default(),
                 routes: Mutex::new((0, Arc::new(Vec::new()))),
+                schedules,
                 events,
                 buses: bus::BusCache::default(),
             }),
@@ -204,6 +208,7 @@ impl Platform {
             }
         }
         platform.inner.events.start(platform.clone()).await?;
+        platform.inner.schedules.start();
         platform.start_log_pruner();
         Ok(platform)
     }
@@ -275,6 +280,7 @@ impl Platform {
     /// Drains: no new invocations, in-flight ones finish (up to `grace`),
     /// instances stop, pending records and logs are written.
     pub async fn shutdown(&self, grace: Duration) {
+        self.inner.schedules.stop();
         self.inner.events.stop();
         self.inner.scheduler.shutdown(grace).await;
         self.inner.events.flush().await;

@@ -24,6 +24,7 @@ mod invocations;
 mod logs;
 mod migrate;
 mod queue;
+mod schedules;
 mod settings;
 mod sql;
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use identity::FIRST_FUNCTION_UID;
 pub use invocations::InvocationRecord;
 pub use migrate::{schema_version, Migration, MIGRATIONS};
 pub use queue::{DeadLetter, EventInvokeConfigRow, LastError, NewEvent, QueuedEvent};
+pub use schedules::{NewSchedule, ScheduleRow};
 pub use settings::FunctionSettings;
 
 /// Everything that can go wrong in the store.

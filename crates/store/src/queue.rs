@@ -423,7 +423,10 @@ impl Store {
     }
 }
 
-async fn insert_event(conn: &mut sqlx::AnyConnection, ev: &NewEvent) -> Result<(), StoreError> {
+pub(crate) async fn insert_event(
+    conn: &mut sqlx::AnyConnection,
+    ev: &NewEvent,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO events (id, function, qualifier, source, payload, enqueued_ms, attempts, runs, \
          next_attempt_ms, status) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, 'pending')",

@@ -126,6 +126,7 @@ fn inv(id: &str, function: &str, start_ms: i64) -> InvocationRecord {
         cold: true,
         outcome: "success".into(),
         error_type: None,
+        trigger: "invoke".into(),
     }
 }
 

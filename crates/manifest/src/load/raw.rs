@@ -118,9 +118,11 @@ impl<'de> Deserialize<'de> for RawTrigger {
                         "schedule" => RawTrigger::Schedule(map.next_value()?),
                         "queue" => RawTrigger::Queue(map.next_value()?),
                         "event" => RawTrigger::Event(map.next_value()?),
-                        _ => return Err(de::Error::custom(format!(
+                        _ => {
+                            return Err(de::Error::custom(format!(
                             "unknown trigger kind `{kind}`; expected one of: {SUPPORTED_TRIGGERS}"
-                        ))),
+                        )))
+                        }
                     });
                 }
                 found.ok_or_else(|| {
