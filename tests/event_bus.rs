@@ -35,11 +35,7 @@ fn app(sink: &Sink) -> PathBuf {
     let dir = scratch("bus-app");
     let fixture = fixture("bus");
     std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::copy(
-        fixture.join("src/handlers.py"),
-        dir.join("src/handlers.py"),
-    )
-    .unwrap();
+    std::fs::copy(fixture.join("src/handlers.py"), dir.join("src/handlers.py")).unwrap();
     let toml = std::fs::read_to_string(fixture.join("updraft.toml")).unwrap();
     assert!(toml.contains(FIXTURE_SINK));
     std::fs::write(
@@ -107,9 +103,7 @@ fn events_reach_exactly_the_subscribers_whose_patterns_match() {
 
     // 2026-12-02T01:02:03Z
     let time = 1_796_173_323;
-    let order = |detail: &str| {
-        json!({"Source": "shop", "DetailType": "OrderPlaced", "Detail": detail, "EventBusName": "orders"})
-    };
+    let order = |detail: &str| json!({"Source": "shop", "DetailType": "OrderPlaced", "Detail": detail, "EventBusName": "orders"});
     let mut first = order(r#"{"region": "us-east", "total": 42}"#);
     first["Resources"] = json!(["arn:aws:shop:::order/1"]);
     first["Time"] = json!(time);
@@ -122,12 +116,12 @@ fn events_reach_exactly_the_subscribers_whose_patterns_match() {
     let mut no_source = order("{}");
     no_source.as_object_mut().unwrap().remove("Source");
     let entries = json!([
-        first,                                       // 0: bus-shop only (not eu-, not > 100)
-        other_source,                                // 1: nobody (source)
-        order("[1, 2]"),                             // 2: MalformedDetail
-        by_arn,                                      // 3: both
-        no_source,                                   // 4: InvalidArgument
-        nobody,                                      // 5: accepted, goes nowhere
+        first,                                            // 0: bus-shop only (not eu-, not > 100)
+        other_source,                                     // 1: nobody (source)
+        order("[1, 2]"),                                  // 2: MalformedDetail
+        by_arn,                                           // 3: both
+        no_source,                                        // 4: InvalidArgument
+        nobody,                                           // 5: accepted, goes nowhere
         order(r#"{"region": "eu-north", "total": 100}"#), // 6: bus-shop only (numeric > is strict)
         order(r#"{"region": "us-west", "total": 500}"#),  // 7: bus-shop only (prefix)
     ]);
@@ -174,12 +168,17 @@ fn events_reach_exactly_the_subscribers_whose_patterns_match() {
     );
     // Both subscribers get the same event; without a Time it is the call's.
     let ev3 = shop_events.iter().find(|e| e["id"] == e3.as_str()).unwrap();
-    let big3 = got(&sink, "bus-big-eu").into_iter().find(|e| e["id"] == e3.as_str());
+    let big3 = got(&sink, "bus-big-eu")
+        .into_iter()
+        .find(|e| e["id"] == e3.as_str());
     assert_eq!(big3.as_ref(), Some(ev3));
     assert_eq!(ev3["detail"], json!({"region": "eu-west", "total": 250.5}));
     assert_eq!(ev3["resources"], json!([]));
     let t = ev3["time"].as_str().unwrap();
-    assert!(t.len() == 20 && t.ends_with('Z') && t.starts_with("20"), "{t}");
+    assert!(
+        t.len() == 20 && t.ends_with('Z') && t.starts_with("20"),
+        "{t}"
+    );
     // Each delivery is its own asynchronous invocation with its own id.
     let run_ids: BTreeSet<String> = sink
         .posts()
@@ -231,19 +230,50 @@ fn events_reach_exactly_the_subscribers_whose_patterns_match() {
     );
 
     // A bus nobody subscribes to still gives an id; refused events exit 2.
-    let out = s.ok(&["publish", "nobody", "--source", "shop", "--detail-type", "X"]);
+    let out = s.ok(&[
+        "publish",
+        "nobody",
+        "--source",
+        "shop",
+        "--detail-type",
+        "X",
+    ]);
     assert_eq!(out.trim().len(), 36, "{out:?}");
     for (args, want) in [
         (
-            ["orders", "--source", "shop", "--detail-type", "X", "--detail", "[1]"],
+            [
+                "orders",
+                "--source",
+                "shop",
+                "--detail-type",
+                "X",
+                "--detail",
+                "[1]",
+            ],
             "--detail: expected a JSON object",
         ),
         (
-            ["orders", "--source", "", "--detail-type", "X", "--detail", "{}"],
+            [
+                "orders",
+                "--source",
+                "",
+                "--detail-type",
+                "X",
+                "--detail",
+                "{}",
+            ],
             "Source",
         ),
         (
-            ["no spaces", "--source", "shop", "--detail-type", "X", "--detail", "{}"],
+            [
+                "no spaces",
+                "--source",
+                "shop",
+                "--detail-type",
+                "X",
+                "--detail",
+                "{}",
+            ],
             "EventBusName",
         ),
     ] {
@@ -305,7 +335,11 @@ fn the_entry_point_speaks_eventbridges_errors_and_refuses_strangers_from_the_hea
         )
         .unwrap();
         let (got, body) = read_response(conn);
-        assert_eq!((got, &body["__type"]), (status, &json!(error_type)), "{body}");
+        assert_eq!(
+            (got, &body["__type"]),
+            (status, &json!(error_type)),
+            "{body}"
+        );
     }
 
     // boto3 with a wrong secret, and an operation Updraft does not implement.
@@ -341,17 +375,28 @@ fn the_entry_point_speaks_eventbridges_errors_and_refuses_strangers_from_the_hea
         );
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(h["content-type"], "application/x-amz-json-1.1");
-        (status, v["__type"].as_str().unwrap().to_string(), v["message"].to_string())
+        (
+            status,
+            v["__type"].as_str().unwrap().to_string(),
+            v["message"].to_string(),
+        )
     };
     let (status, ty, msg) = post(None, "{}");
-    assert_eq!((status, ty.as_str()), (400, "UnknownOperationException"), "{msg}");
+    assert_eq!(
+        (status, ty.as_str()),
+        (400, "UnknownOperationException"),
+        "{msg}"
+    );
     assert!(msg.contains("X-Amz-Target"), "{msg}");
     let eleven: Vec<Value> = (0..11)
         .map(|_| json!({"Source": "s", "DetailType": "t", "Detail": "{}"}))
         .collect();
     for (body, want) in [
         (json!({"Entries": eleven}).to_string(), "Entries"),
-        (r#"{"Entries": [{"Source": 5}]}"#.to_string(), "Entries[0].Source"),
+        (
+            r#"{"Entries": [{"Source": 5}]}"#.to_string(),
+            "Entries[0].Source",
+        ),
         ("{}".to_string(), "Entries"),
         (
             r#"{"Entries": [{"Source": "s", "Time": "yesterday"}]}"#.to_string(),
@@ -359,7 +404,11 @@ fn the_entry_point_speaks_eventbridges_errors_and_refuses_strangers_from_the_hea
         ),
     ] {
         let (status, ty, msg) = post(Some("AWSEvents.PutEvents"), &body);
-        assert_eq!((status, ty.as_str()), (400, "ValidationException"), "{body}: {msg}");
+        assert_eq!(
+            (status, ty.as_str()),
+            (400, "ValidationException"),
+            "{body}: {msg}"
+        );
         assert!(msg.contains(want), "{body}: {msg}");
     }
 }

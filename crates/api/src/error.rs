@@ -98,12 +98,7 @@ impl IntoResponse for ApiError {
 /// AWS SDKs read them. The one place these errors are shaped.
 pub fn aws_json_error(status: StatusCode, error_type: &str, message: &str) -> Response {
     let body = serde_json::json!({ "__type": error_type, "message": message });
-    let mut resp = (
-        status,
-        [(CONTENT_TYPE, AWS_JSON_1_1)],
-        body.to_string(),
-    )
-        .into_response();
+    let mut resp = (status, [(CONTENT_TYPE, AWS_JSON_1_1)], body.to_string()).into_response();
     if let Ok(v) = HeaderValue::from_str(error_type) {
         resp.headers_mut().insert("x-amzn-errortype", v);
     }

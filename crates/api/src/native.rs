@@ -219,13 +219,11 @@ async fn publish(State(p): State<Platform>, Path(bus): Path<String>, body: Bytes
         Some(updraft_platform::PutResult::Accepted(id)) => {
             Ok(Json(serde_json::json!({ "event_id": id })).into_response())
         }
-        Some(updraft_platform::PutResult::Failed { code, message }) => {
-            Err(match code {
-                "InternalFailure" => PlatformError::Unavailable(message),
-                _ => PlatformError::InvalidParameter(format!("{code}: {message}")),
-            }
-            .into())
+        Some(updraft_platform::PutResult::Failed { code, message }) => Err(match code {
+            "InternalFailure" => PlatformError::Unavailable(message),
+            _ => PlatformError::InvalidParameter(format!("{code}: {message}")),
         }
+        .into()),
         None => Err(PlatformError::internal("publish", "no result for the entry").into()),
     }
 }

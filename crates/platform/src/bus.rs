@@ -395,7 +395,10 @@ mod tests {
         e.time = Some(std::time::UNIX_EPOCH + Duration::from_secs(86_400));
         e.event_bus_name = None;
         let (bus, ev) = event_of(&e, "r", at).unwrap();
-        assert_eq!((bus.as_str(), &ev["time"]), ("default", &json!("1970-01-02T00:00:00Z")));
+        assert_eq!(
+            (bus.as_str(), &ev["time"]),
+            ("default", &json!("1970-01-02T00:00:00Z"))
+        );
     }
 
     #[test]
@@ -442,7 +445,9 @@ mod tests {
         assert_eq!(bus_name(Some("")), Ok("default"));
         assert_eq!(bus_name(Some("orders")), Ok("orders"));
         assert_eq!(
-            bus_name(Some("arn:aws:events:us-east-1:000000000000:event-bus/orders")),
+            bus_name(Some(
+                "arn:aws:events:us-east-1:000000000000:event-bus/orders"
+            )),
             Ok("orders")
         );
         assert!(bus_name(Some("arn:aws:events:us-east-1:000000000000:rule/x")).is_err());

@@ -3,8 +3,8 @@
 
 use super::amz_date::{check_skew, parse_amz_date};
 use super::{
-    ct_eq, header_pairs, printable, run_signer, INVALID_CREDENTIALS, SERVICES, X_AMZ_CONTENT_SHA256,
-    X_AMZ_DATE,
+    ct_eq, header_pairs, printable, run_signer, INVALID_CREDENTIALS, SERVICES,
+    X_AMZ_CONTENT_SHA256, X_AMZ_DATE,
 };
 use crate::{AuthError, Credentials};
 use aws_sigv4::http_request::{
