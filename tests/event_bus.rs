@@ -23,6 +23,8 @@ use std::time::Duration;
 const LOOPBACK: (&str, &str) = ("UPDRAFT_ALLOW_FUNCTION_LOOPBACK", "true");
 /// The sink URL in the fixture's manifest, replaced by the test's own.
 const FIXTURE_SINK: &str = "http://127.0.0.1:9/";
+/// Where the fixture's code is, replaced by the copy's.
+const FIXTURE_CODE: &str = "code = \"../events/src\"";
 /// How long deliveries may take before the test gives up.
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -30,19 +32,19 @@ fn server(name: &str) -> Server {
     server_with_keys(name, &[LOOPBACK])
 }
 
-/// A copy of tests/fixtures/bus whose functions report to `sink`.
+/// A copy of tests/fixtures/bus (with its code) whose functions report to
+/// `sink`.
 fn app(sink: &Sink) -> PathBuf {
     let dir = scratch("bus-app");
-    let fixture = fixture("bus");
     std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::copy(fixture.join("src/handlers.py"), dir.join("src/handlers.py")).unwrap();
-    let toml = std::fs::read_to_string(fixture.join("updraft.toml")).unwrap();
-    assert!(toml.contains(FIXTURE_SINK));
-    std::fs::write(
-        dir.join("updraft.toml"),
-        toml.replace(FIXTURE_SINK, &sink.url),
-    )
-    .unwrap();
+    let handlers = fixture("events").join("src/handlers.py");
+    std::fs::copy(handlers, dir.join("src/handlers.py")).unwrap();
+    let toml = std::fs::read_to_string(fixture("bus").join("updraft.toml")).unwrap();
+    assert!(toml.contains(FIXTURE_SINK) && toml.contains(FIXTURE_CODE));
+    let toml = toml
+        .replace(FIXTURE_SINK, &sink.url)
+        .replace(FIXTURE_CODE, "code = \"src\"");
+    std::fs::write(dir.join("updraft.toml"), toml).unwrap();
     dir
 }
 

@@ -3,8 +3,11 @@
 
 #![allow(dead_code)]
 
+mod apps;
 pub mod aws;
 mod sink;
+#[allow(unused_imports)]
+pub use apps::{write_event_app, EventFn};
 #[allow(unused_imports)]
 pub use sink::{wait_for, Sink};
 use std::io::{BufRead, BufReader};

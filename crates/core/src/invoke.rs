@@ -10,12 +10,15 @@ use std::time::Instant;
 /// topics). `updraft-platform` implements it; the producers depend on this
 /// trait, never on the platform.
 pub trait Invoke: Send + Sync + 'static {
-    /// Checks that the function (and the version or alias) exists now.
+    /// Checks that the function (and the version or alias) exists now, and
+    /// says how many invocations of it can run at once (its instances ×
+    /// invocations per instance; 0 under a reserved concurrency of 0):
+    /// producers that pull work (queue consumers) take no more than that.
     fn check(
         &self,
         function: &str,
         qualifier: Option<&Qualifier>,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    ) -> impl Future<Output = Result<u32, Error>> + Send;
 
     /// Runs the function once and records the invocation. A throttle or a
     /// draining server is an `Err`; a function's own failure is an `Ok`

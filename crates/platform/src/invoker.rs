@@ -396,9 +396,10 @@ impl Invoke for Platform {
         &self,
         function: &str,
         qualifier: Option<&Qualifier>,
-    ) -> Result<(), updraft_core::Error> {
-        self.resolve_q(function, qualifier).await?;
-        Ok(())
+    ) -> Result<u32, updraft_core::Error> {
+        let spec = self.resolve_q(function, qualifier).await?;
+        let s = &spec.config.scaling;
+        Ok(s.max_instances.saturating_mul(s.per_instance.max(1)))
     }
 
     async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResult, updraft_core::Error> {

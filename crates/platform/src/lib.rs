@@ -47,7 +47,7 @@ use updraft_runtime_process::{Isolation, ProcessRuntime};
 use updraft_runtime_wasm::WasmRuntime;
 use updraft_scheduler::{Runtime, Scheduler};
 use updraft_store::{BatchWriter, InvocationRecord, Store};
-use updraft_triggers::{AsyncEvents, Schedules};
+use updraft_triggers::{AsyncEvents, QueueConsumers, Schedules};
 
 /// Lines kept per function by default (`updraft server --log-retention-lines`).
 pub const DEFAULT_LOG_RETENTION_LINES: u64 = 100_000;
@@ -97,6 +97,7 @@ struct Inner {
     routes: Mutex<(u64, Routes)>,
     events: AsyncEvents,
     schedules: Schedules,
+    queues: QueueConsumers,
     buses: bus::BusCache,
 }
 
@@ -185,6 +186,7 @@ impl Platform {
             config.retry_base,
         );
         let schedules = Schedules::new(store.clone(), &config.region, events.clone());
+        let queues = QueueConsumers::new(store.clone(), &config.region);
         let platform = Platform {
             inner: Arc::new(Inner {
                 config,
@@ -197,6 +199,7 @@ impl Platform {
                 cache: invoker::ResolveCache::default(),
                 routes: Mutex::new((0, Arc::new(Vec::new()))),
                 schedules,
+                queues,
                 events,
                 buses: bus::BusCache::default(),
             }),
@@ -209,6 +212,7 @@ impl Platform {
         }
         platform.inner.events.start(platform.clone()).await?;
         platform.inner.schedules.start();
+        platform.inner.queues.start(platform.clone());
         platform.start_log_pruner();
         Ok(platform)
     }
@@ -281,6 +285,7 @@ impl Platform {
     /// instances stop, pending records and logs are written.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.schedules.stop();
+        self.inner.queues.stop();
         self.inner.events.stop();
         self.inner.scheduler.shutdown(grace).await;
         self.inner.events.flush().await;

@@ -16,6 +16,7 @@ impl Platform {
         config: Option<&FunctionConfig>,
     ) -> Result<(), PlatformError> {
         self.inner.schedules.sync(name, config).await?;
+        self.inner.queues.sync(name, config).await?;
         self.sync_subscriptions(name, config).await?;
         Ok(())
     }

@@ -5,10 +5,10 @@
 //! One module a concern: this one holds the connection (pool, write
 //! transactions, health probe); `migrate` the schema; `functions` functions
 //! and versions; `settings` and `aliases` what belongs to a function as a
-//! whole; `invocations`, `logs`, `queue` (asynchronous events),
-//! `buses` (event-bus subscriptions) and `identity` (host uids) the rest;
-//! `sql` the statements' shared plumbing; `batch` the batched writes of the
-//! hot paths.
+//! whole; `invocations`, `logs`, `queue` (asynchronous events), `identity`
+//! (host uids), `messages` (durable queues), `mappings` (event source
+//! mappings) and `buses` (event-bus subscriptions) the rest; `sql` the
+//! statements' shared plumbing; `batch` the batched writes of the hot paths.
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Connection, Executor};
@@ -22,6 +22,8 @@ mod functions;
 mod identity;
 mod invocations;
 mod logs;
+mod mappings;
+mod messages;
 mod migrate;
 mod queue;
 mod schedules;
@@ -38,6 +40,11 @@ pub use buses::BusSubscription;
 pub use functions::{DeployOutcome, FunctionRow, VersionRow};
 pub use identity::FIRST_FUNCTION_UID;
 pub use invocations::InvocationRecord;
+pub use mappings::MappingRow;
+pub use messages::{
+    Message, NewMessage, QueueRow, QueueStats, Redrive, DEFAULT_VISIBILITY_TIMEOUT_MS,
+    MAX_MESSAGE_BYTES,
+};
 pub use migrate::{schema_version, Migration, MIGRATIONS};
 pub use queue::{DeadLetter, EventInvokeConfigRow, LastError, NewEvent, QueuedEvent};
 pub use schedules::{NewSchedule, ScheduleRow};

@@ -364,5 +364,7 @@ async fn a_full_disk_fails_writes_clearly_and_they_succeed_again_without_reopeni
 mod buses;
 mod functions;
 mod logs;
+mod messages;
 mod queue;
+mod schedules;
 mod schema;

@@ -9,13 +9,16 @@
 //! [`updraft_core::Invoke`] trait and keeps its events in the store.
 
 pub mod policy;
+pub mod queues;
 pub mod schedules;
+pub mod sqs;
 mod worker;
 
 pub use policy::{
     backoff, FailureCondition, DEFAULT_MAX_EVENT_AGE_S, DEFAULT_MAX_RETRY_ATTEMPTS,
     DEFAULT_RETRY_BASE, MAX_RETRY_ATTEMPTS, MIN_EVENT_AGE_S,
 };
+pub use queues::QueueConsumers;
 pub use schedules::Schedules;
 pub use worker::AsyncEvents;
 

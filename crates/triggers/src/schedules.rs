@@ -11,6 +11,9 @@
 //! **Missed ticks.** Ticks that fell due while no server ran fire once, at
 //! the next start, as one event carrying the due time of the most recent
 //! missed tick; the schedule then continues from the first tick after now.
+//! A running server that merely falls behind (a stall, a slow store) fires
+//! every tick in order, each with its own due time, unless it is more than
+//! [`MAX_CATCH_UP`] ticks behind, when it too fires only the latest.
 
 use crate::{AsyncEvents, TriggersError};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +29,10 @@ use updraft_store::{NewEvent, NewSchedule, ScheduleRow, Store};
 /// The firing task looks at the store at least this often (another server
 /// may have added or moved a schedule).
 const POLL: Duration = Duration::from_secs(1);
+
+/// A running server fires each tick it is late for, up to this many behind;
+/// beyond, only the latest (as at start-up).
+pub const MAX_CATCH_UP: i64 = 100;
 
 /// The schedule runner of one server. Cheap to clone.
 #[derive(Clone)]
@@ -97,6 +104,8 @@ impl Schedules {
 
     async fn run(self) {
         let sh = &self.shared;
+        // The first pass fires what was missed while no server ran: once.
+        let mut catch_up = false;
         loop {
             if sh.stopped.load(Ordering::SeqCst) {
                 return;
@@ -106,7 +115,7 @@ impl Schedules {
                 Ok(due) => {
                     let mut fired = false;
                     for row in due {
-                        match self.fire(&row, now).await {
+                        match self.fire(&row, now, catch_up).await {
                             Ok(f) => fired |= f,
                             Err(e) => tracing::error!(
                                 function = %row.function, error = %e,
@@ -120,6 +129,7 @@ impl Schedules {
                 }
                 Err(e) => tracing::error!(error = %e, "schedules: reading due ticks failed"),
             }
+            catch_up = true;
             let wait = match sh.store.next_schedule_due().await {
                 Ok(Some(next)) => Duration::from_millis((next - now_ms()).max(0) as u64).min(POLL),
                 _ => POLL,
@@ -132,18 +142,33 @@ impl Schedules {
     }
 
     /// Fires one due schedule; false if another server fired it first.
-    async fn fire(&self, row: &ScheduleRow, now: i64) -> Result<bool, TriggersError> {
+    /// `catch_up`: fire the oldest due tick (the loop comes back for the
+    /// next) rather than only the latest.
+    async fn fire(
+        &self,
+        row: &ScheduleRow,
+        now: i64,
+        catch_up: bool,
+    ) -> Result<bool, TriggersError> {
         let Some(read_due) = row.next_due_ms else {
             return Ok(false);
         };
         let spec: ScheduleTrigger = serde_json::from_str(&row.spec)
             .map_err(|e| Invalid::new("schedule", "a stored schedule trigger", e))?;
         let schedule = parse(&spec)?;
-        // Several ticks missed (no server ran): the most recent one fires.
-        let fired_due = schedule
-            .latest_between(read_due - 1, now)
-            .unwrap_or(read_due);
-        let next_due = schedule.next_after(now.max(fired_due));
+        let (fired_due, next_due) = match schedule.next_after(read_due) {
+            // Behind by a few ticks while running: each fires in turn.
+            Some(next) if catch_up && !too_far_behind(&schedule, read_due, now) => {
+                (read_due, Some(next))
+            }
+            // Missed while no server ran (or far behind): the latest fires, once.
+            _ => {
+                let latest = schedule
+                    .latest_between(read_due - 1, now)
+                    .unwrap_or(read_due);
+                (latest, schedule.next_after(now.max(latest)))
+            }
+        };
         let payload = match &spec.payload {
             Some(p) => serde_json::to_vec(p).unwrap_or_default(),
             None => scheduled_event(&self.shared.region, &row.function, row.idx, fired_due),
@@ -177,6 +202,18 @@ impl Schedules {
         }
         Ok(fired)
     }
+}
+
+/// Whether more than [`MAX_CATCH_UP`] ticks fell due since `due`.
+fn too_far_behind(schedule: &Schedule, due: i64, now: i64) -> bool {
+    let mut t = due;
+    for _ in 0..MAX_CATCH_UP {
+        match schedule.next_after(t) {
+            Some(n) if n <= now => t = n,
+            _ => return false,
+        }
+    }
+    true
 }
 
 fn parse(s: &ScheduleTrigger) -> Result<Schedule, Invalid> {
