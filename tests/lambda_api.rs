@@ -9,8 +9,7 @@ mod common;
 use common::*;
 use std::process::Command;
 
-const ACCESS_KEY: &str = "AKIAUPDRAFTLAMBDATEST";
-const SECRET_KEY: &str = "updraft-lambda-api-test-secret-0123456789";
+use common::aws::{aws_env, require_boto3, ACCESS_KEY, KEYS, SECRET_KEY};
 
 /// Starts a server with fixed credentials and a fast retry backoff. The
 /// suites' functions report to a sink on the host's loopback, which they
@@ -19,8 +18,8 @@ fn server(name: &str) -> Server {
     Server::start_in(
         scratch(name),
         &[
-            ("UPDRAFT_ACCESS_KEY_ID", ACCESS_KEY),
-            ("UPDRAFT_SECRET_ACCESS_KEY", SECRET_KEY),
+            KEYS[0],
+            KEYS[1],
             ("UPDRAFT_RETRY_BASE", "100ms"),
             ("UPDRAFT_ALLOW_FUNCTION_LOOPBACK", "true"),
         ],
@@ -29,51 +28,13 @@ fn server(name: &str) -> Server {
 
 /// Fails (never skips) when the AWS tools are missing.
 fn require_tools() {
-    let boto3 = Command::new("python3")
-        .args(["-c", "import boto3"])
-        .output();
-    assert!(
-        matches!(&boto3, Ok(o) if o.status.success()),
-        "python3 with boto3 is required for the Lambda API tests: run .ci/run, \
-         or `pip install boto3 awscli` (got {boto3:?})"
-    );
+    require_boto3();
     let aws = Command::new("aws").arg("--version").output();
     assert!(
         matches!(&aws, Ok(o) if o.status.success()),
         "the AWS CLI (`aws`) is required for the Lambda API tests: run .ci/run, \
          or `pip install boto3 awscli` (got {aws:?})"
     );
-}
-
-/// A command with the AWS environment pointed at `s` and nothing of the
-/// developer's own AWS configuration.
-fn aws_env(cmd: &mut Command, s: &Server) {
-    let nowhere = s.data_dir.join("no-such-aws-config");
-    for var in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_LAMBDA",
-        "AWS_CA_BUNDLE",
-        "AWS_REGION",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.current_dir(repo())
-        .env("UPDRAFT_ENDPOINT", &s.endpoint)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", &nowhere)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_PAGER", "")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1");
 }
 
 fn run(what: &str, mut cmd: Command) {

@@ -36,14 +36,15 @@ pub struct Args {
     pub client: super::ClientArgs,
 }
 
-fn read_payload(arg: &str) -> anyhow::Result<Vec<u8>> {
+/// The value of a `JSON|@FILE|@-` flag (`flag` names it in errors).
+pub(super) fn read_payload(flag: &str, arg: &str) -> anyhow::Result<Vec<u8>> {
     Ok(match arg.strip_prefix('@') {
         Some("-") => {
             let mut buf = Vec::new();
             std::io::stdin().read_to_end(&mut buf)?;
             buf
         }
-        Some(file) => std::fs::read(file).map_err(|e| anyhow::anyhow!("--payload @{file}: {e}"))?,
+        Some(file) => std::fs::read(file).map_err(|e| anyhow::anyhow!("{flag} @{file}: {e}"))?,
         None => arg.as_bytes().to_vec(),
     })
 }
@@ -59,7 +60,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
 }
 
 async fn invoke(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
-    let payload = read_payload(&args.payload)?;
+    let payload = read_payload("--payload", &args.payload)?;
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
         anyhow::bail!("--payload: expected JSON ({e})");
     }

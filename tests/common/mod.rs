@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 mod apps;
+pub mod aws;
 mod sink;
 #[allow(unused_imports)]
 pub use apps::{write_event_app, EventFn};

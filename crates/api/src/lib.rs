@@ -1,8 +1,11 @@
-//! The control surfaces: the native API (`/api/v1/…`) the CLI uses, and
-//! `/healthz`. Every request is authenticated (SigV4 or bearer) before it
-//! reaches a handler; every error leaves through [`ApiError`].
+//! The control surfaces: the native API (`/api/v1/…`) the CLI uses, the
+//! AWS APIs (Lambda's subset, EventBridge's PutEvents), and `/healthz`.
+//! Every request is authenticated (SigV4 or bearer) before it reaches a
+//! handler; every error leaves through [`ApiError`] (or, on the AWS JSON
+//! protocols, `error::aws_json_error`).
 
 mod error;
+mod events;
 mod invoke;
 pub mod lambda;
 pub mod lambda_events;
@@ -27,6 +30,8 @@ pub fn router(platform: Platform) -> Router {
         // The AWS Lambda API subset (lambda/): functions, versions, aliases,
         // concurrency, URL config, Invoke.
         .merge(lambda::router())
+        // EventBridge's JSON API (events.rs) on `POST /` (merged into target.rs).
+        .route("/", axum::routing::post(events::post_root))
         // `authenticate` buffers and bounds every body; axum's 2 MB default must not cut code uploads.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn_with_state(

@@ -4,6 +4,7 @@
 //! calls on [`Platform`] and turn its results and [`PlatformError`]s into
 //! responses.
 
+mod bus;
 mod code;
 mod error;
 mod event_config;
@@ -16,6 +17,7 @@ mod queries;
 mod registry;
 mod sources;
 
+pub use bus::{PutEntry, PutResult, DEFAULT_BUS, MAX_ENTRIES, MAX_ENTRY_BYTES};
 pub use code::sha256_hex;
 pub use error::PlatformError;
 pub use event_config::{EventInvokeConfig, EventInvokeConfigInput};
@@ -98,6 +100,7 @@ struct Inner {
     events: AsyncEvents,
     schedules: Schedules,
     queues: QueueConsumers,
+    buses: bus::BusCache,
 }
 
 /// The platform. Cheap to clone.
@@ -200,6 +203,7 @@ impl Platform {
                 schedules,
                 queues,
                 events,
+                buses: bus::BusCache::default(),
             }),
         };
         platform.refresh_routes().await?;

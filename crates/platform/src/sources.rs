@@ -7,8 +7,9 @@ use crate::{Platform, PlatformError};
 use updraft_core::FunctionConfig;
 
 impl Platform {
-    /// Makes the function's schedules (and, with them, its other event
-    /// sources) those of `config`; None: the function is gone.
+    /// Makes the function's schedules and bus subscriptions (and, with
+    /// them, its other event sources) those of `config`; None: the function
+    /// is gone.
     pub(crate) async fn sync_triggers(
         &self,
         name: &str,
@@ -16,6 +17,7 @@ impl Platform {
     ) -> Result<(), PlatformError> {
         self.inner.schedules.sync(name, config).await?;
         self.inner.queues.sync(name, config).await?;
+        self.sync_subscriptions(name, config).await?;
         Ok(())
     }
 }

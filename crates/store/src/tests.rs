@@ -361,6 +361,7 @@ async fn a_full_disk_fails_writes_clearly_and_they_succeed_again_without_reopeni
 }
 
 // After `suite!`, which they use.
+mod buses;
 mod functions;
 mod logs;
 mod messages;
