@@ -54,6 +54,9 @@ enum Command {
     /// Show a function's failed asynchronous events (dead letters).
     #[command(after_help = commands::dlq::EXAMPLES)]
     Dlq(commands::dlq::Args),
+    /// Durable queues: list, send, dead letters, redrive, purge.
+    #[command(after_help = commands::queue::EXAMPLES)]
+    Queue(commands::queue::Args),
     /// List functions.
     #[command(after_help = commands::ls::EXAMPLES)]
     Ls(commands::ls::Args),
@@ -77,6 +80,7 @@ impl Command {
             Command::Invoke(a) => Some(&mut a.client),
             Command::Logs(a) => Some(&mut a.client),
             Command::Dlq(a) => Some(&mut a.client),
+            Command::Queue(a) => Some(a.client_args()),
             Command::Ls(a) => Some(&mut a.client),
             Command::Rm(a) => Some(&mut a.client),
             Command::Rollback(a) => Some(&mut a.client),
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
             Command::Invoke(a) => commands::invoke::run(a, ctx()).await,
             Command::Logs(a) => commands::logs::run(a, ctx()).await,
             Command::Dlq(a) => commands::dlq::run(a, ctx()).await,
+            Command::Queue(a) => commands::queue::run(a, ctx()).await,
             Command::Ls(a) => commands::ls::run(a, ctx()).await,
             Command::Rm(a) => commands::rm::run(a, ctx()).await,
             Command::Rollback(a) => commands::rollback::run(a, ctx()).await,

@@ -7,6 +7,8 @@ mod invoke;
 pub mod lambda;
 pub mod lambda_events;
 mod native;
+mod sqs;
+pub mod target;
 
 pub use error::ApiError;
 
@@ -74,7 +76,7 @@ pub async fn authenticate(State(p): State<Platform>, req: Request, next: Next) -
         std::time::SystemTime::now(),
     ) {
         Ok(pending) => pending,
-        Err(e) => return ApiError(e.into()).into_response(),
+        Err(e) => return refuse(&parts, e.into()),
     };
     let limit = if pending.is_authenticated() {
         MAX_CONTROL_BODY
@@ -87,10 +89,10 @@ pub async fn authenticate(State(p): State<Platform>, req: Request, next: Next) -
         } else {
             " unless signed with x-amz-content-sha256 (the hex SHA-256 of the body)".into()
         };
-        ApiError(PlatformError::TooLarge(format!(
-            "request body is over {limit} bytes{hint}"
-        )))
-        .into_response()
+        refuse(
+            &parts,
+            PlatformError::TooLarge(format!("request body is over {limit} bytes{hint}")),
+        )
     };
     if declared_length(&parts.headers).is_some_and(|n| n > limit as u64) {
         return too_large();
@@ -105,9 +107,15 @@ pub async fn authenticate(State(p): State<Platform>, req: Request, next: Next) -
             parts.extensions.insert(BodySha256(sha256));
         }
         Ok(None) => {}
-        Err(e) => return ApiError(e.into()).into_response(),
+        Err(e) => return refuse(&parts, e.into()),
     }
     next.run(Request::from_parts(parts, Body::from(body))).await
+}
+
+/// A refused request, in the shape of the surface it was for.
+fn refuse(parts: &axum::http::request::Parts, e: PlatformError) -> Response {
+    target::refusal(parts.uri.path(), &parts.headers, e)
+        .unwrap_or_else(|e| ApiError(e).into_response())
 }
 
 /// The hex SHA-256 of a request's body, when checking its signature took

@@ -12,6 +12,7 @@ mod lambda;
 mod lock;
 mod logs;
 mod queries;
+pub mod queues;
 mod registry;
 
 pub use code::sha256_hex;
@@ -93,6 +94,7 @@ struct Inner {
     cache: invoker::ResolveCache,
     routes: Mutex<(u64, Routes)>,
     events: AsyncEvents,
+    queues: queues::Waiters,
 }
 
 /// The platform. Cheap to clone.
@@ -191,6 +193,7 @@ impl Platform {
                 cache: invoker::ResolveCache::default(),
                 routes: Mutex::new((0, Arc::new(Vec::new()))),
                 events,
+                queues: queues::Waiters::default(),
             }),
         };
         platform.refresh_routes().await?;

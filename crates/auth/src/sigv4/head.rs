@@ -3,8 +3,8 @@
 
 use super::amz_date::{check_skew, parse_amz_date};
 use super::{
-    ct_eq, header_pairs, printable, run_signer, INVALID_CREDENTIALS, SERVICE, X_AMZ_CONTENT_SHA256,
-    X_AMZ_DATE,
+    ct_eq, header_pairs, printable, run_signer, INVALID_CREDENTIALS, SERVICES,
+    X_AMZ_CONTENT_SHA256, X_AMZ_DATE,
 };
 use crate::{AuthError, Credentials};
 use aws_sigv4::http_request::{
@@ -20,6 +20,8 @@ use std::time::SystemTime;
 pub(crate) struct SignedHead {
     key_id: String,
     region: String,
+    /// The signing name of the scope, one of [`SERVICES`].
+    service: String,
     signed_at: SystemTime,
     signature: String,
     signed_headers: String,
@@ -69,9 +71,10 @@ impl SignedHead {
                 printable(credential)
             )));
         };
-        if service != SERVICE {
+        if !SERVICES.contains(&service) {
             return Err(denied(format!(
-                "Credential should be scoped to correct service: '{SERVICE}' (got '{}')",
+                "Credential should be scoped to correct service: one of '{}' (got '{}')",
+                SERVICES.join("', '"),
                 printable(service)
             )));
         }
@@ -164,6 +167,7 @@ impl SignedHead {
         Ok(SignedHead {
             key_id: key_id.to_string(),
             region: region.to_string(),
+            service: service.to_string(),
             signed_at,
             signature: signature.to_string(),
             signed_headers: signed_headers.to_string(),
@@ -217,7 +221,7 @@ impl SignedHead {
         let (instructions, expected) = run_signer(
             creds,
             &self.region,
-            SERVICE,
+            &self.service,
             self.signed_at,
             settings,
             request,
