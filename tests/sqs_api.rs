@@ -26,76 +26,14 @@ fn server(name: &str) -> Server {
     )
 }
 
-/// Fails (never skips) when the AWS tools are missing.
-fn require_tools() {
-    let boto3 = Command::new("python3")
-        .args(["-c", "import boto3"])
-        .output();
-    assert!(
-        matches!(&boto3, Ok(o) if o.status.success()),
-        "python3 with boto3 is required for the SQS API tests: run .ci/run, \
-         or `pip install boto3 awscli` (got {boto3:?})"
-    );
-    let aws = Command::new("aws").arg("--version").output();
-    assert!(
-        matches!(&aws, Ok(o) if o.status.success()),
-        "the AWS CLI (`aws`) is required for the SQS API tests: run .ci/run, \
-         or `pip install boto3 awscli` (got {aws:?})"
-    );
-}
-
-/// A command with the AWS environment pointed at `s` and nothing of the
-/// developer's own AWS configuration.
-fn aws_env(cmd: &mut Command, s: &Server) {
-    let nowhere = s.data_dir.join("no-such-aws-config");
-    for var in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_SQS",
-        "AWS_CA_BUNDLE",
-        "AWS_REGION",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.current_dir(repo())
-        .env("UPDRAFT_ENDPOINT", &s.endpoint)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", &nowhere)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_PAGER", "")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1");
-}
-
-fn run(what: &str, mut cmd: Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("could not run {what}: {e}"));
-    let text = format!("--- stdout\n{}\n--- stderr\n{}", stdout(&out), stderr(&out));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{text}",
-        out.status
-    );
-    eprintln!("{what} passed:\n{text}");
-}
-
 /// Runs one class of the boto3 suite against a fresh server.
 fn boto3_class(class: &str) {
-    require_tools();
+    require_aws_tools("SQS API");
     let s = server(&format!("sqs-api-{}", class.to_lowercase()));
     let mut cmd = Command::new("python3");
     cmd.args(["tests/sqs_api/test_boto3.py", class, "-v"]);
-    aws_env(&mut cmd, &s);
-    run(&format!("boto3 suite {class}"), cmd);
+    aws_env(&mut cmd, &s, ACCESS_KEY, SECRET_KEY);
+    run_suite(&format!("boto3 suite {class}"), cmd);
 }
 
 #[test]
@@ -115,12 +53,12 @@ fn boto3_redrive_policy() {
 
 #[test]
 fn aws_cli_create_send_receive_delete() {
-    require_tools();
+    require_aws_tools("SQS API");
     let s = server("sqs-api-cli");
     let mut cmd = Command::new("bash");
     cmd.arg("tests/sqs_api/test_awscli.sh");
-    aws_env(&mut cmd, &s);
-    run("AWS CLI script", cmd);
+    aws_env(&mut cmd, &s, ACCESS_KEY, SECRET_KEY);
+    run_suite("AWS CLI script", cmd);
 }
 
 /// An SQS call signed with the server's key (as an SDK signs it), answered

@@ -1,13 +1,11 @@
 //! `updraft queue …`: durable queues, one file per subcommand (`ls`,
-//! `send`, `dlq`, `redrive`, `purge`) over the native API's
-//! `/api/v1/queues` endpoints. A queue's dead letters are the messages moved
+//! `send`, `dlq`; `redrive` and `purge`, a number each, are [`count`])
+//! over the native API's `/api/v1/queues` endpoints. A queue's dead letters are the messages moved
 //! from it to its dead-letter queue after too many receives (`updraft dlq
 //! NAME` is a function's failed asynchronous events).
 
 pub mod dlq;
 pub mod ls;
-pub mod purge;
-pub mod redrive;
 pub mod send;
 
 use super::{ClientArgs, Context};
@@ -39,12 +37,14 @@ enum Command {
     /// Show the dead letters that came from a queue.
     #[command(after_help = dlq::EXAMPLES)]
     Dlq(dlq::Args),
-    /// Move a queue's dead letters back to it; prints how many.
-    #[command(after_help = redrive::EXAMPLES)]
-    Redrive(redrive::Args),
-    /// Delete every message of a queue; prints how many.
-    #[command(after_help = purge::EXAMPLES)]
-    Purge(purge::Args),
+    /// Move a queue's dead letters back to it (visible at once, receive
+    /// counts reset); prints how many.
+    #[command(after_help = "Examples:\n  updraft queue redrive jobs")]
+    Redrive(QueueArgs),
+    /// Delete every message of a queue, in flight or not (its dead letters,
+    /// in another queue, stay); prints how many.
+    #[command(after_help = "Examples:\n  updraft queue purge jobs")]
+    Purge(QueueArgs),
 }
 
 impl Args {
@@ -65,9 +65,18 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         Command::Ls(a) => ls::run(a, ctx).await,
         Command::Send(a) => send::run(a, ctx).await,
         Command::Dlq(a) => dlq::run(a, ctx).await,
-        Command::Redrive(a) => redrive::run(a, ctx).await,
-        Command::Purge(a) => purge::run(a, ctx).await,
+        Command::Redrive(a) => count(a, ctx, "redrive", "moved").await,
+        Command::Purge(a) => count(a, ctx, "purge", "purged").await,
     }
+}
+
+/// The arguments of a command on one queue (`redrive`, `purge`).
+#[derive(clap::Args)]
+pub struct QueueArgs {
+    /// The queue's name.
+    queue: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// A 404 from a queue endpoint names the queue; other errors as they are.
@@ -79,13 +88,14 @@ pub(super) fn queue_error(name: &str, e: ClientError) -> anyhow::Error {
     }
 }
 
-/// `POST /api/v1/queues/{name}/{action}`'s number (`moved`, `purged`).
+/// Prints the number `POST /api/v1/queues/{name}/{action}` answers in `field`.
 pub(super) async fn count(
-    ctx: &Context,
-    name: &str,
+    args: QueueArgs,
+    ctx: Context,
     action: &str,
     field: &str,
 ) -> anyhow::Result<ExitCode> {
+    let name = &args.queue;
     let path = format!("/api/v1/queues/{}/{action}", crate::client::encode(name));
     let v: serde_json::Value = ctx
         .client()?

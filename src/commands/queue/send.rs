@@ -5,7 +5,6 @@
 use crate::client::encode;
 use crate::commands::Context;
 use reqwest::Method;
-use std::io::Read;
 use std::process::ExitCode;
 
 /// Shown after `--help`.
@@ -28,16 +27,9 @@ pub struct Args {
     pub client: crate::commands::ClientArgs,
 }
 
+/// The body: UTF-8 JSON.
 fn read_data(arg: &str) -> anyhow::Result<String> {
-    let bytes = match arg.strip_prefix('@') {
-        Some("-") => {
-            let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf)?;
-            buf
-        }
-        Some(file) => std::fs::read(file).map_err(|e| anyhow::anyhow!("--data @{file}: {e}"))?,
-        None => arg.as_bytes().to_vec(),
-    };
+    let bytes = crate::commands::read_arg("--data", arg)?;
     let text =
         String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("--data: expected UTF-8 text"))?;
     if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
@@ -47,13 +39,7 @@ fn read_data(arg: &str) -> anyhow::Result<String> {
 }
 
 pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
-    match send(args, ctx).await {
-        Ok(code) => Ok(code),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Ok(ExitCode::from(2))
-        }
-    }
+    crate::commands::exit_2_on_error(send(args, ctx)).await
 }
 
 async fn send(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {

@@ -16,10 +16,10 @@ use updraft_store::MAX_MESSAGE_BYTES;
 /// At most this many entries a batch.
 const MAX_BATCH: usize = 10;
 
+/// One message of a SendMessage or a SendMessageBatch entry.
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct SendInput {
-    queue_url: Option<String>,
+struct MessageFields {
     message_body: Option<String>,
     delay_seconds: Option<i64>,
     #[serde(default)]
@@ -28,12 +28,18 @@ struct SendInput {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct SendInput {
+    queue_url: Option<String>,
+    #[serde(flatten)]
+    message: MessageFields,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct SendEntry {
     id: Option<String>,
-    message_body: Option<String>,
-    delay_seconds: Option<i64>,
-    #[serde(default)]
-    message_attributes: MessageAttributes,
+    #[serde(flatten)]
+    message: MessageFields,
 }
 
 #[derive(Deserialize)]
@@ -57,14 +63,15 @@ fn sent_json(s: &updraft_platform::queues::Sent) -> Map<String, Value> {
 pub(super) async fn send(p: &Platform, body: &[u8]) -> SqsResult {
     let input: SendInput = parse(body)?;
     let queue = queue_name(&input.queue_url)?;
-    let body = required(&input.message_body, "MessageBody")?;
+    let m = input.message;
+    let body = required(&m.message_body, "MessageBody")?;
     let sent = p
         .send_message(
             &queue,
             SendMessage {
                 body: body.to_string(),
-                attributes: input.message_attributes,
-                delay_s: input.delay_seconds,
+                attributes: m.message_attributes,
+                delay_s: m.delay_seconds,
             },
         )
         .await?;
@@ -132,8 +139,8 @@ pub(super) async fn send_batch(p: &Platform, body: &[u8]) -> SqsResult {
         .iter()
         .map(|e| {
             attributes::message_size(
-                e.message_body.as_deref().unwrap_or(""),
-                &e.message_attributes,
+                e.message.message_body.as_deref().unwrap_or(""),
+                &e.message.message_attributes,
             )
         })
         .sum();
@@ -151,13 +158,14 @@ pub(super) async fn send_batch(p: &Platform, body: &[u8]) -> SqsResult {
     let mut failures = Vec::new();
     for e in input.entries {
         let id = e.id.unwrap_or_default();
-        match e.message_body.filter(|b| !b.is_empty()) {
+        let m = e.message;
+        match m.message_body.filter(|b| !b.is_empty()) {
             Some(body) => {
                 ids.push(id);
                 msgs.push(SendMessage {
                     body,
-                    attributes: e.message_attributes,
-                    delay_s: e.delay_seconds,
+                    attributes: m.message_attributes,
+                    delay_s: m.delay_seconds,
                 });
             }
             None => failures.push(failed(&id, SqsError::missing("MessageBody"))),
