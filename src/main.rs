@@ -54,6 +54,9 @@ enum Command {
     /// Show a function's failed asynchronous events (dead letters).
     #[command(after_help = commands::dlq::EXAMPLES)]
     Dlq(commands::dlq::Args),
+    /// Put an event on an event bus; prints its id.
+    #[command(after_help = commands::publish::EXAMPLES)]
+    Publish(commands::publish::Args),
     /// Durable queues: list, send, dead letters, redrive, purge.
     #[command(after_help = commands::queue::EXAMPLES)]
     Queue(commands::queue::Args),
@@ -80,6 +83,7 @@ impl Command {
             Command::Invoke(a) => Some(&mut a.client),
             Command::Logs(a) => Some(&mut a.client),
             Command::Dlq(a) => Some(&mut a.client),
+            Command::Publish(a) => Some(&mut a.client),
             Command::Queue(a) => Some(a.client_args()),
             Command::Ls(a) => Some(&mut a.client),
             Command::Rm(a) => Some(&mut a.client),
@@ -137,6 +141,7 @@ fn main() -> ExitCode {
             Command::Invoke(a) => commands::invoke::run(a, ctx()).await,
             Command::Logs(a) => commands::logs::run(a, ctx()).await,
             Command::Dlq(a) => commands::dlq::run(a, ctx()).await,
+            Command::Publish(a) => commands::publish::run(a, ctx()).await,
             Command::Queue(a) => commands::queue::run(a, ctx()).await,
             Command::Ls(a) => commands::ls::run(a, ctx()).await,
             Command::Rm(a) => commands::rm::run(a, ctx()).await,

@@ -10,8 +10,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,89 +17,6 @@ use std::time::{Duration, Instant};
 /// The fixture reports to a sink on the host's loopback, which functions
 /// reach only when the server allows it.
 const LOOPBACK: (&str, &str) = ("UPDRAFT_ALLOW_FUNCTION_LOOPBACK", "true");
-
-/// A tiny HTTP server collecting the JSON bodies POSTed to it, each with
-/// the time it arrived.
-struct Sink {
-    url: String,
-    posts: Arc<Mutex<Vec<(Instant, Value)>>>,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        let posts = Arc::new(Mutex::new(Vec::new()));
-        let p = posts.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let p = p.clone();
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(conn.try_clone().unwrap());
-                    let mut len = 0usize;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let line = line.trim_end();
-                        if line.is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = line.split_once(':') {
-                            if k.eq_ignore_ascii_case("content-length") {
-                                len = v.trim().parse().unwrap_or(0);
-                            }
-                        }
-                    }
-                    let mut body = vec![0; len];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-                        p.lock().unwrap().push((Instant::now(), v));
-                    }
-                    let _ = conn.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    );
-                });
-            }
-        });
-        Sink { url, posts }
-    }
-
-    fn posts(&self) -> Vec<Value> {
-        let posts = self.posts.lock().unwrap();
-        posts.iter().map(|(_, v)| v.clone()).collect()
-    }
-
-    /// When each run of one request id by one function reported, in order.
-    fn run_times(&self, function: &str, id: &str) -> Vec<Instant> {
-        let posts = self.posts.lock().unwrap();
-        posts
-            .iter()
-            .filter(|(_, p)| p["fn"] == function && p["id"] == id)
-            .map(|(at, _)| *at)
-            .collect()
-    }
-
-    /// Posts of one request id by one function.
-    fn runs_of(&self, function: &str, id: &str) -> usize {
-        self.run_times(function, id).len()
-    }
-}
-
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn every_accepted_event_runs_at_least_once_across_a_sigkill() {

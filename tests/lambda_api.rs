@@ -9,8 +9,7 @@ mod common;
 use common::*;
 use std::process::Command;
 
-const ACCESS_KEY: &str = "AKIAUPDRAFTLAMBDATEST";
-const SECRET_KEY: &str = "updraft-lambda-api-test-secret-0123456789";
+use common::aws::{aws_env, require_aws_tools, run_suite, ACCESS_KEY, KEYS, SECRET_KEY};
 
 /// Starts a server with fixed credentials and a fast retry backoff. The
 /// suites' functions report to a sink on the host's loopback, which they
@@ -19,8 +18,8 @@ fn server(name: &str) -> Server {
     Server::start_in(
         scratch(name),
         &[
-            ("UPDRAFT_ACCESS_KEY_ID", ACCESS_KEY),
-            ("UPDRAFT_SECRET_ACCESS_KEY", SECRET_KEY),
+            KEYS[0],
+            KEYS[1],
             ("UPDRAFT_RETRY_BASE", "100ms"),
             ("UPDRAFT_ALLOW_FUNCTION_LOOPBACK", "true"),
         ],
@@ -33,7 +32,7 @@ fn boto3_class(class: &str) {
     let s = server(&format!("lambda-api-{}", class.to_lowercase()));
     let mut cmd = Command::new("python3");
     cmd.args(["tests/lambda_api/test_boto3.py", class, "-v"]);
-    aws_env(&mut cmd, &s, ACCESS_KEY, SECRET_KEY);
+    aws_env(&mut cmd, &s);
     run_suite(&format!("boto3 suite {class}"), cmd);
 }
 
@@ -83,7 +82,7 @@ fn aws_cli_create_invoke_tail_delete() {
     let s = server("lambda-api-cli");
     let mut cmd = Command::new("bash");
     cmd.arg("tests/lambda_api/test_awscli.sh");
-    aws_env(&mut cmd, &s, ACCESS_KEY, SECRET_KEY);
+    aws_env(&mut cmd, &s);
     run_suite("AWS CLI script", cmd);
 }
 
@@ -105,7 +104,7 @@ lam.create_function(FunctionName="shared-model", Runtime="python3.12", Role="arn
 "#;
     let mut cmd = Command::new("python3");
     cmd.args(["-c", script]);
-    aws_env(&mut cmd, &s, ACCESS_KEY, SECRET_KEY);
+    aws_env(&mut cmd, &s);
     run_suite("create through boto3", cmd);
 
     // The native CLI reads the same credentials from the environment.
@@ -162,6 +161,6 @@ assert "echo" in names and "shared-model" in names, names
 "#;
     let mut cmd = Command::new("python3");
     cmd.args(["-c", script]);
-    aws_env(&mut cmd, &s, ACCESS_KEY, SECRET_KEY);
+    aws_env(&mut cmd, &s);
     run_suite("manifest function through boto3", cmd);
 }

@@ -68,8 +68,8 @@ fn bad_manifests_name_file_key_and_expectation_and_deploy_nothing() {
             "functions.life.runtime",
         ),
         (
-            format!("{good}\n[[functions.life.triggers]]\nschedule = {{ rate = \"1m\" }}\n"),
-            "schedule",
+            format!("{good}\n[[functions.life.triggers]]\nschedule = {{ rate = \"90ms\" }}\n"),
+            "functions.life.triggers[0].schedule.rate",
         ),
     ] {
         std::fs::write(&toml, &bad).unwrap();

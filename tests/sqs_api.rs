@@ -13,17 +13,10 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-const ACCESS_KEY: &str = "AKIAUPDRAFTSQSTEST00";
-const SECRET_KEY: &str = "updraft-sqs-api-test-secret-0123456789";
+use common::aws::{aws_env, require_aws_tools, run_suite, ACCESS_KEY, KEYS, SECRET_KEY};
 
 fn server(name: &str) -> Server {
-    Server::start_in(
-        scratch(name),
-        &[
-            ("UPDRAFT_ACCESS_KEY_ID", ACCESS_KEY),
-            ("UPDRAFT_SECRET_ACCESS_KEY", SECRET_KEY),
-        ],
-    )
+    Server::start_in(scratch(name), &KEYS)
 }
 
 /// Runs one class of the boto3 suite against a fresh server.
@@ -32,7 +25,7 @@ fn boto3_class(class: &str) {
     let s = server(&format!("sqs-api-{}", class.to_lowercase()));
     let mut cmd = Command::new("python3");
     cmd.args(["tests/sqs_api/test_boto3.py", class, "-v"]);
-    aws_env(&mut cmd, &s, ACCESS_KEY, SECRET_KEY);
+    aws_env(&mut cmd, &s);
     run_suite(&format!("boto3 suite {class}"), cmd);
 }
 
@@ -57,7 +50,7 @@ fn aws_cli_create_send_receive_delete() {
     let s = server("sqs-api-cli");
     let mut cmd = Command::new("bash");
     cmd.arg("tests/sqs_api/test_awscli.sh");
-    aws_env(&mut cmd, &s, ACCESS_KEY, SECRET_KEY);
+    aws_env(&mut cmd, &s);
     run_suite("AWS CLI script", cmd);
 }
 
@@ -318,10 +311,7 @@ fn unauthenticated_sqs_requests_are_refused_before_the_body_is_read() {
     );
     assert_eq!(status, 400);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        v["__type"],
-        "com.amazon.coral.service#UnknownOperationException"
-    );
+    assert_eq!(v["__type"], "UnknownOperationException");
     assert!(v["message"]
         .as_str()
         .unwrap()

@@ -41,6 +41,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
         "URL_AUTH",
         "INSTANCES",
         "URL",
+        "TRIGGERS",
     ]
     .map(String::from)];
     for f in &list.functions {
@@ -52,6 +53,11 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
             format!("{:?}", f.url_auth).to_lowercase(),
             f.live_instances.to_string(),
             f.url.clone(),
+            if f.triggers.is_empty() {
+                "-".into()
+            } else {
+                f.triggers.join(", ")
+            },
         ]);
     }
     print!("{}", updraft_core::text_table(&rows));

@@ -6,6 +6,7 @@ pub mod dlq;
 pub mod invoke;
 pub mod logs;
 pub mod ls;
+pub mod publish;
 pub mod queue;
 pub mod rm;
 pub mod rollback;

@@ -3,6 +3,13 @@
 
 #![allow(dead_code)]
 
+mod apps;
+pub mod aws;
+mod sink;
+#[allow(unused_imports)]
+pub use apps::{write_event_app, EventFn};
+#[allow(unused_imports)]
+pub use sink::{wait_for, Sink};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -439,71 +446,4 @@ impl Victim {
             "the victim never answered"
         );
     }
-}
-
-/// Fails (never skips) when the AWS tools are missing: python3 with boto3,
-/// and `aws`. `suite` names the tests that need them.
-pub fn require_aws_tools(suite: &str) {
-    let boto3 = Command::new("python3")
-        .args(["-c", "import boto3"])
-        .output();
-    assert!(
-        matches!(&boto3, Ok(o) if o.status.success()),
-        "python3 with boto3 is required for the {suite} tests: run .ci/run, \
-         or `pip install boto3 awscli` (got {boto3:?})"
-    );
-    let aws = Command::new("aws").arg("--version").output();
-    assert!(
-        matches!(&aws, Ok(o) if o.status.success()),
-        "the AWS CLI (`aws`) is required for the {suite} tests: run .ci/run, \
-         or `pip install boto3 awscli` (got {aws:?})"
-    );
-}
-
-/// A command with the AWS environment pointed at `s` with the key pair
-/// (`key_id`, `secret`), and nothing of the developer's own AWS configuration.
-pub fn aws_env(cmd: &mut Command, s: &Server, key_id: &str, secret: &str) {
-    let nowhere = s.data_dir.join("no-such-aws-config");
-    for var in [
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_LAMBDA",
-        "AWS_ENDPOINT_URL_SQS",
-        "AWS_ENDPOINT_URL_EVENTS",
-        "AWS_CA_BUNDLE",
-        "AWS_REGION",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.current_dir(repo())
-        .env("UPDRAFT_ENDPOINT", &s.endpoint)
-        .env("AWS_ACCESS_KEY_ID", key_id)
-        .env("AWS_SECRET_ACCESS_KEY", secret)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", &nowhere)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_PAGER", "")
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env("no_proxy", "127.0.0.1,localhost")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1");
-}
-
-/// Runs `cmd` (a client suite or script), failing with its output unless
-/// it succeeds.
-pub fn run_suite(what: &str, mut cmd: Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("could not run {what}: {e}"));
-    let text = format!("--- stdout\n{}\n--- stderr\n{}", stdout(&out), stderr(&out));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{text}",
-        out.status
-    );
-    eprintln!("{what} passed:\n{text}");
 }

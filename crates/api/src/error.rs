@@ -1,11 +1,13 @@
 //! Errors in Lambda's shape: the status, `x-amzn-ErrorType` and a JSON body
-//! `{"Type": "User", "message": …}`, so AWS SDKs raise their usual exceptions.
+//! `{"Type": "User", "message": …}`, so AWS SDKs raise their usual exceptions;
+//! and in the shape of AWS's JSON protocols ([`aws_json_error`]).
 //! This is the one table of Lambda's error types, and the one place where a
 //! field named in the platform's words (the manifest's `memory_mb`) gets
 //! Lambda's name for it (`MemorySize`).
 
 pub mod sqs;
 
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use updraft_core::Invalid;
@@ -75,7 +77,13 @@ impl IntoResponse for ApiError {
         let status = self.0.status();
         let error_type = lambda_error_type(&self.0);
         let kind = if status >= 500 { "Service" } else { "User" };
-        let body = serde_json::json!({ "Type": kind, "message": lambda_message(&self.0) });
+        // `__type` too: clients of AWS's JSON protocols (EventBridge, SQS)
+        // read the error type from it when credentials are refused.
+        let body = serde_json::json!({
+            "Type": kind,
+            "__type": error_type,
+            "message": lambda_message(&self.0),
+        });
         let mut resp = (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             axum::Json(body),
@@ -86,6 +94,21 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// An error of an AWS JSON-protocol service (EventBridge): the status,
+/// `x-amzn-ErrorType` and `{"__type": …, "message": …}`, as botocore and the
+/// AWS SDKs read them. The one place these errors are shaped.
+pub fn aws_json_error(status: StatusCode, error_type: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "__type": error_type, "message": message });
+    let mut resp = (status, [(CONTENT_TYPE, AWS_JSON_1_1)], body.to_string()).into_response();
+    if let Ok(v) = HeaderValue::from_str(error_type) {
+        resp.headers_mut().insert("x-amzn-errortype", v);
+    }
+    resp
+}
+
+/// The content type of AWS's JSON 1.1 protocol.
+pub const AWS_JSON_1_1: &str = "application/x-amz-json-1.1";
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use updraft_core::limits::{ASYNC_PAYLOAD_BYTES, SYNC_PAYLOAD_BYTES};
-use updraft_core::{new_request_id, now_ms, version_label, Outcome};
+use updraft_core::{new_request_id, now_ms, version_label, Outcome, TriggerKind};
 use updraft_platform::{Platform, PlatformError};
 
 /// `X-Amz-Log-Result` carries at most the last 4 KB of the invocation's log.
@@ -179,7 +179,13 @@ pub(crate) async fn run(
     let since_ms = now_ms() - 1000;
     let reserved_zero = spec.config.scaling.max_instances == 0;
     let result = p
-        .invoke_spec(spec, request_id.clone(), payload, call.client_context)
+        .invoke_spec(
+            spec,
+            TriggerKind::Invoke,
+            request_id.clone(),
+            payload,
+            call.client_context,
+        )
         .await
         .map_err(|e| match e {
             PlatformError::Throttled(_) if reserved_zero => PlatformError::Throttled(format!(

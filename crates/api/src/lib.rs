@@ -1,8 +1,12 @@
-//! The control surfaces: the native API (`/api/v1/…`) the CLI uses, and
-//! `/healthz`. Every request is authenticated (SigV4 or bearer) before it
-//! reaches a handler; every error leaves through [`ApiError`].
+//! The control surfaces: the native API (`/api/v1/…`) the CLI uses, the
+//! AWS APIs (Lambda's subset; SQS and EventBridge's PutEvents on `POST /`
+//! by `X-Amz-Target`, [`target`]), and `/healthz`.
+//! Every request is authenticated (SigV4 or bearer) before it reaches a
+//! handler; every error leaves through [`ApiError`] (or, on the AWS JSON
+//! protocols, `error::aws_json_error`).
 
 mod error;
+mod events;
 mod invoke;
 pub mod lambda;
 pub mod lambda_events;

@@ -28,6 +28,7 @@ pub fn router() -> Router<Platform> {
         .route("/api/v1/functions/{name}/dlq", get(dead_letters))
         .route("/api/v1/usage", get(usage))
         .merge(queues::router())
+        .route("/api/v1/buses/{bus}/events", post(publish))
 }
 
 async fn put_code(
@@ -186,4 +187,47 @@ async fn usage(State(p): State<Platform>, Query(q): Query<UsageQuery>) -> ApiRes
 /// asynchronous events that failed for good without a destination.
 async fn dead_letters(State(p): State<Platform>, Path(name): Path<String>) -> ApiResult {
     Ok(Json(serde_json::json!({ "dead_letters": p.dead_letters(&name).await? })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    source: Option<String>,
+    detail_type: Option<String>,
+    /// A JSON object.
+    detail: Option<serde_json::Value>,
+    #[serde(default)]
+    resources: Vec<String>,
+    /// Epoch seconds or RFC 3339; default now.
+    time: Option<serde_json::Value>,
+}
+
+/// One event onto a bus (PutEvents with one entry): `{"event_id"}`, or the
+/// entry's error as 400 `InvalidParameterValueException` whose message
+/// starts with EventBridge's error code.
+async fn publish(State(p): State<Platform>, Path(bus): Path<String>, body: Bytes) -> ApiResult {
+    let body: PublishBody = json_body("publish", &body)?;
+    let time = match &body.time {
+        Some(v) => Some(crate::events::timestamp("time", v)?),
+        None => None,
+    };
+    let entry = updraft_platform::PutEntry {
+        source: body.source,
+        detail_type: body.detail_type,
+        detail: body.detail.map(|d| d.to_string()),
+        resources: body.resources,
+        time,
+        event_bus_name: Some(bus),
+    };
+    match p.publish(vec![entry]).await?.pop() {
+        Some(updraft_platform::PutResult::Accepted(id)) => {
+            Ok(Json(serde_json::json!({ "event_id": id })).into_response())
+        }
+        Some(updraft_platform::PutResult::Failed { code, message }) => Err(match code {
+            "InternalFailure" => PlatformError::Unavailable(message),
+            _ => PlatformError::InvalidParameter(format!("{code}: {message}")),
+        }
+        .into()),
+        None => Err(PlatformError::internal("publish", "no result for the entry").into()),
+    }
 }

@@ -1,14 +1,15 @@
 //! AWS's JSON-protocol services share one entry point: `POST /` with an
-//! `X-Amz-Target: Service.Operation` header. [`layer`] takes those requests
+//! `X-Amz-Target: Service.Operation` header. [`wrap`] takes those requests
 //! (only those: a manifest route on `POST /` still gets the rest),
 //! authenticates them with [`crate::authenticate`] and routes them by the
 //! target's prefix; every refusal, authentication's included, is in the
 //! service's own error shape.
 
+use crate::error::aws_json_error;
 use crate::error::sqs::SqsError;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -20,6 +21,8 @@ use updraft_platform::{Platform, PlatformError};
 enum Target<'a> {
     /// `AmazonSQS.<Op>` (crates/api/src/sqs).
     Sqs(&'a str),
+    /// `AWSEvents.<Op>` (crates/api/src/events.rs).
+    Events(&'a str),
     /// Anything else: a service Updraft does not speak.
     Unknown(&'a str),
 }
@@ -29,15 +32,18 @@ impl<'a> Target<'a> {
         let target = headers.get("x-amz-target")?.to_str().unwrap_or("");
         Some(match target.split_once('.') {
             Some(("AmazonSQS", op)) => Target::Sqs(op),
+            Some(("AWSEvents", op)) => Target::Events(op),
             _ => Target::Unknown(target),
         })
     }
 
-    /// `e` in the service's error shape.
-    fn refuse(&self, e: PlatformError) -> Response {
+    /// `e` in the service's error shape; Err for EventBridge, whose
+    /// refusals are the Lambda API's (with `__type`).
+    fn refuse(&self, e: PlatformError) -> Result<Response, PlatformError> {
         match self {
-            Target::Sqs(_) => SqsError::from(e).into_response(),
-            Target::Unknown(_) => unknown(&e.public_message(), e.status()),
+            Target::Sqs(_) => Ok(SqsError::from(e).into_response()),
+            Target::Events(_) => Err(e),
+            Target::Unknown(_) => Ok(unknown(&e.public_message(), e.status())),
         }
     }
 }
@@ -45,18 +51,8 @@ impl<'a> Target<'a> {
 /// The JSON protocol's generic error (AWS's `UnknownOperationException`
 /// for a target no service here answers).
 fn unknown(message: &str, status: u16) -> Response {
-    let body = serde_json::json!({
-        "__type": "com.amazon.coral.service#UnknownOperationException",
-        "message": message,
-    });
-    let status =
-        axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_REQUEST);
-    let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut().insert(
-        "content-type",
-        axum::http::HeaderValue::from_static("application/x-amz-json-1.0"),
-    );
-    resp
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    aws_json_error(status, "UnknownOperationException", message)
 }
 
 /// Whether a request is for this entry point.
@@ -74,7 +70,7 @@ pub(crate) fn refusal(
     e: PlatformError,
 ) -> Result<Response, PlatformError> {
     match Target::of(headers) {
-        Some(t) if path == "/" => Ok(t.refuse(e)),
+        Some(t) if path == "/" => t.refuse(e),
         _ => Err(e),
     }
 }
@@ -106,6 +102,7 @@ async fn intercept(State(targets): State<Router>, req: Request, next: Next) -> R
 async fn dispatch(State(p): State<Platform>, headers: HeaderMap, body: Bytes) -> Response {
     match Target::of(&headers) {
         Some(Target::Sqs(op)) => crate::sqs::handle(&p, op, &headers, &body).await,
+        Some(Target::Events(op)) => crate::events::handle(p, op, body).await,
         Some(Target::Unknown(target)) => unknown(
             &format!("Updraft does not implement the operation {target:?}"),
             400,

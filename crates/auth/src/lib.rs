@@ -1,5 +1,5 @@
 //! Updraft's admin credentials and request authentication: AWS Signature
-//! Version 4 (service `lambda`, as boto3 and the AWS CLI sign) and
+//! Version 4 (services `lambda` and `events`, as boto3 and the AWS CLI sign) and
 //! `Authorization: Bearer ACCESS_KEY_ID:SECRET`, checked by the server (from
 //! the request head before any body is read, each signature accepted once)
 //! and produced by the CLI.
@@ -13,7 +13,7 @@ mod verify;
 
 pub use credentials::{Credentials, CREDENTIALS_FILE, ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY};
 pub use replay::MAX_REPLAY_ENTRIES;
-pub use sigv4::{sign, MAX_CLOCK_SKEW, SERVICE};
+pub use sigv4::{sign, MAX_CLOCK_SKEW, SERVICE, SERVICES};
 pub use verify::{Pending, Verifier};
 
 use std::path::PathBuf;

@@ -10,12 +10,15 @@ use std::time::Instant;
 /// topics). `updraft-platform` implements it; the producers depend on this
 /// trait, never on the platform.
 pub trait Invoke: Send + Sync + 'static {
-    /// Checks that the function (and the version or alias) exists now.
+    /// Checks that the function (and the version or alias) exists now, and
+    /// says how many invocations of it can run at once (its instances ×
+    /// invocations per instance; 0 under a reserved concurrency of 0):
+    /// producers that pull work (queue consumers) take no more than that.
     fn check(
         &self,
         function: &str,
         qualifier: Option<&Qualifier>,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    ) -> impl Future<Output = Result<u32, Error>> + Send;
 
     /// Runs the function once and records the invocation. A throttle or a
     /// draining server is an `Err`; a function's own failure is an `Ok`
@@ -24,6 +27,52 @@ pub trait Invoke: Send + Sync + 'static {
         &self,
         req: InvokeRequest,
     ) -> impl Future<Output = Result<InvokeResult, Error>> + Send;
+}
+
+/// What started an invocation: its record and `updraft usage` name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TriggerKind {
+    /// A request to the function's URL or a manifest route.
+    Http,
+    /// A synchronous invoke (the Lambda API, `updraft invoke`).
+    Invoke,
+    /// An asynchronous invoke (`Event`), its retries and destinations.
+    Event,
+    Schedule,
+    Queue,
+    Bus,
+}
+
+impl TriggerKind {
+    pub const ALL: [TriggerKind; 6] = [
+        TriggerKind::Http,
+        TriggerKind::Invoke,
+        TriggerKind::Event,
+        TriggerKind::Schedule,
+        TriggerKind::Queue,
+        TriggerKind::Bus,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Http => "http",
+            TriggerKind::Invoke => "invoke",
+            TriggerKind::Event => "event",
+            TriggerKind::Schedule => "schedule",
+            TriggerKind::Queue => "queue",
+            TriggerKind::Bus => "bus",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TriggerKind> {
+        TriggerKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for TriggerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One run asked of an [`Invoke`]r.
@@ -39,6 +88,8 @@ pub struct InvokeRequest {
     pub record_id: String,
     pub payload: Vec<u8>,
     pub client_context: Option<String>,
+    /// What started it, for its record.
+    pub trigger: TriggerKind,
 }
 
 /// A request to run a function once.

@@ -21,7 +21,7 @@ pub use config::{
 };
 pub use invoke::{
     ErrorKind, HttpRequest, HttpResponse, Invocation, Invoke, InvokeRequest, InvokeResult, Outcome,
-    Stats,
+    Stats, TriggerKind,
 };
 pub use logs::{LogLine, LogSink};
 

@@ -9,7 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::Response;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use updraft_core::{new_request_id, now_ms, HttpRequest, RuntimeKind};
+use updraft_core::{new_request_id, now_ms, HttpRequest, RuntimeKind, TriggerKind};
 
 /// The executor of a runtime kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +97,7 @@ async fn run_event(
     let function = spec.function.clone();
     let result = gw
         .platform
-        .invoke_spec(spec, request_id.clone(), payload, None)
+        .invoke_spec(spec, TriggerKind::Http, request_id.clone(), payload, None)
         .await;
     respond(&function, result, &request_id)
 }

@@ -7,7 +7,13 @@ use std::path::{Component, Path, PathBuf};
 mod raw;
 
 use raw::{Dur, Int, RawFunction, RawManifest, RawTrigger};
-use updraft_core::{duration, FunctionConfig, HttpRoute, RuntimeKind, Scaling, Trigger, UrlAuth};
+use updraft_core::{
+    duration, BusTrigger, FunctionConfig, HttpRoute, QueueTrigger, RuntimeKind, Scaling,
+    ScheduleTrigger, Trigger, UrlAuth,
+};
+
+/// Messages per queue invocation when the manifest says nothing (Lambda's default).
+pub const QUEUE_BATCH_SIZE: u32 = 10;
 
 /// Memory when the manifest says nothing (Lambda's default).
 pub const DEFAULT_MEMORY_MB: u32 = 128;
@@ -281,6 +287,7 @@ impl Cx<'_> {
                     })?;
                     triggers.push(Trigger::Http(route));
                 }
+                other => triggers.push(self.event_trigger(&key(&format!("triggers[{i}]")), other)?),
             }
         }
 
@@ -343,6 +350,59 @@ impl Cx<'_> {
     fn duration_ms(&self, key: String, d: &Dur) -> Result<u64, ManifestError> {
         let parsed = duration::parse(&d.0).map_err(|msg| self.invalid(key, msg))?;
         Ok(u64::try_from(parsed.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// A schedule, queue or bus trigger, defaults applied and checked by
+    /// [`updraft_rules::check_trigger`] (the rules the server applies too).
+    fn event_trigger(&self, at: &str, t: RawTrigger) -> Result<Trigger, ManifestError> {
+        let json = |v: toml::Value| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+        let trigger = match t {
+            RawTrigger::Http(_) => unreachable!("http triggers are parsed by the caller"),
+            RawTrigger::Schedule(s) => Trigger::Schedule(ScheduleTrigger {
+                cron: s.cron,
+                rate: s.rate,
+                timezone: s.timezone,
+                payload: s.payload.map(json),
+            }),
+            RawTrigger::Queue(q) => {
+                let count = |field: &str, v: Option<Int>, default: u32| match v {
+                    None => Ok(default),
+                    Some(Int(n)) => u32::try_from(n).map_err(|_| {
+                        self.invalid(
+                            format!("{at}.queue.{field}"),
+                            format!("expected a whole number from 1 to {}, got {n}", u32::MAX),
+                        )
+                    }),
+                };
+                let batch_size = count("batch_size", q.batch_size, QUEUE_BATCH_SIZE)?;
+                let max_receive = match q.max_receive {
+                    None => None,
+                    v => Some(count("max_receive", v, 0)?),
+                };
+                let dur = |field: &str, v: &Option<Dur>| {
+                    v.as_ref()
+                        .map(|d| self.duration_ms(format!("{at}.queue.{field}"), d))
+                        .transpose()
+                };
+                Trigger::Queue(QueueTrigger {
+                    name: q.name,
+                    batch_size,
+                    batch_window_ms: dur("batch_window", &q.batch_window)?.unwrap_or(0),
+                    max_receive,
+                    visibility_timeout_ms: dur("visibility_timeout", &q.visibility_timeout)?,
+                })
+            }
+            RawTrigger::Event(e) => Trigger::Event(BusTrigger {
+                bus: e.bus,
+                pattern: json(toml::Value::Table(e.pattern)),
+            }),
+        };
+        updraft_rules::check_trigger(&trigger).map_err(|e| {
+            let msg = e.to_string();
+            let msg = msg.strip_prefix(&format!("{}: ", e.field)).unwrap_or(&msg);
+            self.invalid(format!("{at}.{}", e.field), msg.to_string())
+        })?;
+        Ok(trigger)
     }
 
     /// Resolves `code` against the manifest's directory and decides its kind.

@@ -86,6 +86,10 @@ pub struct FunctionUsage {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub cost_usd: f64,
+    /// Invocations by what started them (`http`, `invoke`, `event`,
+    /// `schedule`, `queue`, `bus`; `unknown` for records from before).
+    #[serde(default)]
+    pub by_trigger: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,6 +130,7 @@ pub fn usage(
         billed_ms: u64,
         gb_seconds: f64,
         durations: Vec<f64>,
+        by_trigger: BTreeMap<String, u64>,
     }
     let mut by_fn: BTreeMap<&str, Acc> = BTreeMap::new();
     for r in records {
@@ -135,6 +140,12 @@ pub fn usage(
             continue;
         }
         acc.invocations += 1;
+        let trigger = if r.trigger.is_empty() {
+            "unknown"
+        } else {
+            r.trigger.as_str()
+        };
+        *acc.by_trigger.entry(trigger.to_string()).or_default() += 1;
         if r.outcome != "success" {
             acc.errors += 1;
         }
@@ -163,6 +174,7 @@ pub fn usage(
                 p50_ms: round(quantile(&acc.durations, 0.50), 3),
                 p99_ms: round(quantile(&acc.durations, 0.99), 3),
                 cost_usd: round(cost, 10),
+                by_trigger: acc.by_trigger,
             }
         })
         .collect();
@@ -186,6 +198,7 @@ pub fn render_table(report: &UsageReport) -> String {
         "P50_MS",
         "P99_MS",
         "COST_USD",
+        "BY_TRIGGER",
     ]
     .map(String::from)];
     for f in &report.functions {
@@ -200,6 +213,11 @@ pub fn render_table(report: &UsageReport) -> String {
             format!("{:.1}", f.p50_ms),
             format!("{:.1}", f.p99_ms),
             format!("{:.8}", f.cost_usd),
+            f.by_trigger
+                .iter()
+                .map(|(t, n)| format!("{t}={n}"))
+                .collect::<Vec<_>>()
+                .join(" "),
         ]);
     }
     format!(
@@ -234,6 +252,7 @@ mod tests {
             cold,
             outcome: outcome.into(),
             error_type: None,
+            trigger: "invoke".into(),
         }
     }
 

@@ -147,6 +147,7 @@ impl From<updraft_triggers::TriggersError> for PlatformError {
             updraft_triggers::TriggersError::TooLarge(m) => PlatformError::TooLarge(m),
             updraft_triggers::TriggersError::Invoke(e) => e.into(),
             updraft_triggers::TriggersError::Store(e) => e.into(),
+            updraft_triggers::TriggersError::Invalid(e) => PlatformError::Invalid(e),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use updraft_core::{
     new_request_id, now_ms, version_arn, FunctionConfig, HttpRequest, Invocation, Invoke,
-    InvokeRequest, InvokeResult, Outcome, Qualifier, UrlAuth, Version,
+    InvokeRequest, InvokeResult, Outcome, Qualifier, TriggerKind, UrlAuth, Version,
 };
 use updraft_scheduler::InstanceSpec;
 use updraft_store::{AliasRow, FunctionSettings, InvocationRecord};
@@ -213,21 +213,34 @@ impl Platform {
         client_context: Option<String>,
     ) -> Result<InvokeResult, PlatformError> {
         let spec = self.resolve(name, qualifier).await?;
-        self.invoke_spec(spec, new_request_id(), payload, client_context)
-            .await
+        self.invoke_spec(
+            spec,
+            TriggerKind::Invoke,
+            new_request_id(),
+            payload,
+            client_context,
+        )
+        .await
     }
 
     /// Runs a resolved function once with a given request id.
     pub async fn invoke_spec(
         &self,
         spec: Arc<InstanceSpec>,
+        trigger: TriggerKind,
         request_id: String,
         payload: Vec<u8>,
         client_context: Option<String>,
     ) -> Result<InvokeResult, PlatformError> {
         let record_id = request_id.clone();
-        self.run(spec, request_id, record_id, payload, client_context, None)
-            .await
+        let run = Run {
+            trigger,
+            request_id,
+            record_id,
+            client_context,
+            http: None,
+        };
+        self.run(spec, run, payload).await
     }
 
     /// Runs a resolved function on an HTTP request (the gateway's path into
@@ -240,8 +253,14 @@ impl Platform {
         body: Vec<u8>,
     ) -> Result<InvokeResult, PlatformError> {
         let record_id = request_id.clone();
-        self.run(spec, request_id, record_id, body, None, Some(http))
-            .await
+        let run = Run {
+            trigger: TriggerKind::Http,
+            request_id,
+            record_id,
+            client_context: None,
+            http: Some(http),
+        };
+        self.run(spec, run, body).await
     }
 
     /// Runs once, metered under `record_id` (retries of an asynchronous
@@ -249,12 +268,16 @@ impl Platform {
     async fn run(
         &self,
         spec: Arc<InstanceSpec>,
-        request_id: String,
-        record_id: String,
+        run: Run,
         payload: Vec<u8>,
-        client_context: Option<String>,
-        http: Option<HttpRequest>,
     ) -> Result<InvokeResult, PlatformError> {
+        let Run {
+            trigger,
+            request_id,
+            record_id,
+            client_context,
+            http,
+        } = run;
         let inv = Invocation {
             request_id,
             payload,
@@ -270,9 +293,9 @@ impl Platform {
         let run = tokio::spawn(async move {
             let outcome = platform.inner.scheduler.invoke(spec.clone(), inv).await;
             match &outcome {
-                Ok(result) => platform.record(&spec, record_id, result),
+                Ok(result) => platform.record(&spec, trigger, record_id, result),
                 Err(updraft_scheduler::SchedulerError::Throttled { .. }) => {
-                    platform.record_throttle(&spec, record_id)
+                    platform.record_throttle(&spec, trigger, record_id)
                 }
                 Err(_) => {}
             }
@@ -299,8 +322,9 @@ impl Platform {
             .await?)
     }
 
-    fn record_throttle(&self, spec: &InstanceSpec, record_id: String) {
+    fn record_throttle(&self, spec: &InstanceSpec, trigger: TriggerKind, record_id: String) {
         self.inner.records.push(InvocationRecord {
+            trigger: trigger.as_str().into(),
             request_id: record_id,
             function: spec.function.clone(),
             version: spec.version,
@@ -316,7 +340,13 @@ impl Platform {
         });
     }
 
-    fn record(&self, spec: &InstanceSpec, record_id: String, r: &InvokeResult) {
+    fn record(
+        &self,
+        spec: &InstanceSpec,
+        trigger: TriggerKind,
+        record_id: String,
+        r: &InvokeResult,
+    ) {
         let (outcome, error_type) = match &r.outcome {
             Outcome::Success(_) => ("success".to_string(), None),
             Outcome::Error {
@@ -324,6 +354,7 @@ impl Platform {
             } => (kind.as_str().to_string(), Some(error_type.clone())),
         };
         self.inner.records.push(InvocationRecord {
+            trigger: trigger.as_str().into(),
             request_id: record_id,
             function: spec.function.clone(),
             version: r.version,
@@ -349,31 +380,40 @@ impl Platform {
     }
 }
 
+/// One run's identity and origin.
+struct Run {
+    trigger: TriggerKind,
+    request_id: String,
+    /// The id the run is metered under (see [`InvokeRequest::record_id`]).
+    record_id: String,
+    client_context: Option<String>,
+    http: Option<HttpRequest>,
+}
+
 /// How the asynchronous worker (and the triggers after it) runs functions.
 impl Invoke for Platform {
     async fn check(
         &self,
         function: &str,
         qualifier: Option<&Qualifier>,
-    ) -> Result<(), updraft_core::Error> {
-        self.resolve_q(function, qualifier).await?;
-        Ok(())
+    ) -> Result<u32, updraft_core::Error> {
+        let spec = self.resolve_q(function, qualifier).await?;
+        let s = &spec.config.scaling;
+        Ok(s.max_instances.saturating_mul(s.per_instance.max(1)))
     }
 
     async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResult, updraft_core::Error> {
         let spec = self
             .resolve_q(&req.function, req.qualifier.as_ref())
             .await?;
-        let r = self
-            .run(
-                spec,
-                req.request_id,
-                req.record_id,
-                req.payload,
-                req.client_context,
-                None,
-            )
-            .await?;
+        let run = Run {
+            trigger: req.trigger,
+            request_id: req.request_id,
+            record_id: req.record_id,
+            client_context: req.client_context,
+            http: None,
+        };
+        let r = self.run(spec, run, req.payload).await?;
         Ok(r)
     }
 }

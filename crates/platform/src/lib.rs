@@ -4,6 +4,7 @@
 //! calls on [`Platform`] and turn its results and [`PlatformError`]s into
 //! responses.
 
+mod bus;
 mod code;
 mod error;
 mod event_config;
@@ -11,10 +12,13 @@ mod invoker;
 mod lambda;
 mod lock;
 mod logs;
+mod mappings;
 mod queries;
 pub mod queues;
 mod registry;
+mod sources;
 
+pub use bus::{PutEntry, PutResult, DEFAULT_BUS, MAX_ENTRIES, MAX_ENTRY_BYTES};
 pub use code::sha256_hex;
 pub use error::PlatformError;
 pub use event_config::{EventInvokeConfig, EventInvokeConfigInput};
@@ -23,6 +27,7 @@ pub use lambda::{
 };
 pub use lock::{DataDirLock, LOCK_FILE};
 pub use logs::LogLimits;
+pub use mappings::{EventSourceMapping, MappingInput, REPORT_BATCH_ITEM_FAILURES};
 pub use queries::{FunctionInfo, LogEntry};
 pub use registry::{DeployFunction, DeployReport, Deployed};
 pub use updraft_auth::Credentials;
@@ -45,7 +50,7 @@ use updraft_runtime_process::{Isolation, ProcessRuntime};
 use updraft_runtime_wasm::WasmRuntime;
 use updraft_scheduler::{Runtime, Scheduler};
 use updraft_store::{BatchWriter, InvocationRecord, Store};
-use updraft_triggers::AsyncEvents;
+use updraft_triggers::{AsyncEvents, QueueConsumers, Schedules};
 
 /// Lines kept per function by default (`updraft server --log-retention-lines`).
 pub const DEFAULT_LOG_RETENTION_LINES: u64 = 100_000;
@@ -94,7 +99,10 @@ struct Inner {
     cache: invoker::ResolveCache,
     routes: Mutex<(u64, Routes)>,
     events: AsyncEvents,
-    queues: queues::Waiters,
+    schedules: Schedules,
+    queues: QueueConsumers,
+    buses: bus::BusCache,
+    waiters: queues::Waiters,
 }
 
 /// The platform. Cheap to clone.
@@ -181,6 +189,8 @@ impl Platform {
             format!("{}:{}", host.trim(), &key[..12]),
             config.retry_base,
         );
+        let schedules = Schedules::new(store.clone(), &config.region, events.clone());
+        let queues = QueueConsumers::new(store.clone(), &config.region);
         let platform = Platform {
             inner: Arc::new(Inner {
                 config,
@@ -192,8 +202,11 @@ impl Platform {
                 records,
                 cache: invoker::ResolveCache::default(),
                 routes: Mutex::new((0, Arc::new(Vec::new()))),
+                schedules,
+                queues,
                 events,
-                queues: queues::Waiters::default(),
+                buses: bus::BusCache::default(),
+                waiters: queues::Waiters::default(),
             }),
         };
         platform.refresh_routes().await?;
@@ -203,6 +216,8 @@ impl Platform {
             }
         }
         platform.inner.events.start(platform.clone()).await?;
+        platform.inner.schedules.start();
+        platform.inner.queues.start(platform.clone());
         platform.start_log_pruner();
         Ok(platform)
     }
@@ -274,6 +289,8 @@ impl Platform {
     /// Drains: no new invocations, in-flight ones finish (up to `grace`),
     /// instances stop, pending records and logs are written.
     pub async fn shutdown(&self, grace: Duration) {
+        self.inner.schedules.stop();
+        self.inner.queues.stop();
         self.inner.events.stop();
         self.inner.scheduler.shutdown(grace).await;
         self.inner.events.flush().await;

@@ -22,6 +22,10 @@ pub struct FunctionInfo {
     pub url: String,
     pub url_auth: updraft_core::UrlAuth,
     pub routes: Vec<String>,
+    /// Each trigger in a word and its subject: `http GET /x`,
+    /// `schedule rate(1 minute)`, `queue jobs`, `bus orders`.
+    #[serde(default)]
+    pub triggers: Vec<String>,
     pub code_sha256: String,
     pub code_size: i64,
     pub updated_ms: i64,
@@ -67,6 +71,12 @@ impl Platform {
             url: self.function_url(name),
             url_auth: self.effective_url_auth(name, &latest.config).await?,
             routes: latest.config.routes().map(|r| r.key()).collect(),
+            triggers: latest
+                .config
+                .triggers
+                .iter()
+                .map(describe_trigger)
+                .collect(),
             code_sha256: latest.code_sha256.clone(),
             code_size: latest.code_size,
             updated_ms,
@@ -177,5 +187,19 @@ impl Platform {
     /// Events of `name` still on the queue (pending or running).
     pub async fn queued_events(&self, name: &str) -> Result<i64, PlatformError> {
         Ok(self.inner.store.count_events(Some(name)).await?)
+    }
+}
+
+/// A trigger in one line, for listings.
+fn describe_trigger(t: &updraft_core::Trigger) -> String {
+    use updraft_core::Trigger;
+    match t {
+        Trigger::Http(r) => format!("http {}", r.key()),
+        Trigger::Schedule(s) => match updraft_rules::schedule::Schedule::parse(s) {
+            Ok(s) => format!("schedule {}", s.describe()),
+            Err(_) => "schedule (invalid)".into(),
+        },
+        Trigger::Queue(q) => format!("queue {}", q.name),
+        Trigger::Event(e) => format!("bus {}", e.bus),
     }
 }

@@ -254,7 +254,7 @@ impl Platform {
                 updraft_store::StoreError::NotFound(_) => self.queue_gone(queue),
                 other => other.into(),
             })?;
-        self.inner.queues.sent.notify_waiters();
+        self.inner.waiters.sent.notify_waiters();
         Ok(results)
     }
 
@@ -282,7 +282,7 @@ impl Platform {
         let store = &self.inner.store;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(r.wait_s as u64);
         loop {
-            let sent = self.inner.queues.sent.notified();
+            let sent = self.inner.waiters.sent.notified();
             tokio::pin!(sent);
             sent.as_mut().enable();
             let now = now_ms();
@@ -352,7 +352,7 @@ impl Platform {
             )));
         }
         if timeout_s == 0 {
-            self.inner.queues.sent.notify_waiters();
+            self.inner.waiters.sent.notify_waiters();
         }
         Ok(())
     }
@@ -368,7 +368,7 @@ impl Platform {
         self.get_queue(queue).await?;
         let n = self.inner.store.redrive(queue, now_ms()).await?;
         if n > 0 {
-            self.inner.queues.sent.notify_waiters();
+            self.inner.waiters.sent.notify_waiters();
         }
         Ok(n)
     }

@@ -129,6 +129,10 @@ impl Platform {
         config
             .validate()
             .map_err(|e| e.prefixed(&format!("functions.{name}.")))?;
+        for (i, t) in config.triggers.iter().enumerate() {
+            updraft_rules::check_trigger(t)
+                .map_err(|e| e.prefixed(&format!("functions.{name}.triggers[{i}].")))?;
+        }
         Ok(())
     }
 
@@ -255,6 +259,7 @@ impl Platform {
             // The URL's auth is a function-level setting the Lambda API writes
             // too: the last writer wins (SPEC §4).
             store.set_url_auth(&f.name, f.config.url).await?;
+            self.sync_triggers(&f.name, Some(&f.config)).await?;
             self.changed(&f.name, Change::of(outcome.changed)).await;
             // Unpack at deploy time so the first invocation does not pay for it.
             self.resolve(&f.name, None).await?;
@@ -337,6 +342,7 @@ impl Platform {
                 .publish(name, &format!("rollback to version {}", target.version))
                 .await?
         };
+        self.sync_triggers(name, Some(&target.config)).await?;
         self.changed(name, Change::Revision).await;
         self.refresh_routes().await?;
         Ok(Deployed {
@@ -352,6 +358,7 @@ impl Platform {
             return Err(self.not_found(name));
         }
         self.changed(name, Change::Deleted).await;
+        self.sync_triggers(name, None).await?;
         // Lambda drops a deleted function's queued events.
         self.inner.store.drop_function_events(name).await?;
         self.inner.store.delete_function_settings(name).await?;

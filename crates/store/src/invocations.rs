@@ -20,10 +20,13 @@ pub struct InvocationRecord {
     /// `success`, `function`, `timeout`, `out_of_memory`, `crash`, `init` or `throttled`.
     pub outcome: String,
     pub error_type: Option<String>,
+    /// What started it: `http`, `invoke`, `event`, `schedule`, `queue`,
+    /// `bus` (`""` for records from before triggers were recorded).
+    pub trigger: String,
 }
 
 const INVOCATION_COLS: &str = "request_id, function, version, start_ms, duration_us, billed_ms, \
-     memory_mb, max_memory_mb, init_us, cold, outcome, error_type";
+     memory_mb, max_memory_mb, init_us, cold, outcome, error_type, trigger_kind";
 
 impl Store {
     /// Inserts the records in one transaction; a request id already stored is
@@ -37,7 +40,7 @@ impl Store {
                 format!(
                     "INSERT INTO invocations ({INVOCATION_COLS}) VALUES {} \
                      ON CONFLICT (request_id) DO NOTHING",
-                    placeholders(self.backend, n, 12)
+                    placeholders(self.backend, n, 13)
                 )
             },
             |q| q,
@@ -54,6 +57,7 @@ impl Store {
                     .bind(i64::from(r.cold))
                     .bind(r.outcome.as_str())
                     .bind(r.error_type.as_deref())
+                    .bind(r.trigger.as_str())
             },
         )
         .await
@@ -92,5 +96,6 @@ fn invocation_from_row(row: &AnyRow) -> Result<InvocationRecord, StoreError> {
         cold: row.try_get::<i64, _>("cold")? != 0,
         outcome: row.try_get("outcome")?,
         error_type: row.try_get("error_type")?,
+        trigger: row.try_get("trigger_kind")?,
     })
 }

@@ -6,9 +6,9 @@
 //! transactions, health probe); `migrate` the schema; `functions` functions
 //! and versions; `settings` and `aliases` what belongs to a function as a
 //! whole; `invocations`, `logs`, `queue` (asynchronous events), `identity`
-//! (host uids), `messages` (durable queues) and `mappings` (event source
-//! mappings) the rest; `sql` the statements' shared plumbing; `batch` the
-//! batched writes of the hot paths.
+//! (host uids), `messages` (durable queues), `mappings` (event source
+//! mappings) and `buses` (event-bus subscriptions) the rest; `sql` the
+//! statements' shared plumbing; `batch` the batched writes of the hot paths.
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Connection, Executor};
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 mod aliases;
 pub mod batch;
+mod buses;
 mod functions;
 mod identity;
 mod invocations;
@@ -25,6 +26,7 @@ mod mappings;
 mod messages;
 mod migrate;
 mod queue;
+mod schedules;
 mod settings;
 mod sql;
 #[cfg(test)]
@@ -34,6 +36,7 @@ use sql::{fetch_all, fetch_optional, numbered_params, per_chunk, placeholders, A
 
 pub use aliases::{AliasRow, AliasUpdate};
 pub use batch::{with_retries, BatchWriter, Weigh};
+pub use buses::BusSubscription;
 pub use functions::{DeployOutcome, FunctionRow, VersionRow};
 pub use identity::FIRST_FUNCTION_UID;
 pub use invocations::InvocationRecord;
@@ -44,6 +47,7 @@ pub use messages::{
 };
 pub use migrate::{schema_version, Migration, MIGRATIONS};
 pub use queue::{DeadLetter, EventInvokeConfigRow, LastError, NewEvent, QueuedEvent};
+pub use schedules::{NewSchedule, ScheduleRow};
 pub use settings::FunctionSettings;
 
 /// Everything that can go wrong in the store.

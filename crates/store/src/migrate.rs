@@ -36,6 +36,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "async events", "0003_async_events"),
     migration!(4, "function uids", "0004_function_uids"),
     migration!(5, "queues", "0005_queues"),
+    migration!(6, "schedules", "0006_schedules"),
+    migration!(7, "buses", "0007_buses"),
 ];
 
 impl Migration {

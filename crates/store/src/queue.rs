@@ -100,6 +100,17 @@ impl Store {
         Ok(())
     }
 
+    /// Writes several events in one committed transaction: all of them are
+    /// accepted or none is (a bus event's fan-out to its subscribers).
+    pub async fn enqueue_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        for ev in events {
+            insert_event(&mut tx, ev).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Claims up to `limit` due events for `worker` until `lease_until`:
     /// pending ones whose time has come, and claimed ones whose lease ran out.
     pub async fn claim_events(
@@ -412,7 +423,10 @@ impl Store {
     }
 }
 
-async fn insert_event(conn: &mut sqlx::AnyConnection, ev: &NewEvent) -> Result<(), StoreError> {
+pub(crate) async fn insert_event(
+    conn: &mut sqlx::AnyConnection,
+    ev: &NewEvent,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO events (id, function, qualifier, source, payload, enqueued_ms, attempts, runs, \
          next_attempt_ms, status) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, 'pending')",

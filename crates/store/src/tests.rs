@@ -126,6 +126,7 @@ fn inv(id: &str, function: &str, start_ms: i64) -> InvocationRecord {
         cold: true,
         outcome: "success".into(),
         error_type: None,
+        trigger: "invoke".into(),
     }
 }
 
@@ -360,8 +361,10 @@ async fn a_full_disk_fails_writes_clearly_and_they_succeed_again_without_reopeni
 }
 
 // After `suite!`, which they use.
+mod buses;
 mod functions;
 mod logs;
 mod messages;
 mod queue;
+mod schedules;
 mod schema;

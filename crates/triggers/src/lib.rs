@@ -9,12 +9,17 @@
 //! [`updraft_core::Invoke`] trait and keeps its events in the store.
 
 pub mod policy;
+pub mod queues;
+pub mod schedules;
+pub mod sqs;
 mod worker;
 
 pub use policy::{
     backoff, FailureCondition, DEFAULT_MAX_EVENT_AGE_S, DEFAULT_MAX_RETRY_ATTEMPTS,
     DEFAULT_RETRY_BASE, MAX_RETRY_ATTEMPTS, MIN_EVENT_AGE_S,
 };
+pub use queues::QueueConsumers;
+pub use schedules::Schedules;
 pub use worker::AsyncEvents;
 
 use updraft_store::StoreError;
@@ -28,6 +33,9 @@ pub enum TriggersError {
     /// The function (or its qualifier) cannot be invoked.
     #[error(transparent)]
     Invoke(#[from] updraft_core::Error),
+    /// A trigger that does not hold up (a stored schedule, say).
+    #[error(transparent)]
+    Invalid(#[from] updraft_core::Invalid),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

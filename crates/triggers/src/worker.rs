@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use updraft_core::{
     limits, new_request_id, now_ms, qualified_arn, version_label, Error, FunctionRef, Invoke,
-    InvokeRequest, Outcome, Qualifier,
+    InvokeRequest, Outcome, Qualifier, TriggerKind,
 };
 use updraft_store::{
     with_retries, BatchWriter, DeadLetter, LastError, NewEvent, QueuedEvent, Store, StoreError,
@@ -167,6 +167,12 @@ impl AsyncEvents {
         Ok(())
     }
 
+    /// Wakes the worker: events were written to the queue by another path
+    /// (a schedule's tick, a published event).
+    pub fn wake(&self) {
+        self.shared.notify.notify_one();
+    }
+
     /// Stops claiming events; those running finish (or go back to the queue
     /// when the invoker refuses them while draining).
     pub fn stop(&self) {
@@ -273,6 +279,7 @@ impl AsyncEvents {
             record_id,
             payload: e.payload.clone(),
             client_context: None,
+            trigger: trigger_of(&e.source),
         };
         let r = match invoker.invoke(req).await {
             Ok(r) => r,
@@ -438,5 +445,16 @@ impl AsyncEvents {
         if fwd.is_some() {
             sh.notify.notify_one();
         }
+    }
+}
+
+/// The trigger an event's source stands for in its invocation record.
+fn trigger_of(source: &str) -> TriggerKind {
+    match source {
+        "schedule" => TriggerKind::Schedule,
+        "bus" => TriggerKind::Bus,
+        "queue" => TriggerKind::Queue,
+        // `invoke` (Lambda's Event type) and `destination`.
+        _ => TriggerKind::Event,
     }
 }

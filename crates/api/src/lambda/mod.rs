@@ -7,6 +7,7 @@
 mod aliases;
 mod functions;
 mod invoke;
+mod mappings;
 mod settings;
 mod shapes;
 #[cfg(test)]
@@ -78,6 +79,20 @@ pub fn router() -> Router<Platform> {
                 .get(settings::get_url)
                 .put(settings::update_url)
                 .delete(settings::delete_url),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings/",
+            get(mappings::list).post(mappings::create),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings",
+            get(mappings::list).post(mappings::create),
+        )
+        .route(
+            "/2015-03-31/event-source-mappings/{uuid}",
+            get(mappings::get)
+                .put(mappings::update)
+                .delete(mappings::delete),
         )
 }
 

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 pub(crate) struct SignedHead {
     key_id: String,
     region: String,
-    /// The signing name of the scope, one of [`SERVICES`].
+    /// The scope's service, one of [`SERVICES`].
     service: String,
     signed_at: SystemTime,
     signature: String,

@@ -192,6 +192,44 @@ fn bearer_good_and_bad() {
 }
 
 #[test]
+fn eventbridge_signatures_verify_under_their_own_service() {
+    // As botocore signs PutEvents: service `events`, no x-amz-content-sha256.
+    let body = br#"{"Entries":[]}"#;
+    let head = [
+        ("host", "127.0.0.1:8080"),
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", "AWSEvents.PutEvents"),
+    ];
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
+    let request = SignableRequest::new(
+        "POST",
+        "http://127.0.0.1:8080/",
+        head.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
+    let (out, _) = run_signer(&creds(), "us-east-1", "events", t0(), settings, request).unwrap();
+    let mut h = HeaderMap::new();
+    for (k, v) in head.iter().copied().chain(out.headers()) {
+        h.insert(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let auth = h["authorization"].to_str().unwrap().to_string();
+    assert!(auth.contains("/us-east-1/events/aws4_request"), "{auth}");
+    verify(&creds(), "POST", "/", &h, body, t0()).unwrap();
+    // The scope is signed too: the same signature under another service fails.
+    h.insert(
+        "authorization",
+        HeaderValue::from_str(&auth.replace("/events/", "/lambda/")).unwrap(),
+    );
+    let m = denied(verify(&creds(), "POST", "/", &h, body, t0()));
+    assert!(m.contains("signature we calculated does not match"), "{m}");
+}
+
+#[test]
 fn malformed_sigv4_headers_are_denied() {
     let mut h = signed(b"");
     let good = h["authorization"].to_str().unwrap().to_string();

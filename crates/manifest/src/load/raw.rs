@@ -54,12 +54,44 @@ pub(super) struct RawHttp {
     pub(super) route: String,
 }
 
+/// `schedule = { cron = "*/5 * * * *" }` or `{ rate = "10s" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSchedule {
+    pub(super) cron: Option<String>,
+    pub(super) rate: Option<String>,
+    pub(super) timezone: Option<String>,
+    pub(super) payload: Option<toml::Value>,
+}
+
+/// `queue = { name = "jobs", batch_size = 10, … }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQueue {
+    pub(super) name: String,
+    pub(super) batch_size: Option<Int>,
+    pub(super) batch_window: Option<Dur>,
+    pub(super) max_receive: Option<Int>,
+    pub(super) visibility_timeout: Option<Dur>,
+}
+
+/// `event = { bus = "orders", pattern = { … } }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvent {
+    pub(super) bus: String,
+    pub(super) pattern: toml::Table,
+}
+
 /// One `[[triggers]]` entry: a table with exactly one key, the trigger kind.
 pub(super) enum RawTrigger {
     Http(RawHttp),
+    Schedule(RawSchedule),
+    Queue(RawQueue),
+    Event(RawEvent),
 }
 
-const SUPPORTED_TRIGGERS: &str = "http";
+const SUPPORTED_TRIGGERS: &str = "http, schedule, queue, event";
 
 impl<'de> Deserialize<'de> for RawTrigger {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -75,19 +107,23 @@ impl<'de> Deserialize<'de> for RawTrigger {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTrigger, A::Error> {
                 let mut found: Option<RawTrigger> = None;
                 while let Some(kind) = map.next_key::<String>()? {
-                    // Kinds this release does not run are refused by name (SPEC §2),
-                    // never skipped.
-                    if kind != "http" {
-                        return Err(de::Error::custom(format!(
-                            "trigger kind `{kind}` is not supported by this release; supported: {SUPPORTED_TRIGGERS}"
-                        )));
-                    }
                     if found.is_some() {
                         return Err(de::Error::custom(
                             "expected exactly one trigger kind per [[triggers]] entry, got several",
                         ));
                     }
-                    found = Some(RawTrigger::Http(map.next_value()?));
+                    // Unknown kinds are refused by name (SPEC §2), never skipped.
+                    found = Some(match kind.as_str() {
+                        "http" => RawTrigger::Http(map.next_value()?),
+                        "schedule" => RawTrigger::Schedule(map.next_value()?),
+                        "queue" => RawTrigger::Queue(map.next_value()?),
+                        "event" => RawTrigger::Event(map.next_value()?),
+                        _ => {
+                            return Err(de::Error::custom(format!(
+                            "unknown trigger kind `{kind}`; expected one of: {SUPPORTED_TRIGGERS}"
+                        )))
+                        }
+                    });
                 }
                 found.ok_or_else(|| {
                     de::Error::custom(format!(

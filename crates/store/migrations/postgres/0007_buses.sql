@@ -1,0 +1,11 @@
+-- Never edit this file once released: add a new pair of files. Its twin in
+-- ../sqlite/ must leave the database equivalent.
+CREATE TABLE bus_subscriptions (
+    function TEXT COLLATE "C" NOT NULL,
+    idx BIGINT NOT NULL,
+    bus TEXT COLLATE "C" NOT NULL,
+    qualifier TEXT NOT NULL DEFAULT '',
+    pattern TEXT NOT NULL,
+    PRIMARY KEY (function, idx)
+);
+CREATE INDEX bus_subscriptions_bus ON bus_subscriptions (bus);
