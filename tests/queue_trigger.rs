@@ -91,7 +91,7 @@ fn poison_goes_to_the_dlq_after_max_receive_partial_failures_retry_alone_and_red
         &[EventFn {
             name: "worker",
             handler: "batch",
-            trigger: "queue = { name = \"jobs\", batch_size = 10, max_receive = 3, visibility_timeout = \"1s\" }",
+            trigger: "queue = { name = \"jobs\", batch_size = 10, max_receive = 3, visibility_timeout = \"10s\" }",
         }],
     );
     server.deploy(&app);
@@ -106,7 +106,7 @@ fn poison_goes_to_the_dlq_after_max_receive_partial_failures_retry_alone_and_red
     }
     let letters = wait_for(
         "the poison message in the DLQ",
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         || {
             let v: Value =
                 serde_json::from_str(&server.ok(&["queue", "dlq", "jobs", "--json"])).unwrap();
@@ -125,16 +125,41 @@ fn poison_goes_to_the_dlq_after_max_receive_partial_failures_retry_alone_and_red
             .clone();
         jobs["depth"] == 0 && jobs["in_flight"] == 0
     });
+    // Every delivery is a receive: the poison was received exactly
+    // max_receive times. (A batch still running when its visibility timeout
+    // ends, behind a very slow cold start, is rightly delivered again: the
+    // others are counted at least once.)
     let seen = deliveries(&sink, "worker");
     assert_eq!(
         seen["{\"case\":\"poison\"}"], 3,
         "max_receive = 3: {seen:?}"
     );
-    assert_eq!(seen["{\"case\":\"fail-once\"}"], 2, "{seen:?}");
+    assert!(seen["{\"case\":\"fail-once\"}"] >= 2, "{seen:?}");
     for b in &bodies[..18] {
+        assert!(seen.contains_key(b), "{b} was delivered: {seen:?}");
+    }
+    // Only the failed item was retried: the messages that shared a batch
+    // with the fail-once message's first delivery came once.
+    let first_batch: Vec<String> = sink
+        .posts()
+        .iter()
+        .filter(|p| p["fn"] == "worker")
+        .map(|p| p["event"]["Records"].as_array().unwrap().clone())
+        .find(|rs| {
+            rs.iter().any(|r| {
+                r["body"] == "{\"case\":\"fail-once\"}"
+                    && r["attributes"]["ApproximateReceiveCount"] == "1"
+            })
+        })
+        .unwrap()
+        .iter()
+        .map(|r| r["body"].as_str().unwrap().to_string())
+        .filter(|b| !b.contains("fail-once") && !b.contains("poison"))
+        .collect();
+    for b in &first_batch {
         assert_eq!(
             seen[b], 1,
-            "{b} succeeded at once and was not redelivered: {seen:?}"
+            "{b} shared a batch with a failed item: {seen:?}"
         );
     }
     // The batches are Lambda's SQS event.
@@ -164,7 +189,7 @@ fn poison_goes_to_the_dlq_after_max_receive_partial_failures_retry_alone_and_red
     assert_eq!(server.ok(&["queue", "redrive", "jobs"]).trim(), "1");
     wait_until(
         "the redriven message back in the DLQ",
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         || {
             deliveries(&sink, "worker")["{\"case\":\"poison\"}"] == 6
                 && serde_json::from_str::<Value>(&server.ok(&["queue", "dlq", "jobs", "--json"]))

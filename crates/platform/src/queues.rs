@@ -255,6 +255,7 @@ impl Platform {
                 other => other.into(),
             })?;
         self.inner.waiters.sent.notify_waiters();
+        self.inner.queues.arrived();
         Ok(results)
     }
 
@@ -353,6 +354,7 @@ impl Platform {
         }
         if timeout_s == 0 {
             self.inner.waiters.sent.notify_waiters();
+            self.inner.queues.arrived();
         }
         Ok(())
     }
@@ -369,6 +371,7 @@ impl Platform {
         let n = self.inner.store.redrive(queue, now_ms()).await?;
         if n > 0 {
             self.inner.waiters.sent.notify_waiters();
+            self.inner.queues.arrived();
         }
         Ok(n)
     }
