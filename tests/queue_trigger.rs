@@ -367,3 +367,39 @@ fn two_servers_on_one_postgresql_share_a_queue_and_fire_each_tick_once() {
         assert_eq!(ids.len(), 1, "tick {t} fired on both servers: {ids:?}");
     }
 }
+
+#[test]
+fn event_source_mappings_through_boto3_are_the_same_consumers_as_manifest_triggers() {
+    common::aws::require_boto3();
+    let sink = Sink::start();
+    let dir = scratch("queue-esm");
+    let app = dir.join("app");
+    let server = common::aws::server_with_keys("queue-esm-server", &[LOOPBACK]);
+    write_event_app(
+        &app,
+        "esm",
+        &sink,
+        &[
+            EventFn {
+                name: "esm-worker",
+                handler: "batch",
+                trigger: "",
+            },
+            EventFn {
+                name: "manifest-worker",
+                handler: "batch",
+                trigger: "queue = { name = \"manifest-q\" }",
+            },
+        ],
+    );
+    server.deploy(&app);
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["tests/queue_trigger/test_esm.py", "-v"]);
+    common::aws::aws_env(&mut cmd, &server);
+    common::aws::run_suite("event source mappings with boto3", cmd);
+    // The API-made mapping delivered Lambda's batches to the function.
+    let seen = deliveries(&sink, "esm-worker");
+    for i in 0..3 {
+        assert!(seen.contains_key(&format!("{{\"esm\": {i}}}")), "{seen:?}");
+    }
+}
