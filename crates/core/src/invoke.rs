@@ -6,8 +6,8 @@ use std::future::Future;
 use std::time::Instant;
 
 /// What runs functions, as the producers of work see it (the asynchronous
-/// event worker in `updraft-triggers`, and next schedules, queues and
-/// topics). `updraft-platform` implements it; the producers depend on this
+/// event worker and the queue consumers in `updraft-triggers`).
+/// `updraft-platform` implements it; the producers depend on this
 /// trait, never on the platform.
 pub trait Invoke: Send + Sync + 'static {
     /// Checks that the function (and the version or alias) exists now, and

@@ -1,5 +1,5 @@
-//! The durable queue of asynchronous events (Lambda `Event` invokes today;
-//! cron and topic triggers later), the dead letters of events that failed for
+//! The durable queue of asynchronous events (Lambda `Event` invokes,
+//! schedule ticks, events published on a bus), the dead letters of events that failed for
 //! good, and each function's asynchronous invocation settings
 //! (Lambda's EventInvokeConfig).
 //!
@@ -24,7 +24,7 @@ pub struct NewEvent {
     pub function: String,
     /// `""` = unqualified.
     pub qualifier: String,
-    /// What produced it: `invoke`, `destination`, later `schedule`, `topic`.
+    /// What produced it: `invoke`, `destination`, `schedule`, `bus`.
     pub source: String,
     pub payload: Vec<u8>,
     pub enqueued_ms: i64,

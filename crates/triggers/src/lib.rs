@@ -1,9 +1,11 @@
-//! Where an event becomes an invocation. Today: the durable asynchronous
-//! path every asynchronous event takes (Lambda `Event` invokes and
-//! `updraft invoke --async`; schedules, queues and topics next): stored before
-//! it is acknowledged, claimed with a lease, run through an
+//! Where an event becomes an invocation. The durable asynchronous path
+//! every asynchronous event takes (Lambda `Event` invokes, `updraft invoke
+//! --async`, schedule ticks, events published on a bus): stored before it is
+//! acknowledged, claimed with a lease, run through an
 //! [`updraft_core::Invoke`]r, retried with backoff, and sent on to a
-//! destination or the function's dead letters.
+//! destination or the function's dead letters (`worker.rs`, [`policy`]).
+//! Schedules fire into that path ([`schedules`]); queue consumers run
+//! Lambda's SQS batches ([`queues`], [`sqs`]).
 //!
 //! This crate knows nothing of the platform: it runs functions through the
 //! [`updraft_core::Invoke`] trait and keeps its events in the store.

@@ -93,7 +93,7 @@ impl AsyncEvents {
     }
 
     /// Accepts an asynchronous invocation of `function` (optionally
-    /// qualified) from `source` (`invoke`, `schedule`, `topic`, …): checks
+    /// qualified) from `source` (`invoke`, …): checks
     /// the payload and that the function exists, writes the event durably,
     /// wakes the worker and returns the request id. The 202 a caller sends
     /// after this means the event survives a crash.
