@@ -1,7 +1,7 @@
 //! Schedule triggers: where a tick becomes an event.
 //!
 //! Each schedule of a function's `$LATEST` is a store row with the due time
-//! of its next tick ([`sync`] writes them at deploy). One task per server
+//! of its next tick ([`Schedules::sync`] writes them at deploy). One task per server
 //! sleeps until the earliest due time, then fires each due tick through
 //! [`Store::fire_schedule`]: a compare-and-set on the due time in the same
 //! transaction that enqueues the tick's event on the asynchronous path
