@@ -236,29 +236,9 @@ fn after_sigkill_no_instance_survives_and_the_next_start_cleans_up() {
 /// (`.ci/run` starts it and sets UPDRAFT_TEST_POSTGRES_URL).
 #[test]
 fn the_server_runs_on_postgresql_and_a_restart_loses_nothing() {
-    let Ok(base) = std::env::var("UPDRAFT_TEST_POSTGRES_URL") else {
-        require(
-            false,
-            "PostgreSQL at UPDRAFT_TEST_POSTGRES_URL (.ci/run starts it and sets it)",
-        );
+    let Some(url) = fresh_postgres_database("life") else {
         return;
     };
-    let db = format!(
-        "e2e_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000
-    );
-    let created = std::process::Command::new("psql")
-        .args([&base, "-q", "-c", &format!("CREATE DATABASE {db}")])
-        .status()
-        .unwrap();
-    assert!(created.success(), "could not create a database on {base}");
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    let url = format!("{prefix}/{db}");
     let mut s = Server::start_in(scratch("pg"), &[("UPDRAFT_DATABASE_URL", url.as_str())]);
     s.deploy(&fixture("py"));
     let v = s.invoke_json("echo", "{}");

@@ -289,29 +289,9 @@ fn every_message_accepted_through_the_sqs_api_is_processed_across_a_sigkill() {
 
 #[test]
 fn two_servers_on_one_postgresql_share_a_queue_and_fire_each_tick_once() {
-    let Ok(base) = std::env::var("UPDRAFT_TEST_POSTGRES_URL") else {
-        require(
-            false,
-            "PostgreSQL at UPDRAFT_TEST_POSTGRES_URL (.ci/run starts it and sets it)",
-        );
+    let Some(url) = fresh_postgres_database("q") else {
         return;
     };
-    let db = format!(
-        "e2e_q_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000
-    );
-    let created = std::process::Command::new("psql")
-        .args([&base, "-q", "-c", &format!("CREATE DATABASE {db}")])
-        .status()
-        .unwrap();
-    assert!(created.success(), "could not create a database on {base}");
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    let url = format!("{prefix}/{db}");
     let env = [LOOPBACK, ("UPDRAFT_DATABASE_URL", url.as_str())];
     let dir = scratch("queue-two-servers");
     let a = Server::start_in(dir.join("a"), &env);

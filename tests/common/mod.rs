@@ -447,3 +447,32 @@ impl Victim {
         );
     }
 }
+
+/// A fresh, empty database on the test run's PostgreSQL
+/// (UPDRAFT_TEST_POSTGRES_URL, which `.ci/run` starts and sets): its URL, or
+/// None when there is none (after [`require`], which fails under CI=true).
+pub fn fresh_postgres_database(tag: &str) -> Option<String> {
+    let Ok(base) = std::env::var("UPDRAFT_TEST_POSTGRES_URL") else {
+        require(
+            false,
+            "PostgreSQL at UPDRAFT_TEST_POSTGRES_URL (.ci/run starts it and sets it)",
+        );
+        return None;
+    };
+    let db = format!(
+        "e2e_{tag}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000
+    );
+    let created = Command::new("psql")
+        .args([&base, "-q", "-c", &format!("CREATE DATABASE {db}")])
+        .status()
+        .unwrap();
+    assert!(created.success(), "could not create a database on {base}");
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{prefix}/{db}"))
+}
