@@ -57,6 +57,9 @@ enum Command {
     /// Put an event on an event bus; prints its id.
     #[command(after_help = commands::publish::EXAMPLES)]
     Publish(commands::publish::Args),
+    /// Durable queues: list, send, dead letters, redrive, purge.
+    #[command(after_help = commands::queue::EXAMPLES)]
+    Queue(commands::queue::Args),
     /// List functions.
     #[command(after_help = commands::ls::EXAMPLES)]
     Ls(commands::ls::Args),
@@ -81,6 +84,7 @@ impl Command {
             Command::Logs(a) => Some(&mut a.client),
             Command::Dlq(a) => Some(&mut a.client),
             Command::Publish(a) => Some(&mut a.client),
+            Command::Queue(a) => Some(a.client_args()),
             Command::Ls(a) => Some(&mut a.client),
             Command::Rm(a) => Some(&mut a.client),
             Command::Rollback(a) => Some(&mut a.client),
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
             Command::Logs(a) => commands::logs::run(a, ctx()).await,
             Command::Dlq(a) => commands::dlq::run(a, ctx()).await,
             Command::Publish(a) => commands::publish::run(a, ctx()).await,
+            Command::Queue(a) => commands::queue::run(a, ctx()).await,
             Command::Ls(a) => commands::ls::run(a, ctx()).await,
             Command::Rm(a) => commands::rm::run(a, ctx()).await,
             Command::Rollback(a) => commands::rollback::run(a, ctx()).await,

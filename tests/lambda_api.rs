@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use std::process::Command;
 
-use common::aws::{aws_env, require_boto3, ACCESS_KEY, KEYS, SECRET_KEY};
+use common::aws::{aws_env, require_aws_tools, run_suite, ACCESS_KEY, KEYS, SECRET_KEY};
 
 /// Starts a server with fixed credentials and a fast retry backoff. The
 /// suites' functions report to a sink on the host's loopback, which they
@@ -26,38 +26,14 @@ fn server(name: &str) -> Server {
     )
 }
 
-/// Fails (never skips) when the AWS tools are missing.
-fn require_tools() {
-    require_boto3();
-    let aws = Command::new("aws").arg("--version").output();
-    assert!(
-        matches!(&aws, Ok(o) if o.status.success()),
-        "the AWS CLI (`aws`) is required for the Lambda API tests: run .ci/run, \
-         or `pip install boto3 awscli` (got {aws:?})"
-    );
-}
-
-fn run(what: &str, mut cmd: Command) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("could not run {what}: {e}"));
-    let text = format!("--- stdout\n{}\n--- stderr\n{}", stdout(&out), stderr(&out));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{text}",
-        out.status
-    );
-    eprintln!("{what} passed:\n{text}");
-}
-
 /// Runs one class of the boto3 suite against a fresh server.
 fn boto3_class(class: &str) {
-    require_tools();
+    require_aws_tools("Lambda API");
     let s = server(&format!("lambda-api-{}", class.to_lowercase()));
     let mut cmd = Command::new("python3");
     cmd.args(["tests/lambda_api/test_boto3.py", class, "-v"]);
     aws_env(&mut cmd, &s);
-    run(&format!("boto3 suite {class}"), cmd);
+    run_suite(&format!("boto3 suite {class}"), cmd);
 }
 
 #[test]
@@ -102,19 +78,19 @@ fn boto3_wasm_components() {
 
 #[test]
 fn aws_cli_create_invoke_tail_delete() {
-    require_tools();
+    require_aws_tools("Lambda API");
     let s = server("lambda-api-cli");
     let mut cmd = Command::new("bash");
     cmd.arg("tests/lambda_api/test_awscli.sh");
     aws_env(&mut cmd, &s);
-    run("AWS CLI script", cmd);
+    run_suite("AWS CLI script", cmd);
 }
 
 /// A function created through the Lambda API is the same function the
 /// native CLI shows and invokes (issue: one function model).
 #[test]
 fn lambda_api_functions_are_updraft_functions() {
-    require_tools();
+    require_aws_tools("Lambda API");
     let s = server("lambda-api-shared-model");
     let script = r#"
 import io, json, os, zipfile, boto3, botocore.config
@@ -129,7 +105,7 @@ lam.create_function(FunctionName="shared-model", Runtime="python3.12", Role="arn
     let mut cmd = Command::new("python3");
     cmd.args(["-c", script]);
     aws_env(&mut cmd, &s);
-    run("create through boto3", cmd);
+    run_suite("create through boto3", cmd);
 
     // The native CLI reads the same credentials from the environment.
     let native = |args: &[&str]| {
@@ -186,5 +162,5 @@ assert "echo" in names and "shared-model" in names, names
     let mut cmd = Command::new("python3");
     cmd.args(["-c", script]);
     aws_env(&mut cmd, &s);
-    run("manifest function through boto3", cmd);
+    run_suite("manifest function through boto3", cmd);
 }

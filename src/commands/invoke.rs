@@ -5,7 +5,7 @@ use super::Context;
 use crate::client::{encode, ClientError};
 use bytes::Bytes;
 use reqwest::Method;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 /// Shown after `--help`.
@@ -36,31 +36,12 @@ pub struct Args {
     pub client: super::ClientArgs,
 }
 
-/// The value of a `JSON|@FILE|@-` flag (`flag` names it in errors).
-pub(super) fn read_payload(flag: &str, arg: &str) -> anyhow::Result<Vec<u8>> {
-    Ok(match arg.strip_prefix('@') {
-        Some("-") => {
-            let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf)?;
-            buf
-        }
-        Some(file) => std::fs::read(file).map_err(|e| anyhow::anyhow!("{flag} @{file}: {e}"))?,
-        None => arg.as_bytes().to_vec(),
-    })
-}
-
 pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
-    match invoke(args, ctx).await {
-        Ok(code) => Ok(code),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Ok(ExitCode::from(2))
-        }
-    }
+    super::exit_2_on_error(invoke(args, ctx)).await
 }
 
 async fn invoke(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
-    let payload = read_payload("--payload", &args.payload)?;
+    let payload = super::read_arg("--payload", &args.payload)?;
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
         anyhow::bail!("--payload: expected JSON ({e})");
     }

@@ -7,6 +7,7 @@ pub mod invoke;
 pub mod logs;
 pub mod ls;
 pub mod publish;
+pub mod queue;
 pub mod rm;
 pub mod rollback;
 pub mod server;
@@ -71,4 +72,32 @@ pub fn rfc3339(ms: i64) -> String {
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
     )
     .to_string()
+}
+
+/// A flag's value: the text itself, `@FILE`'s bytes, or stdin's for `@-`.
+pub fn read_arg(flag: &str, arg: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    Ok(match arg.strip_prefix('@') {
+        Some("-") => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf)?;
+            buf
+        }
+        Some(file) => std::fs::read(file).map_err(|e| anyhow::anyhow!("{flag} @{file}: {e}"))?,
+        None => arg.as_bytes().to_vec(),
+    })
+}
+
+/// A command whose every failure exits 2, its message on stderr (`invoke`,
+/// `queue send`: 1 is kept for a function's own error).
+pub async fn exit_2_on_error(
+    command: impl std::future::Future<Output = anyhow::Result<std::process::ExitCode>>,
+) -> anyhow::Result<std::process::ExitCode> {
+    match command.await {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(std::process::ExitCode::from(2))
+        }
+    }
 }

@@ -54,7 +54,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
 }
 
 async fn publish(args: Args, ctx: Context) -> anyhow::Result<String> {
-    let raw = super::invoke::read_payload("--detail", &args.detail)?;
+    let raw = super::read_arg("--detail", &args.detail)?;
     let detail: serde_json::Value = serde_json::from_slice(&raw)
         .map_err(|e| anyhow::anyhow!("--detail: expected a JSON object ({e})"))?;
     anyhow::ensure!(

@@ -238,18 +238,19 @@ fn connection_cap(wanted: usize) -> usize {
 
 /// The whole HTTP surface: control API, gateway, and a request id on every response.
 pub fn app(platform: Platform) -> axum::Router {
-    updraft_api::router(platform.clone())
-        .merge(updraft_gateway::router(platform))
-        .layer(axum::middleware::map_response(
-            |mut resp: axum::response::Response| async move {
-                if !resp.headers().contains_key("x-amzn-requestid") {
-                    if let Ok(v) = HeaderValue::from_str(&updraft_core::new_request_id()) {
-                        resp.headers_mut().insert("x-amzn-requestid", v);
-                    }
+    let app =
+        updraft_api::router(platform.clone()).merge(updraft_gateway::router(platform.clone()));
+    // AWS's JSON-protocol services (SQS) on `POST /` with X-Amz-Target.
+    updraft_api::target::wrap(app, platform).layer(axum::middleware::map_response(
+        |mut resp: axum::response::Response| async move {
+            if !resp.headers().contains_key("x-amzn-requestid") {
+                if let Ok(v) = HeaderValue::from_str(&updraft_core::new_request_id()) {
+                    resp.headers_mut().insert("x-amzn-requestid", v);
                 }
-                resp
-            },
-        ))
+            }
+            resp
+        },
+    ))
 }
 
 /// SIGTERM, SIGINT (Ctrl-C) or SIGHUP (the terminal closed): each stops the

@@ -25,6 +25,37 @@ pub fn require_boto3() {
     );
 }
 
+/// Fails (never skips) when the AWS tools are missing: boto3 and `aws`.
+/// `suite` names the tests that need them.
+pub fn require_aws_tools(suite: &str) {
+    require_boto3();
+    let aws = Command::new("aws").arg("--version").output();
+    assert!(
+        matches!(&aws, Ok(o) if o.status.success()),
+        "the AWS CLI (`aws`) is required for the {suite} tests: run .ci/run, \
+         or `pip install boto3 awscli` (got {aws:?})"
+    );
+}
+
+/// Runs `cmd` (a client suite or script), failing with its output unless
+/// it succeeds.
+pub fn run_suite(what: &str, mut cmd: Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {what}: {e}"));
+    let text = format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        super::stdout(&out),
+        super::stderr(&out)
+    );
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{text}",
+        out.status
+    );
+    eprintln!("{what} passed:\n{text}");
+}
+
 /// A command with the AWS environment pointed at `s` (started with
 /// [`KEYS`]) and nothing of the developer's own AWS configuration.
 pub fn aws_env(cmd: &mut Command, s: &Server) {
@@ -36,6 +67,7 @@ pub fn aws_env(cmd: &mut Command, s: &Server) {
         "AWS_SECURITY_TOKEN",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_LAMBDA",
+        "AWS_ENDPOINT_URL_SQS",
         "AWS_ENDPOINT_URL_EVENTS",
         "AWS_CA_BUNDLE",
         "AWS_REGION",

@@ -5,6 +5,8 @@
 //! field named in the platform's words (the manifest's `memory_mb`) gets
 //! Lambda's name for it (`MemorySize`).
 
+pub mod sqs;
+
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,9 +26,9 @@ pub fn lambda_error_type(e: &PlatformError) -> &'static str {
     match e {
         PlatformError::NotFound(_) => "ResourceNotFoundException",
         PlatformError::Conflict(_) => "ResourceConflictException",
-        PlatformError::Invalid(_) | PlatformError::InvalidParameter(_) => {
-            "InvalidParameterValueException"
-        }
+        PlatformError::Invalid(_)
+        | PlatformError::InvalidParameter(_)
+        | PlatformError::ReceiptHandleInvalid(_) => "InvalidParameterValueException",
         PlatformError::InvalidRequestContent(_) => "InvalidRequestContentException",
         PlatformError::TooLarge(_) => "RequestEntityTooLargeException",
         PlatformError::PreconditionFailed(_) => "PreconditionFailedException",

@@ -36,30 +36,6 @@ pub(crate) async fn handle(platform: Platform, operation: &str, body: Bytes) -> 
     }
 }
 
-/// `POST /` until the AWS JSON APIs share one router by `X-Amz-Target`
-/// (merged into target.rs).
-pub(crate) async fn post_root(
-    axum::extract::State(platform): axum::extract::State<Platform>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    match target.strip_prefix(TARGET_PREFIX) {
-        Some(operation) => handle(platform, operation, body).await,
-        None => aws_json_error(
-            StatusCode::BAD_REQUEST,
-            "UnknownOperationException",
-            &format!(
-                "X-Amz-Target: expected {TARGET_PREFIX}OPERATION (EventBridge's JSON protocol), \
-                 got {target:?}"
-            ),
-        ),
-    }
-}
-
 /// A platform error in EventBridge's words.
 fn platform_error(e: &PlatformError) -> Response {
     let (status, error_type) = match e {

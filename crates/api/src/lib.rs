@@ -1,5 +1,6 @@
 //! The control surfaces: the native API (`/api/v1/…`) the CLI uses, the
-//! AWS APIs (Lambda's subset, EventBridge's PutEvents), and `/healthz`.
+//! AWS APIs (Lambda's subset; SQS and EventBridge's PutEvents on `POST /`
+//! by `X-Amz-Target`, [`target`]), and `/healthz`.
 //! Every request is authenticated (SigV4 or bearer) before it reaches a
 //! handler; every error leaves through [`ApiError`] (or, on the AWS JSON
 //! protocols, `error::aws_json_error`).
@@ -10,6 +11,8 @@ mod invoke;
 pub mod lambda;
 pub mod lambda_events;
 mod native;
+mod sqs;
+pub mod target;
 
 pub use error::ApiError;
 
@@ -30,8 +33,6 @@ pub fn router(platform: Platform) -> Router {
         // The AWS Lambda API subset (lambda/): functions, versions, aliases,
         // concurrency, URL config, Invoke.
         .merge(lambda::router())
-        // EventBridge's JSON API (events.rs) on `POST /` (merged into target.rs).
-        .route("/", axum::routing::post(events::post_root))
         // `authenticate` buffers and bounds every body; axum's 2 MB default must not cut code uploads.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .route_layer(axum::middleware::from_fn_with_state(
@@ -79,7 +80,7 @@ pub async fn authenticate(State(p): State<Platform>, req: Request, next: Next) -
         std::time::SystemTime::now(),
     ) {
         Ok(pending) => pending,
-        Err(e) => return ApiError(e.into()).into_response(),
+        Err(e) => return refuse(&parts, e.into()),
     };
     let limit = if pending.is_authenticated() {
         MAX_CONTROL_BODY
@@ -92,10 +93,10 @@ pub async fn authenticate(State(p): State<Platform>, req: Request, next: Next) -
         } else {
             " unless signed with x-amz-content-sha256 (the hex SHA-256 of the body)".into()
         };
-        ApiError(PlatformError::TooLarge(format!(
-            "request body is over {limit} bytes{hint}"
-        )))
-        .into_response()
+        refuse(
+            &parts,
+            PlatformError::TooLarge(format!("request body is over {limit} bytes{hint}")),
+        )
     };
     if declared_length(&parts.headers).is_some_and(|n| n > limit as u64) {
         return too_large();
@@ -110,9 +111,15 @@ pub async fn authenticate(State(p): State<Platform>, req: Request, next: Next) -
             parts.extensions.insert(BodySha256(sha256));
         }
         Ok(None) => {}
-        Err(e) => return ApiError(e.into()).into_response(),
+        Err(e) => return refuse(&parts, e.into()),
     }
     next.run(Request::from_parts(parts, Body::from(body))).await
+}
+
+/// A refused request, in the shape of the surface it was for.
+fn refuse(parts: &axum::http::request::Parts, e: PlatformError) -> Response {
+    target::refusal(parts.uri.path(), &parts.headers, e)
+        .unwrap_or_else(|e| ApiError(e).into_response())
 }
 
 /// The hex SHA-256 of a request's body, when checking its signature took

@@ -1,4 +1,7 @@
-//! The native control API (`/api/v1`), used by the `updraft` CLI.
+//! The native control API (`/api/v1`), used by the `updraft` CLI; its
+//! queue endpoints are in `native/queues.rs`.
+
+mod queues;
 
 use crate::invoke::{InvocationType, InvokeCall, Surface};
 use crate::ApiError;
@@ -24,6 +27,7 @@ pub fn router() -> Router<Platform> {
         .route("/api/v1/functions/{name}/logs", get(logs))
         .route("/api/v1/functions/{name}/dlq", get(dead_letters))
         .route("/api/v1/usage", get(usage))
+        .merge(queues::router())
         .route("/api/v1/buses/{bus}/events", post(publish))
 }
 

@@ -25,8 +25,8 @@ pub(crate) use head::SignedHead;
 /// The signing name Updraft signs with (the CLI).
 pub const SERVICE: &str = "lambda";
 /// The signing names a credential scope may carry: one per AWS API the
-/// server speaks (the Lambda API and the native one; EventBridge).
-pub const SERVICES: &[&str] = &[SERVICE, "events"];
+/// server speaks (the Lambda API and the native one; SQS; EventBridge).
+pub const SERVICES: &[&str] = &[SERVICE, "sqs", "events"];
 /// Largest accepted distance between `X-Amz-Date` and the server's clock.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 

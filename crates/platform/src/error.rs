@@ -26,6 +26,9 @@ pub enum PlatformError {
     PreconditionFailed(String),
     #[error("{0}")]
     Throttled(String),
+    /// A queue message's receipt handle is malformed or names no message.
+    #[error("{0}")]
+    ReceiptHandleInvalid(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -45,6 +48,7 @@ impl PlatformError {
             PlatformError::Conflict(_) => 409,
             PlatformError::Invalid(_)
             | PlatformError::InvalidParameter(_)
+            | PlatformError::ReceiptHandleInvalid(_)
             | PlatformError::InvalidRequestContent(_) => 400,
             PlatformError::TooLarge(_) => 413,
             PlatformError::PreconditionFailed(_) => 412,

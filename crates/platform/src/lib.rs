@@ -14,6 +14,7 @@ mod lock;
 mod logs;
 mod mappings;
 mod queries;
+pub mod queues;
 mod registry;
 mod sources;
 
@@ -101,6 +102,7 @@ struct Inner {
     schedules: Schedules,
     queues: QueueConsumers,
     buses: bus::BusCache,
+    waiters: queues::Waiters,
 }
 
 /// The platform. Cheap to clone.
@@ -204,6 +206,7 @@ impl Platform {
                 queues,
                 events,
                 buses: bus::BusCache::default(),
+                waiters: queues::Waiters::default(),
             }),
         };
         platform.refresh_routes().await?;

@@ -233,8 +233,8 @@ impl Store {
         Ok(())
     }
 
-    /// Receives up to `max` visible messages of `queue` at `now_ms`, in
-    /// send order, each invisible for `visibility_ms` (None: the queue's
+    /// Receives up to `max` visible messages of `queue` at `now_ms` (those
+    /// visible longest first, then in send order; returned in send order), each invisible for `visibility_ms` (None: the queue's
     /// timeout) under a new receipt handle. In the same transaction, the
     /// visible messages already received the queue's max receive count are
     /// moved to its dead-letter queue instead. NotFound if the queue does
@@ -277,7 +277,7 @@ impl Store {
              visible_ms = $2, receive_count = receive_count + 1, \
              first_receive_ms = COALESCE(first_receive_ms, $3) \
              WHERE seq IN (SELECT seq FROM messages WHERE queue = $4 AND visible_ms <= $3 \
-             ORDER BY seq LIMIT $5{lock}) RETURNING {MESSAGE_COLS}"
+             ORDER BY visible_ms, seq LIMIT $5{lock}) RETURNING {MESSAGE_COLS}"
         ))
         .bind(nonce)
         .bind(now_ms + visibility_ms.unwrap_or(q.visibility_timeout_ms))

@@ -263,3 +263,57 @@ fn sign_rejects_relative_url() {
     let e = sign(&creds(), "us-east-1", "GET", "/x", &mut h, b"", t0()).unwrap_err();
     assert!(matches!(e, AuthError::Signing(_)), "{e}");
 }
+
+/// A request signed for another AWS service Updraft speaks (SQS's JSON
+/// protocol, as botocore signs it) verifies; the scope's service is part of
+/// the signature, so the same signature under another name does not.
+#[test]
+fn every_service_updraft_speaks_may_sign() {
+    let body = br#"{"QueueName":"jobs"}"#;
+    let pairs = [
+        ("content-type", "application/x-amz-json-1.0"),
+        ("host", "127.0.0.1:8080"),
+        ("x-amz-date", "20240101T000000Z"),
+        ("x-amz-target", "AmazonSQS.CreateQueue"),
+    ];
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
+    let request = SignableRequest::new(
+        "POST",
+        "http://127.0.0.1:8080/",
+        pairs.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
+    let at = parse_time("20240101T000000Z");
+    let (instructions, _) =
+        run_signer(&creds(), "us-east-1", "sqs", at, settings, request).unwrap();
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    for (k, v) in instructions.headers() {
+        h.insert(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    assert!(h["authorization"]
+        .to_str()
+        .unwrap()
+        .contains("/us-east-1/sqs/aws4_request"));
+    verify(&creds(), "POST", "/", &h, body, at).unwrap();
+    let moved = h["authorization"]
+        .to_str()
+        .unwrap()
+        .replace("/sqs/", "/events/");
+    h.insert("authorization", HeaderValue::from_str(&moved).unwrap());
+    assert_eq!(
+        denied(verify(&creds(), "POST", "/", &h, body, at)),
+        INVALID_CREDENTIALS
+    );
+}
+
+fn parse_time(amz: &str) -> SystemTime {
+    super::amz_date::parse_amz_date(amz).unwrap()
+}
