@@ -6,6 +6,7 @@
     bench/run --quick         # smoke run of every scenario (< 2 minutes once built);
                               # exits 1 if a scenario breaks (errors where 0 are required)
     bench/run --only warm,cold  # some scenarios: warm wasm cold burst control density emulators sandbox
+                                #   events
 
 Builds in release mode what it needs (the `updraft` binary into target/bench,
 the plain hyper baseline in bench/hyper-baseline/ into target/bench-hyper, the
@@ -38,4 +39,10 @@ Scenarios (the goals are the ones of issue 5 and, for wasm, issue 4):
            namespace) and `--isolation none`; the warm echo at c=16, 64 and python3/provided
            cold starts after deploy, interleaved; req/s, p50/p99, cold median/p99 and the
            ratios (and differences) to none. Needs root (skipped, saying so, otherwise)
+  events   event sources (issue 12): N messages (50,000; --quick 2,000) sent through SQS's
+           SendMessageBatch into a queue without consumer, then a no-op python3 consumer
+           (batch 10) timed from its first receive until the queue is empty, beside the
+           store's own insert rate (Python's sqlite3, the same rows, 10 a transaction, on the
+           same disk); and a `rate = "1s"` schedule's firing lateness (handler start - due
+           time, p50/p99 over 60 warm ticks; --quick 5) from `updraft logs`
 """

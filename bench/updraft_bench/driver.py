@@ -68,8 +68,9 @@ def build(args):
         run(["cargo", "build", "--release", "--bin", "updraft"], cwd=ROOT, env=env)
         updraft = TARGET / "release" / "updraft"
     only = {s.strip() for s in args.only.split(",")} if args.only else None
-    if only and only <= {"emulators"}:
-        return updraft, None  # `emulators` builds what it needs itself: no hyper baseline, no fixture
+    if only and only <= {"emulators", "events"}:
+        # `emulators` builds what it needs itself, `events` needs nothing: no hyper baseline, no fixture
+        return updraft, None
     hyper = None
     if not only or "warm" in only:  # the plain hyper baseline is section 1's alone
         env = dict(os.environ, CARGO_TARGET_DIR=str(HYPER_TARGET))
