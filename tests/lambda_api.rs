@@ -86,26 +86,32 @@ fn aws_cli_create_invoke_tail_delete() {
     run_suite("AWS CLI script", cmd);
 }
 
+/// Creates the function `name` through boto3; its handler answers
+/// `{"from": "lambda-api", "event": EVENT}`.
+fn create_with_boto3(s: &Server, name: &str) {
+    let script = r#"
+import io, os, sys, zipfile, boto3, botocore.config
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w") as z:
+    z.writestr("app.py", "def handler(event, context):\n    return {'from': 'lambda-api', 'event': event}\n")
+lam = boto3.client("lambda", endpoint_url=os.environ["UPDRAFT_ENDPOINT"], region_name="us-east-1",
+                   config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}))
+lam.create_function(FunctionName=sys.argv[1], Runtime="python3.12", Role="arn:aws:iam::000000000000:role/x",
+                    Handler="app.handler", Code={"ZipFile": buf.getvalue()})
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script, name]);
+    aws_env(&mut cmd, s);
+    run_suite(&format!("create {name} through boto3"), cmd);
+}
+
 /// A function created through the Lambda API is the same function the
 /// native CLI shows and invokes (issue: one function model).
 #[test]
 fn lambda_api_functions_are_updraft_functions() {
     require_aws_tools("Lambda API");
     let s = server("lambda-api-shared-model");
-    let script = r#"
-import io, json, os, zipfile, boto3, botocore.config
-buf = io.BytesIO()
-with zipfile.ZipFile(buf, "w") as z:
-    z.writestr("app.py", "def handler(event, context):\n    return {'from': 'lambda-api', 'event': event}\n")
-lam = boto3.client("lambda", endpoint_url=os.environ["UPDRAFT_ENDPOINT"], region_name="us-east-1",
-                   config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}))
-lam.create_function(FunctionName="shared-model", Runtime="python3.12", Role="arn:aws:iam::000000000000:role/x",
-                    Handler="app.handler", Code={"ZipFile": buf.getvalue()})
-"#;
-    let mut cmd = Command::new("python3");
-    cmd.args(["-c", script]);
-    aws_env(&mut cmd, &s);
-    run_suite("create through boto3", cmd);
+    create_with_boto3(&s, "shared-model");
 
     // The native CLI reads the same credentials from the environment.
     let native = |args: &[&str]| {
@@ -176,20 +182,7 @@ fn boto3_tags_account_settings_and_unimplemented_operations() {
 fn aws_cli_tags_survive_a_restart() {
     require_aws_tools("Lambda API");
     let mut s = server("lambda-api-cli-tags");
-    let script = r#"
-import io, os, zipfile, boto3, botocore.config
-buf = io.BytesIO()
-with zipfile.ZipFile(buf, "w") as z:
-    z.writestr("app.py", "def handler(event, context):\n    return event\n")
-lam = boto3.client("lambda", endpoint_url=os.environ["UPDRAFT_ENDPOINT"], region_name="us-east-1",
-                   config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}))
-lam.create_function(FunctionName="tagged", Runtime="python3.12", Role="arn:aws:iam::000000000000:role/x",
-                    Handler="app.handler", Code={"ZipFile": buf.getvalue()})
-"#;
-    let mut cmd = Command::new("python3");
-    cmd.args(["-c", script]);
-    aws_env(&mut cmd, &s);
-    run_suite("create through boto3", cmd);
+    create_with_boto3(&s, "tagged");
 
     let arn = "arn:aws:lambda:us-east-1:000000000000:function:tagged";
     let aws = |s: &Server, args: &[&str]| -> serde_json::Value {
@@ -213,7 +206,13 @@ lam.create_function(FunctionName="tagged", Runtime="python3.12", Role="arn:aws:i
     };
     aws(
         &s,
-        &["tag-resource", "--resource", arn, "--tags", "team=core,env=dev"],
+        &[
+            "tag-resource",
+            "--resource",
+            arn,
+            "--tags",
+            "team=core,env=dev",
+        ],
     );
     aws(
         &s,
