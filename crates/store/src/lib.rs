@@ -29,6 +29,7 @@ mod queue;
 mod schedules;
 mod settings;
 mod sql;
+mod tags;
 #[cfg(test)]
 mod tests;
 
@@ -49,6 +50,7 @@ pub use migrate::{schema_version, Migration, MIGRATIONS};
 pub use queue::{DeadLetter, EventInvokeConfigRow, LastError, NewEvent, QueuedEvent};
 pub use schedules::{NewSchedule, ScheduleRow};
 pub use settings::FunctionSettings;
+pub use tags::{AccountUsage, Tags};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
