@@ -73,6 +73,18 @@ pub struct Args {
     /// may share it.
     #[arg(long, env = "UPDRAFT_FUNCTION_SUBNET", default_value = updraft_platform::DEFAULT_FUNCTION_SUBNET)]
     function_subnet: updraft_platform::FunctionSubnet,
+    /// How long the credentials minted for each function instance last
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`;
+    /// Lambda's last up to 12 hours).
+    #[arg(long, env = "UPDRAFT_FUNCTION_CREDENTIALS_TTL", default_value = "12h", value_parser = parse_duration)]
+    function_credentials_ttl: Duration,
+    /// A role that CreateFunction's `Role` may name (its ARN
+    /// `arn:aws:iam::ACCOUNT:role/NAME`, or NAME), as
+    /// NAME=PERMISSION[,PERMISSION…] with permissions as in the manifest
+    /// (`lambda:InvokeFunction:other`); repeat for more roles. A function
+    /// naming a role the server does not define gets no permissions.
+    #[arg(long = "role", value_name = "NAME=PERMISSIONS", value_parser = parse_role)]
+    roles: Vec<(String, Vec<String>)>,
     /// How long a drain (SIGTERM) waits for in-flight invocations.
     #[arg(long, env = "UPDRAFT_DRAIN_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -102,6 +114,33 @@ const FD_RESERVE: u64 = 1024;
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     updraft_core::duration::parse(s)
+}
+
+fn parse_role(s: &str) -> Result<(String, Vec<String>), String> {
+    let (name, perms) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PERMISSION[,PERMISSION…], got {s:?}"))?;
+    let name = name.trim();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+    {
+        return Err(format!(
+            "expected a role name of letters, digits and +=,.@_- before '=', got {name:?}"
+        ));
+    }
+    let mut out = Vec::new();
+    for p in perms.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if !updraft_core::permission_is_valid(p) {
+            return Err(format!(
+                "role {name}: expected permissions of the form {}, got {p:?}",
+                updraft_core::PERMISSION_EXPECTED
+            ));
+        }
+        out.push(p.to_string());
+    }
+    Ok((name.to_string(), out))
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -177,11 +216,19 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         isolation: args.isolation,
         allow_function_loopback: args.allow_function_loopback,
         function_subnet: args.function_subnet,
+        roles: args.roles.iter().cloned().collect(),
+        function_credentials_ttl: args.function_credentials_ttl,
     })
     .await
     .map_err(platform_error)?;
 
     let app = app(platform.clone());
+    // Instances reach the AWS APIs (not the gateway) on their Runtime API
+    // address, with credentials of their own.
+    platform.serve_functions(updraft_api::target::wrap(
+        updraft_api::router(platform.clone()),
+        platform.clone(),
+    ));
     eprintln!(
         "updraft {} listening on {scheme}://{local} (data dir {}, credentials in {})",
         env!("CARGO_PKG_VERSION"),

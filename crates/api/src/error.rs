@@ -35,6 +35,8 @@ pub fn lambda_error_type(e: &PlatformError) -> &'static str {
         PlatformError::Throttled(_) => "TooManyRequestsException",
         PlatformError::Unauthorized(_) => "UnrecognizedClientException",
         PlatformError::Forbidden(_) => "InvalidSignatureException",
+        PlatformError::AccessDenied(_) => "AccessDeniedException",
+        PlatformError::ExpiredToken(_) => "ExpiredTokenException",
         PlatformError::Unavailable(_) | PlatformError::Internal(_) => "ServiceException",
     }
 }

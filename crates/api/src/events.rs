@@ -47,9 +47,10 @@ fn platform_error(e: &PlatformError) -> Response {
         PlatformError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "ValidationException"),
         PlatformError::Throttled(_) => (StatusCode::BAD_REQUEST, "ThrottlingException"),
         PlatformError::NotFound(_) => (StatusCode::BAD_REQUEST, "ResourceNotFoundException"),
-        PlatformError::Unauthorized(_) | PlatformError::Forbidden(_) => {
-            (StatusCode::FORBIDDEN, "AccessDeniedException")
-        }
+        PlatformError::Unauthorized(_)
+        | PlatformError::Forbidden(_)
+        | PlatformError::AccessDenied(_) => (StatusCode::FORBIDDEN, "AccessDeniedException"),
+        PlatformError::ExpiredToken(_) => (StatusCode::FORBIDDEN, "ExpiredTokenException"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "InternalException"),
     };
     aws_json_error(status, error_type, &e.public_message())

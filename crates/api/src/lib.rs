@@ -5,6 +5,7 @@
 //! handler; every error leaves through [`ApiError`] (or, on the AWS JSON
 //! protocols, `error::aws_json_error`).
 
+mod authorize;
 mod error;
 mod events;
 mod invoke;
@@ -105,6 +106,7 @@ pub async fn authenticate(State(p): State<Platform>, req: Request, next: Next) -
         Err(_) => return too_large(),
     };
     let mut parts = parts;
+    let caller = pending.caller().clone();
     match pending.finish(&body) {
         Ok(Some(sha256)) => {
             parts.extensions.insert(BodySha256(sha256));
@@ -112,6 +114,20 @@ pub async fn authenticate(State(p): State<Platform>, req: Request, next: Next) -
         Ok(None) => {}
         Err(e) => return refuse(&parts, e.into()),
     }
+    if let updraft_auth::Caller::Function(claims) = &caller {
+        let query = parts.uri.query().unwrap_or("");
+        if let Err(e) = authorize::check(
+            claims,
+            parts.method.as_str(),
+            parts.uri.path(),
+            query,
+            &parts.headers,
+            &body,
+        ) {
+            return refuse(&parts, e);
+        }
+    }
+    parts.extensions.insert(caller);
     next.run(Request::from_parts(parts, Body::from(body))).await
 }
 

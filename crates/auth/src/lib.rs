@@ -14,7 +14,7 @@ mod verify;
 
 pub use credentials::{Credentials, CREDENTIALS_FILE, ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY};
 pub use replay::MAX_REPLAY_ENTRIES;
-pub use session::{check_permission, permits, Claims, Minter, SessionCredentials, SESSION_KEY_PREFIX};
+pub use session::{permits, Claims, Minter, SessionCredentials, SESSION_KEY_PREFIX};
 pub use sigv4::{sign, MAX_CLOCK_SKEW, SERVICE, SERVICES};
 pub use verify::{Caller, Pending, Verifier};
 

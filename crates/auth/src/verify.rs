@@ -4,10 +4,10 @@
 //! SigV4 signature for as long as it could be replayed.
 
 use crate::replay::{Refusal, ReplayCache, MAX_REPLAY_ENTRIES};
+use crate::session::{Claims, Minter, SESSION_KEY_PREFIX};
 use crate::sigv4::{
     printable, verify_bearer, SignedHead, ALGORITHM, INVALID_CREDENTIALS, MAX_CLOCK_SKEW, MISSING,
 };
-use crate::session::{Claims, Minter, SESSION_KEY_PREFIX};
 use crate::{AuthError, Credentials};
 use http::header::{HeaderMap, AUTHORIZATION};
 use sha2::{Digest, Sha256};

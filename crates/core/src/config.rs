@@ -274,6 +274,35 @@ pub struct FunctionConfig {
     pub triggers: Vec<Trigger>,
     #[serde(default)]
     pub description: String,
+    /// What the function's credentials may do: `service:Action[:resource]`
+    /// patterns (`lambda:InvokeFunction:other`, `sqs:SendMessage:jobs`,
+    /// `events:PutEvents:orders`); `*` matches any run of characters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<String>,
+}
+
+/// The form of a permission, as errors state it.
+pub const PERMISSION_EXPECTED: &str =
+    "service:Action[:resource] with service lambda, sqs or events, \
+     such as lambda:InvokeFunction:other or sqs:SendMessage:jobs";
+
+/// Whether `p` has the form `service:Action[:resource]` (service lambda,
+/// sqs or events; `*` allowed in the action and the resource).
+pub fn permission_is_valid(p: &str) -> bool {
+    let mut parts = p.splitn(3, ':');
+    let service = parts.next().unwrap_or("");
+    let action = parts.next().unwrap_or("");
+    let resource = parts.next();
+    matches!(service, "lambda" | "sqs" | "events")
+        && !action.is_empty()
+        && action
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'*')
+        && resource.is_none_or(|r| {
+            !r.is_empty()
+                && r.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.*:".contains(&b))
+        })
 }
 
 /// Lambda's default `/tmp` size.
@@ -306,6 +335,15 @@ impl FunctionConfig {
                 RuntimeKind::EXPECTED,
                 &self.runtime,
             ));
+        }
+        for (i, p) in self.permissions.iter().enumerate() {
+            if !permission_is_valid(p) {
+                return Err(Invalid::new(
+                    format!("permissions[{i}]"),
+                    PERMISSION_EXPECTED,
+                    format!("{p:?}"),
+                ));
+            }
         }
         match self.kind() {
             RuntimeKind::Python3 | RuntimeKind::Nodejs => {
@@ -408,7 +446,35 @@ mod tests {
             scaling: Scaling::default(),
             triggers: vec![],
             description: String::new(),
+            permissions: Vec::new(),
         }
+    }
+
+    #[test]
+    fn permission_forms_are_checked() {
+        for ok in [
+            "lambda:InvokeFunction:other",
+            "sqs:*:jobs-*",
+            "events:PutEvents",
+            "lambda:InvokeFunction:fn:prod",
+        ] {
+            assert!(permission_is_valid(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "lambda",
+            "s3:GetObject:b",
+            "lambda::x",
+            "lambda:Invoke Function:x",
+            "sqs:SendMessage:",
+        ] {
+            assert!(!permission_is_valid(bad), "{bad}");
+        }
+        let mut c = cfg("python3", "app.handler");
+        c.permissions = vec!["lambda:InvokeFunction:x".into(), "s3:GetObject".into()];
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "permissions[1]");
+        assert!(e.to_string().contains("service:Action[:resource]"), "{e}");
     }
 
     #[test]

@@ -16,8 +16,8 @@ pub use error::{Error, Invalid};
 pub use version::{is_alias_name, version_label, Qualifier, Version, LATEST};
 
 pub use config::{
-    BusTrigger, FunctionConfig, HttpRoute, QueueTrigger, RuntimeKind, Scaling, ScheduleTrigger,
-    Trigger, UrlAuth, DEFAULT_EPHEMERAL_MB,
+    permission_is_valid, BusTrigger, FunctionConfig, HttpRoute, QueueTrigger, RuntimeKind, Scaling,
+    ScheduleTrigger, Trigger, UrlAuth, DEFAULT_EPHEMERAL_MB, PERMISSION_EXPECTED,
 };
 pub use invoke::{
     ErrorKind, HttpRequest, HttpResponse, Invocation, Invoke, InvokeRequest, InvokeResult, Outcome,

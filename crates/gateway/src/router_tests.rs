@@ -31,6 +31,8 @@ async fn platform(dir: &std::path::Path) -> Platform {
         isolation: updraft_platform::IsolationMode::Auto,
         allow_function_loopback: false,
         function_subnet: updraft_platform::DEFAULT_FUNCTION_SUBNET.parse().unwrap(),
+        roles: Default::default(),
+        function_credentials_ttl: std::time::Duration::from_secs(3600),
     })
     .await
     .unwrap()
@@ -63,6 +65,7 @@ fn function(name: &str, url: UrlAuth, routes: &[&str], sha: &str) -> DeployFunct
                 .map(|r| Trigger::Http(HttpRoute::parse(r).unwrap()))
                 .collect(),
             description: String::new(),
+            permissions: Vec::new(),
         },
         code_sha256: sha.into(),
     }

@@ -302,6 +302,7 @@ impl Cx<'_> {
             scaling,
             triggers,
             description: String::new(),
+            permissions: f.permissions,
         };
         // The shared rules live in core so that the Lambda API enforces the same
         // ones; their field becomes "functions.NAME.field".

@@ -33,6 +33,13 @@ pub enum PlatformError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Authenticated, but the caller's permissions do not allow it (a
+    /// function's credentials outside what it was granted).
+    #[error("{0}")]
+    AccessDenied(String),
+    /// Function credentials past their expiry.
+    #[error("{0}")]
+    ExpiredToken(String),
     #[error("{0}")]
     Unavailable(String),
     /// Details go to the server log, never to clients.
@@ -54,7 +61,9 @@ impl PlatformError {
             PlatformError::PreconditionFailed(_) => 412,
             PlatformError::Throttled(_) => 429,
             PlatformError::Unauthorized(_) => 401,
-            PlatformError::Forbidden(_) => 403,
+            PlatformError::Forbidden(_)
+            | PlatformError::AccessDenied(_)
+            | PlatformError::ExpiredToken(_) => 403,
             PlatformError::Unavailable(_) => 503,
             PlatformError::Internal(_) => 500,
         }
@@ -104,6 +113,7 @@ impl From<updraft_auth::AuthError> for PlatformError {
         match e {
             updraft_auth::AuthError::Missing(m) => PlatformError::Unauthorized(m),
             updraft_auth::AuthError::Denied(m) => PlatformError::Forbidden(m),
+            updraft_auth::AuthError::Expired(m) => PlatformError::ExpiredToken(m),
             updraft_auth::AuthError::Busy(m) => PlatformError::Throttled(m),
             other => PlatformError::internal("credentials", other),
         }

@@ -439,6 +439,7 @@ mod tests {
             },
             triggers: vec![],
             description: String::new(),
+            permissions: Vec::new(),
         };
         let mut s = FunctionSettings {
             reserved_concurrency: Some(2),

@@ -4,6 +4,7 @@
 //! calls on [`Platform`] and turn its results and [`PlatformError`]s into
 //! responses.
 
+mod access;
 mod bus;
 mod code;
 mod error;
@@ -84,6 +85,12 @@ pub struct PlatformConfig {
     /// Where instances' addresses come from, a /30 each, when they have
     /// outbound network (`--function-subnet`).
     pub function_subnet: FunctionSubnet,
+    /// Roles a CreateFunction `Role` may name, with their permissions
+    /// (`--role NAME=PERMISSION,…`).
+    pub roles: std::collections::BTreeMap<String, Vec<String>>,
+    /// How long the credentials minted for an instance last
+    /// (`--function-credentials-ttl`); instances are not kept past half of it.
+    pub function_credentials_ttl: Duration,
 }
 
 /// Manifest routes and the functions they lead to.
@@ -93,6 +100,7 @@ struct Inner {
     config: PlatformConfig,
     store: Store,
     verifier: updraft_auth::Verifier,
+    access: Arc<std::sync::OnceLock<updraft_runtime_process::FunctionAccess>>,
     code: code::CodeStore,
     scheduler: Scheduler,
     logs: Arc<logs::Logs>,
@@ -163,6 +171,7 @@ impl Platform {
         eprintln!("updraft: {}", isolation.summary());
         let process = ProcessRuntime::new(data_dir, &config.region, isolation, logs.clone())
             .map_err(|e| PlatformError::internal("preparing the process runtime", e))?;
+        let access = process.access();
         let process: Arc<dyn Runtime> = Arc::new(process);
         let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
         for kind in [
@@ -197,6 +206,7 @@ impl Platform {
                 config,
                 store,
                 verifier: updraft_auth::Verifier::new(credentials),
+                access,
                 code,
                 scheduler,
                 logs,

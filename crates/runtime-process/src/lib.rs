@@ -52,8 +52,23 @@ const NODE_BOOTSTRAP: &str = include_str!("../bootstrap/nodejs/bootstrap.js");
 /// The `PATH` instances see: the system's, never the server's.
 const INSTANCE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+/// How instances call the platform's AWS APIs (Lambda, SQS, EventBridge)
+/// as their function, the way a Lambda execution role and the SDK's
+/// default endpoints let them on AWS.
+pub struct FunctionAccess {
+    /// The environment carrying an instance's credentials
+    /// (`AWS_ACCESS_KEY_ID`, …), minted at each start.
+    pub credentials: Box<dyn Fn(&InstanceSpec) -> Vec<(String, String)> + Send + Sync>,
+    /// The control API, served on each instance's Runtime API address
+    /// beside the Runtime API (paths do not overlap), so that an instance
+    /// in its own network namespace reaches it too; its requests are
+    /// authenticated and authorized like any other.
+    pub control: axum::Router,
+}
+
 /// Starts process instances.
 pub struct ProcessRuntime {
+    access: Arc<std::sync::OnceLock<FunctionAccess>>,
     instances_dir: PathBuf,
     runtimes_dir: PathBuf,
     region: String,
@@ -98,6 +113,7 @@ impl ProcessRuntime {
         fs::set_permissions(&instances_dir, fs::Permissions::from_mode(0o700))
             .map_err(at(&instances_dir))?;
         Ok(ProcessRuntime {
+            access: Arc::default(),
             instances_dir,
             runtimes_dir,
             region: region.to_string(),
@@ -108,6 +124,12 @@ impl ProcessRuntime {
 
     pub fn isolation(&self) -> &Isolation {
         &self.isolation
+    }
+
+    /// Where the platform sets how instances reach its AWS APIs (once;
+    /// until then instances get neither credentials nor endpoints).
+    pub fn access(&self) -> Arc<std::sync::OnceLock<FunctionAccess>> {
+        self.access.clone()
     }
 
     /// Where instances see their code and their runtime's bootstrap: the
@@ -203,6 +225,15 @@ impl ProcessRuntime {
         ];
         for (k, v) in reserved {
             env.insert(k.into(), v);
+        }
+        if let Some(access) = self.access.get() {
+            for (k, v) in (access.credentials)(spec) {
+                env.insert(k, v);
+            }
+            let endpoint = format!("http://{api}");
+            for service in ["LAMBDA", "SQS", "EVENTS"] {
+                env.insert(format!("AWS_ENDPOINT_URL_{service}"), endpoint.clone());
+            }
         }
         if kind == RuntimeKind::Python3 {
             env.insert("PYTHONUNBUFFERED".into(), "1".into());
@@ -308,8 +339,12 @@ impl ProcessRuntime {
             (sandbox::UidListener::new(listener, uid), None, addr)
         };
         let (state, handles) = api::new_state();
+        let mut app = api::router(state);
+        if let Some(access) = self.access.get() {
+            app = app.fallback_service(access.control.clone());
+        }
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, api::router(state)).await;
+            let _ = axum::serve(listener, app).await;
         });
 
         let cgroup = match &iso.cgroups {

@@ -257,6 +257,7 @@ mod tests {
             scaling: Default::default(),
             triggers: vec![],
             description: String::new(),
+            permissions: Vec::new(),
         }
     }
 

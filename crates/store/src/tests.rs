@@ -109,6 +109,7 @@ fn cfg(memory_mb: u32) -> FunctionConfig {
         scaling: Scaling::default(),
         triggers: vec![],
         description: "hello".into(),
+        permissions: Vec::new(),
     }
 }
 

@@ -147,7 +147,10 @@ impl From<PlatformError> for SqsError {
             | PlatformError::TooLarge(_)
             | PlatformError::PreconditionFailed(_) => SqsCode::InvalidParameterValue,
             PlatformError::Throttled(_) => SqsCode::RequestThrottled,
-            PlatformError::Unauthorized(_) | PlatformError::Forbidden(_) => SqsCode::AccessDenied,
+            PlatformError::Unauthorized(_)
+            | PlatformError::Forbidden(_)
+            | PlatformError::AccessDenied(_)
+            | PlatformError::ExpiredToken(_) => SqsCode::AccessDenied,
             PlatformError::Unavailable(_) => SqsCode::ServiceUnavailable,
             PlatformError::Internal(_) => SqsCode::InternalError,
         };

@@ -5,7 +5,7 @@
 //! [`ApiError`] (Lambda's error shape).
 
 mod aliases;
-mod fallback;
+pub(crate) mod fallback;
 mod functions;
 mod invoke;
 mod mappings;

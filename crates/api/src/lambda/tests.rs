@@ -27,6 +27,8 @@ async fn platform(dir: &std::path::Path) -> Platform {
         isolation: updraft_platform::IsolationMode::Auto,
         allow_function_loopback: false,
         function_subnet: updraft_platform::DEFAULT_FUNCTION_SUBNET.parse().unwrap(),
+        roles: Default::default(),
+        function_credentials_ttl: std::time::Duration::from_secs(3600),
     })
     .await
     .unwrap()

@@ -36,6 +36,9 @@ pub(super) struct RawFunction {
     pub(super) scaling: Option<RawScaling>,
     #[serde(default)]
     pub(super) triggers: Vec<RawTrigger>,
+    /// What the function's credentials may do (`service:Action:resource`).
+    #[serde(default)]
+    pub(super) permissions: Vec<String>,
 }
 
 #[derive(Deserialize)]

@@ -26,6 +26,8 @@ impl Platform {
             scaling: Scaling::default(),
             triggers: Vec::new(),
             description: f.description,
+            // The role's grants, as the server defines them (`--role`).
+            permissions: self.role_permissions(f.role.as_deref()),
         };
         let mut config = config;
         if config.kind() == RuntimeKind::Wasm {
@@ -196,6 +198,9 @@ impl Platform {
         }
         if let Some(v) = patch.description {
             config.description = v;
+        }
+        if let Some(role) = &patch.role {
+            config.permissions = self.role_permissions(Some(role));
         }
         if config.kind() == RuntimeKind::Wasm && latest.config.kind() != RuntimeKind::Wasm {
             config.scaling.per_instance = updraft_manifest::DEFAULT_WASM_PER_INSTANCE;

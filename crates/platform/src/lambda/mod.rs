@@ -168,6 +168,7 @@ mod tests {
             scaling: updraft_core::Scaling::default(),
             triggers: vec![],
             description: String::new(),
+            permissions: Vec::new(),
         };
         match check_config("f", &c) {
             Err(PlatformError::Invalid(e)) => assert_eq!(e.field, "memory_mb"),

@@ -113,6 +113,7 @@ fn spec(revision: &str, scaling: Scaling) -> Arc<InstanceSpec> {
             scaling,
             triggers: vec![],
             description: String::new(),
+            permissions: Vec::new(),
         },
         code_sha256: String::new(),
         code_dir: std::path::PathBuf::new(),
