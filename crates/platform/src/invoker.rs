@@ -54,11 +54,23 @@ impl ResolveCache {
     }
 }
 
-/// Makes an invocation honour function-level settings: the URL's auth and the
-/// reserved concurrency (which caps `max_instances`; 0 throttles at once).
+/// Makes an invocation honour function-level settings: the URL's auth and
+/// CORS, and the reserved concurrency (which caps `max_instances`; 0
+/// throttles at once).
 pub(crate) fn apply_settings(settings: &FunctionSettings, config: &mut FunctionConfig) {
     if let Some(auth) = settings.url_auth {
         config.url = auth;
+    }
+    // Once either writer (a deploy, the Lambda API) wrote the URL settings,
+    // their CORS is the one in force, absent included.
+    if settings.url_auth.is_some() || settings.url_config {
+        config.cors = settings.url_cors.as_deref().and_then(|c| {
+            serde_json::from_str(c)
+                .inspect_err(|e| {
+                    tracing::warn!(function = %settings.function, error = %e, "stored CORS settings unreadable; none applied")
+                })
+                .ok()
+        });
     }
     if let Some(r) = settings.reserved_concurrency {
         let r = r.clamp(0, MAX_RESERVED_CONCURRENCY) as u32;
@@ -238,6 +250,28 @@ impl Platform {
             request_id,
             record_id,
             client_context,
+            trace_id: None,
+            http: None,
+        };
+        self.run(spec, run, payload).await
+    }
+
+    /// Runs a resolved function once on an event the gateway built from an
+    /// HTTP request, passing on the request's trace header (`Root=1-…`).
+    pub async fn invoke_event(
+        &self,
+        spec: Arc<InstanceSpec>,
+        request_id: String,
+        payload: Vec<u8>,
+        trace_id: String,
+    ) -> Result<InvokeResult, PlatformError> {
+        let record_id = request_id.clone();
+        let run = Run {
+            trigger: TriggerKind::Http,
+            request_id,
+            record_id,
+            client_context: None,
+            trace_id: Some(trace_id),
             http: None,
         };
         self.run(spec, run, payload).await
@@ -258,6 +292,7 @@ impl Platform {
             request_id,
             record_id,
             client_context: None,
+            trace_id: None,
             http: Some(http),
         };
         self.run(spec, run, body).await
@@ -276,6 +311,7 @@ impl Platform {
             request_id,
             record_id,
             client_context,
+            trace_id,
             http,
         } = run;
         let inv = Invocation {
@@ -283,6 +319,7 @@ impl Platform {
             payload,
             client_context,
             invoked_arn: version_arn(self.region(), &spec.function, spec.version),
+            trace_id,
             http,
         };
         // The invocation and its record run in a task of their own: a caller
@@ -387,6 +424,7 @@ struct Run {
     /// The id the run is metered under (see [`InvokeRequest::record_id`]).
     record_id: String,
     client_context: Option<String>,
+    trace_id: Option<String>,
     http: Option<HttpRequest>,
 }
 
@@ -411,6 +449,7 @@ impl Invoke for Platform {
             request_id: req.request_id,
             record_id: req.record_id,
             client_context: req.client_context,
+            trace_id: None,
             http: None,
         };
         let r = self.run(spec, run, req.payload).await?;
@@ -433,6 +472,7 @@ mod tests {
             timeout_ms: 1000,
             env: Default::default(),
             url: UrlAuth::Private,
+            cors: None,
             scaling: Scaling {
                 min_instances: 3,
                 ..Scaling::default()
