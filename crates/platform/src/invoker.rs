@@ -485,6 +485,20 @@ mod tests {
             url_auth: Some(UrlAuth::Public),
             ..Default::default()
         };
+        c.cors = Some(updraft_core::Cors::default());
+        apply_settings(&FunctionSettings::default(), &mut c);
+        assert!(
+            c.cors.is_some(),
+            "settings never written: the config's CORS holds"
+        );
+        apply_settings(&s, &mut c);
+        assert_eq!(c.cors, None, "settings written without CORS: none");
+        let with_cors = FunctionSettings {
+            url_cors: Some(r#"{"MaxAge":7}"#.into()),
+            ..s.clone()
+        };
+        apply_settings(&with_cors, &mut c);
+        assert_eq!(c.cors.as_ref().and_then(|c| c.max_age), Some(7));
         apply_settings(&s, &mut c);
         assert_eq!(c.scaling.max_instances, 2);
         assert_eq!(c.scaling.min_instances, 2);
