@@ -158,16 +158,7 @@ mod tests {
         }
     }
 
-    fn request(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
+    use crate::event::header_map as request;
 
     const ASKING: [(&str, &str); 3] = [
         ("origin", "https://shop.example"),

@@ -277,6 +277,19 @@ fn clf_time(time_ms: i64) -> String {
     .expect("a UTC time of the supported years always formats")
 }
 
+/// A header map of `(name, value)` pairs, repeated names appended.
+#[cfg(test)]
+pub(crate) fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,13 +319,7 @@ mod tests {
         body: &[u8],
         ctx: &EventContext,
     ) -> Value {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
-            );
-        }
+        let map = header_map(headers);
         serde_json::from_slice(&request_event(&method, path, query, &map, body, ctx)).unwrap()
     }
 

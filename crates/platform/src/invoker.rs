@@ -265,15 +265,7 @@ impl Platform {
         payload: Vec<u8>,
         trace_id: String,
     ) -> Result<InvokeResult, PlatformError> {
-        let record_id = request_id.clone();
-        let run = Run {
-            trigger: TriggerKind::Http,
-            request_id,
-            record_id,
-            client_context: None,
-            trace_id: Some(trace_id),
-            http: None,
-        };
+        let run = Run::gateway(request_id, Some(trace_id), None);
         self.run(spec, run, payload).await
     }
 
@@ -286,15 +278,7 @@ impl Platform {
         http: HttpRequest,
         body: Vec<u8>,
     ) -> Result<InvokeResult, PlatformError> {
-        let record_id = request_id.clone();
-        let run = Run {
-            trigger: TriggerKind::Http,
-            request_id,
-            record_id,
-            client_context: None,
-            trace_id: None,
-            http: Some(http),
-        };
+        let run = Run::gateway(request_id, None, Some(http));
         self.run(spec, run, body).await
     }
 
@@ -426,6 +410,20 @@ struct Run {
     client_context: Option<String>,
     trace_id: Option<String>,
     http: Option<HttpRequest>,
+}
+
+impl Run {
+    /// A run the gateway asked for: metered under its request id.
+    fn gateway(request_id: String, trace_id: Option<String>, http: Option<HttpRequest>) -> Run {
+        Run {
+            trigger: TriggerKind::Http,
+            record_id: request_id.clone(),
+            request_id,
+            client_context: None,
+            trace_id,
+            http,
+        }
+    }
 }
 
 /// How the asynchronous worker (and the triggers after it) runs functions.

@@ -219,7 +219,7 @@ pub fn reply_from_rest(result: &[u8]) -> Result<HttpReply, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::header::{HeaderName, CONTENT_TYPE, SET_COOKIE};
+    use http::header::{CONTENT_TYPE, SET_COOKIE};
     use http::StatusCode;
     use serde_json::json;
 
@@ -242,13 +242,7 @@ mod tests {
         body: &[u8],
         ctx: &EventContext,
     ) -> Value {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
-            );
-        }
+        let map = super::super::header_map(headers);
         serde_json::from_slice(&rest_event(&Method::POST, path, query, &map, body, ctx)).unwrap()
     }
 
