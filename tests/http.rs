@@ -1,5 +1,5 @@
 //! The gateway: function URLs (prefix stripped, payload 2.0 events, binary
-//! bodies byte-exact), manifest routes, and private URLs.
+//! bodies byte-exact, forwarded headers, CORS), manifest routes, and private URLs.
 
 mod common;
 use common::*;
@@ -159,4 +159,183 @@ fn private_function_urls_need_credentials_and_say_how_to_open_them() {
     );
     // The control API is never open.
     assert_eq!(get(&format!("{}/api/v1/functions", s.endpoint)).0, 401);
+}
+
+/// Echoes the method and headers it got (a 2.0 function URL handler); `/nocontent` answers 204.
+const HEADERS_ECHO: &str = r#"import json
+
+
+def handler(event, context):
+    if event["rawPath"] == "/nocontent":
+        return {"statusCode": 204}
+    return {
+        "statusCode": 200,
+        "headers": {"x-total": "3", "x-fn": "ran"},
+        "body": json.dumps({"method": event["requestContext"]["http"]["method"], "headers": event["headers"]}),
+    }
+"#;
+
+/// `open-cors` (public, CORS for one origin), `private-cors` (private, any
+/// origin) and `no-cors` (public, no CORS settings), all [`HEADERS_ECHO`].
+fn cors_app() -> std::path::PathBuf {
+    let dir = scratch("cors-app");
+    std::fs::create_dir_all(dir.join("code")).unwrap();
+    std::fs::write(dir.join("code/app.py"), HEADERS_ECHO).unwrap();
+    let function = |name: &str, extra: &str| {
+        format!("[functions.{name}]\nruntime = \"python3\"\nhandler = \"app.handler\"\ncode = \"code\"\n{extra}\n")
+    };
+    let manifest = [
+        "[app]\nname = \"cors\"\n".to_string(),
+        function(
+            "open-cors",
+            "url = \"public\"\ncors = { allow_origins = [\"https://shop.example\"], allow_methods = [\"GET\", \"POST\"], allow_headers = [\"content-type\"], expose_headers = [\"x-total\"], max_age = \"1h\" }",
+        ),
+        function("private-cors", "cors = { allow_origins = [\"*\"] }"),
+        function("no-cors", "url = \"public\""),
+    ]
+    .join("\n");
+    std::fs::write(dir.join("updraft.toml"), manifest).unwrap();
+    dir
+}
+
+const SHOP: &str = "https://shop.example";
+
+fn preflight(url: &str, origin: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    http(
+        "OPTIONS",
+        url,
+        &[
+            ("origin", origin),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "content-type"),
+        ],
+        vec![],
+    )
+}
+
+fn cors_headers(headers: &reqwest::header::HeaderMap) -> Vec<String> {
+    let mut names: Vec<String> = headers
+        .keys()
+        .map(|k| k.as_str().to_string())
+        .filter(|k| k.starts_with("access-control-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn function_url_cors_answers_preflights_and_adds_headers_as_lambda() {
+    let s = Server::start("cors");
+    s.deploy(&cors_app());
+    let url = |name: &str| format!("{}/fn/{name}", s.endpoint);
+
+    // A preflight is answered by the platform with the configured headers.
+    let (status, headers, body) = preflight(&url("open-cors"), SHOP);
+    assert_eq!(status, 200);
+    assert!(body.is_empty(), "the function did not run");
+    assert!(!headers.contains_key("x-fn"));
+    assert_eq!(headers["access-control-allow-origin"], SHOP);
+    assert_eq!(headers["access-control-allow-methods"], "GET, POST");
+    assert_eq!(headers["access-control-allow-headers"], "content-type");
+    assert_eq!(headers["access-control-max-age"], "3600");
+    assert_eq!(headers["vary"], "Origin");
+    assert!(!headers.contains_key("access-control-allow-credentials"));
+
+    // The answer of an allowed origin's request gets the origin and the
+    // exposed headers; the function's own headers stay.
+    let (status, headers, _) = http("GET", &url("open-cors"), &[("origin", SHOP)], vec![]);
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-fn"], "ran");
+    assert_eq!(headers["access-control-allow-origin"], SHOP);
+    assert_eq!(headers["access-control-expose-headers"], "x-total");
+    assert_eq!(headers["vary"], "Origin");
+
+    // Another origin gets no CORS headers, preflight or not.
+    let (status, headers, _) = preflight(&url("open-cors"), "https://evil.example");
+    assert_eq!(status, 200);
+    assert_eq!(cors_headers(&headers), Vec::<String>::new());
+    let (status, headers, _) = http(
+        "GET",
+        &url("open-cors"),
+        &[("origin", "https://evil.example")],
+        vec![],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(cors_headers(&headers), Vec::<String>::new());
+
+    // A private URL answers preflights without credentials (browsers send
+    // none with them); its calls still need them.
+    let (status, headers, _) = preflight(&url("private-cors"), SHOP);
+    assert_eq!(status, 200);
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let (status, headers, _) = http("GET", &url("private-cors"), &[("origin", SHOP)], vec![]);
+    assert_eq!(status, 401);
+    assert_eq!(headers["access-control-allow-origin"], "*");
+
+    // Without CORS settings: no CORS headers, and OPTIONS reaches the function.
+    let (status, headers, body) = preflight(&url("no-cors"), SHOP);
+    assert_eq!(status, 200);
+    assert_eq!(cors_headers(&headers), Vec::<String>::new());
+    assert!(!headers.contains_key("vary"));
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["method"], "OPTIONS");
+    assert_eq!(v["headers"]["access-control-request-method"], "POST");
+}
+
+#[test]
+fn events_carry_forwarded_headers_and_a_trace_id_and_204_has_no_type() {
+    let s = Server::start("forwarded");
+    s.deploy(&cors_app());
+    let port = s.endpoint.rsplit(':').next().unwrap().to_string();
+    let echo = |headers: &[(&str, &str)]| -> serde_json::Value {
+        let (status, _, body) = http(
+            "GET",
+            &format!("{}/fn/no-cors", s.endpoint),
+            headers,
+            vec![],
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["headers"].clone()
+    };
+    let h = echo(&[]);
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-port"], port.as_str());
+    let trace = h["x-amzn-trace-id"].as_str().unwrap().to_string();
+    let parts: Vec<&str> = trace.trim_start_matches("Root=").split('-').collect();
+    assert_eq!(parts.len(), 3, "{trace}");
+    assert_eq!(
+        (parts[0], parts[1].len(), parts[2].len()),
+        ("1", 8, 24),
+        "{trace}"
+    );
+    assert_ne!(
+        echo(&[])["x-amzn-trace-id"],
+        trace.as_str(),
+        "one trace a request"
+    );
+
+    // A client's chain is extended, its proto and port replaced, its trace kept.
+    let theirs = "Root=1-67891233-abcdef012345678912345678;Sampled=1";
+    let h = echo(&[
+        ("x-forwarded-for", "198.51.100.7"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-port", "443"),
+        ("x-amzn-trace-id", theirs),
+    ]);
+    assert_eq!(h["x-forwarded-for"], "198.51.100.7, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-port"], port.as_str());
+    assert_eq!(h["x-amzn-trace-id"], theirs);
+
+    // A 204 answer has no body and no content type.
+    let (status, headers, body) = http(
+        "GET",
+        &format!("{}/fn/no-cors/nocontent", s.endpoint),
+        &[],
+        vec![],
+    );
+    assert_eq!(status, 204);
+    assert!(body.is_empty());
+    assert!(!headers.contains_key("content-type"), "{headers:?}");
 }

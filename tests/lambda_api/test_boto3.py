@@ -1064,6 +1064,50 @@ class FunctionUrlTest(LambdaTest):
         with self.assertRaises(self.lam.exceptions.ResourceNotFoundException):
             self.lam.create_function_url_config(FunctionName=unique("nourl"), AuthType="NONE")
 
+    def test_cors_round_trips_and_answers_preflights(self):
+        name = unique("urlcors")
+        self.create(name, code("cors"))
+        cors = {
+            "AllowOrigins": ["https://shop.example"],
+            "AllowMethods": ["GET", "POST"],
+            "AllowHeaders": ["content-type"],
+            "ExposeHeaders": ["x-total"],
+            "MaxAge": 600,
+            "AllowCredentials": True,
+        }
+        resp = self.lam.create_function_url_config(FunctionName=name, AuthType="NONE", Cors=cors)
+        self.assertEqual(resp["Cors"], cors)
+        self.assertEqual(self.lam.get_function_url_config(FunctionName=name)["Cors"], cors)
+
+        preflight = {
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+        }
+        status, headers, body = http("OPTIONS", self.fn_url(name), headers=preflight)
+        headers = {k.lower(): v for k, v in headers.items()}
+        self.assertEqual(status, 200, body)
+        self.assertEqual(headers["access-control-allow-origin"], "https://shop.example")
+        self.assertEqual(headers["access-control-allow-methods"], "GET, POST")
+        self.assertEqual(headers["access-control-max-age"], "600")
+        self.assertEqual(headers["access-control-allow-credentials"], "true")
+
+        # Update replaces the Cors; a bad one is refused naming the field.
+        resp = self.lam.update_function_url_config(FunctionName=name, Cors={"AllowOrigins": ["*"]})
+        self.assertEqual(resp["Cors"], {"AllowOrigins": ["*"]})
+        status, headers, _ = http("OPTIONS", self.fn_url(name), headers=preflight)
+        headers = {k.lower(): v for k, v in headers.items()}
+        self.assertEqual(headers["access-control-allow-origin"], "*")
+        with self.assertRaises(self.lam.exceptions.InvalidParameterValueException) as cm:
+            self.lam.update_function_url_config(FunctionName=name, Cors={"MaxAge": 86401})
+        self.assertIn("Cors.MaxAge", str(cm.exception))
+
+        # Without Cors, no CORS headers.
+        self.lam.delete_function_url_config(FunctionName=name)
+        self.lam.create_function_url_config(FunctionName=name, AuthType="NONE")
+        self.assertNotIn("Cors", self.lam.get_function_url_config(FunctionName=name))
+        status, headers, _ = http("OPTIONS", self.fn_url(name), headers=preflight)
+        self.assertFalse([k for k in headers if k.lower().startswith("access-control-")], headers)
+
 
 # --- asynchronous invocation configuration ---------------------------------------
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::Invalid;
+use crate::{Cors, Invalid};
 
 /// The family of runtime a function runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -84,12 +84,47 @@ impl Default for Scaling {
     }
 }
 
+/// The event a route sends and the answer it reads: API Gateway's payload
+/// format versions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PayloadFormat {
+    /// API Gateway REST APIs' Lambda proxy event (`resource`, `httpMethod`,
+    /// `multiValueHeaders`, …) and answer.
+    #[serde(rename = "1.0")]
+    V1,
+    /// HTTP APIs' and function URLs' event (`rawPath`, `routeKey`, `cookies`, …).
+    #[default]
+    #[serde(rename = "2.0")]
+    V2,
+}
+
+impl PayloadFormat {
+    pub const EXPECTED: &'static str =
+        "\"1.0\" (API Gateway REST events) or \"2.0\" (HTTP API events)";
+
+    /// `"1.0"` or `"2.0"`.
+    pub fn parse(text: &str) -> Option<PayloadFormat> {
+        match text {
+            "1.0" => Some(PayloadFormat::V1),
+            "2.0" => Some(PayloadFormat::V2),
+            _ => None,
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == PayloadFormat::default()
+    }
+}
+
 /// A manifest `http` route: `METHOD /path/{param}/{proxy+}`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HttpRoute {
     /// Upper-case method, or `ANY`.
     pub method: String,
     pub path: String,
+    /// The payload format the route's function gets (default 2.0).
+    #[serde(default, skip_serializing_if = "PayloadFormat::is_default")]
+    pub payload: PayloadFormat,
 }
 
 impl HttpRoute {
@@ -116,14 +151,15 @@ impl HttpRoute {
         }
         if path.starts_with("/fn/")
             || path == "/fn"
-            || path.starts_with("/api/")
+            || path == "/api/v1"
+            || path.starts_with("/api/v1/")
             || path.starts_with("/2015-03-31/")
             || path.starts_with("/2021-10-31/")
             || path == "/healthz"
             || path == "/metrics"
             || path.starts_with("/ui")
         {
-            return Err(format!("the path {path:?} is reserved by Updraft (/fn, /api, /healthz, /metrics, /ui and the Lambda API)"));
+            return Err(format!("the path {path:?} is reserved by Updraft (/fn, /api/v1, /healthz, /metrics, /ui and the Lambda API)"));
         }
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         for (i, seg) in segments.iter().enumerate() {
@@ -151,6 +187,7 @@ impl HttpRoute {
         Ok(HttpRoute {
             method,
             path: path.to_string(),
+            payload: PayloadFormat::default(),
         })
     }
 
@@ -268,6 +305,10 @@ pub struct FunctionConfig {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub url: UrlAuth,
+    /// The function URL's CORS settings; None: no CORS headers, and
+    /// preflights go to the function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Cors>,
     #[serde(default)]
     pub scaling: Scaling,
     #[serde(default)]
@@ -414,6 +455,9 @@ impl FunctionConfig {
                 "0s",
             ));
         }
+        if let Some(cors) = &self.cors {
+            cors.validate()?;
+        }
         for key in self.env.keys() {
             let ok = !key.is_empty()
                 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -443,6 +487,7 @@ mod tests {
             timeout_ms: 3000,
             env: BTreeMap::new(),
             url: UrlAuth::Private,
+            cors: None,
             scaling: Scaling::default(),
             triggers: vec![],
             description: String::new(),
@@ -519,5 +564,26 @@ mod tests {
         assert!(HttpRoute::parse("FETCH /a").is_err());
         assert!(HttpRoute::parse("/a").is_err());
         assert!(HttpRoute::parse("GET /fn/x").is_err());
+        assert!(HttpRoute::parse("GET /api/v1/functions").is_err());
+        assert!(HttpRoute::parse("GET /api/v1").is_err());
+        let proxy = HttpRoute::parse("ANY /api/{proxy+}").unwrap();
+        assert_eq!(proxy.payload, PayloadFormat::V2);
+    }
+
+    #[test]
+    fn payload_format_is_stored_only_when_not_the_default() {
+        let mut r = HttpRoute::parse("ANY /api/{proxy+}").unwrap();
+        let v2 = serde_json::to_string(&r).unwrap();
+        assert_eq!(v2, r#"{"method":"ANY","path":"/api/{proxy+}"}"#);
+        r.payload = PayloadFormat::V1;
+        let v1 = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            v1,
+            r#"{"method":"ANY","path":"/api/{proxy+}","payload":"1.0"}"#
+        );
+        assert_eq!(serde_json::from_str::<HttpRoute>(&v1).unwrap(), r);
+        assert_eq!(PayloadFormat::parse("1.0"), Some(PayloadFormat::V1));
+        assert_eq!(PayloadFormat::parse("2.0"), Some(PayloadFormat::V2));
+        assert_eq!(PayloadFormat::parse("1"), None);
     }
 }

@@ -101,6 +101,10 @@ pub struct Invocation {
     pub client_context: Option<String>,
     /// The ARN the caller used (with its qualifier, if any).
     pub invoked_arn: String,
+    /// The X-Ray trace header (`Root=1-…`) the gateway received or made for
+    /// this request, for the runtime's `Lambda-Runtime-Trace-Id`; None when
+    /// the caller brought none (the runtime makes one).
+    pub trace_id: Option<String>,
     /// The HTTP request itself (its body is `payload`), when the invocation
     /// came through the gateway to a runtime that takes HTTP (wasm).
     pub http: Option<HttpRequest>,

@@ -3,6 +3,7 @@
 
 pub mod arn;
 pub mod config;
+pub mod cors;
 pub mod duration;
 pub mod error;
 pub mod invoke;
@@ -12,12 +13,14 @@ pub mod logs;
 pub mod version;
 
 pub use arn::{function_arn, qualified_arn, valid_function_name, version_arn, FunctionRef};
+pub use cors::Cors;
 pub use error::{Error, Invalid};
 pub use version::{is_alias_name, version_label, Qualifier, Version, LATEST};
 
 pub use config::{
-    permission_is_valid, BusTrigger, FunctionConfig, HttpRoute, QueueTrigger, RuntimeKind, Scaling,
-    ScheduleTrigger, Trigger, UrlAuth, DEFAULT_EPHEMERAL_MB, PERMISSION_EXPECTED,
+    permission_is_valid, BusTrigger, FunctionConfig, HttpRoute, PayloadFormat, QueueTrigger,
+    RuntimeKind, Scaling, ScheduleTrigger, Trigger, UrlAuth, DEFAULT_EPHEMERAL_MB,
+    PERMISSION_EXPECTED,
 };
 pub use invoke::{
     ErrorKind, HttpRequest, HttpResponse, Invocation, Invoke, InvokeRequest, InvokeResult, Outcome,

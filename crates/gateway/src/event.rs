@@ -2,6 +2,9 @@
 //! Amazon API Gateway HTTP API payload format version 2.0 event going in, and
 //! the Lambda function URL response rules coming out.
 //!
+//! API Gateway REST's payload format 1.0 (routes with `payload = "1.0"`) is
+//! in [`rest`].
+//!
 //! Request event, as API Gateway and function URLs build it:
 //! * header names are lower-case; repeated headers are joined with `,`; `cookie`
 //!   headers are not in `headers` but split into `cookies`;
@@ -36,8 +39,10 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 mod reply;
+mod rest;
 
 pub use reply::{reply_from_result, HttpReply};
+pub use rest::{reply_from_rest, rest_event};
 
 /// Response headers a function never sets: they frame the message or the
 /// connection, which is the gateway's to do.
@@ -63,6 +68,8 @@ pub struct EventContext<'a> {
     pub request_id: &'a str,
     /// `"GET /hello/{name}"` on manifest routes, `"$default"` on function URLs.
     pub route_key: &'a str,
+    /// The route's path template, `/hello/{name}` (payload 1.0's `resource`).
+    pub resource: &'a str,
     pub path_parameters: Option<&'a BTreeMap<String, String>>,
     pub source_ip: &'a str,
     /// The `Host` the request came to, e.g. `"localhost:8080"`.
@@ -153,23 +160,8 @@ pub fn request_event(
     let raw_query = raw_query.unwrap_or("");
     let query_string_parameters = query_parameters(raw_query);
 
-    let (body, is_base64_encoded) = if body.is_empty() {
-        (None, false)
-    } else {
-        let text = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(is_text_content_type);
-        match std::str::from_utf8(body) {
-            Ok(text_body) if text => (Some(text_body.to_string()), false),
-            _ => (Some(STANDARD.encode(body)), true),
-        }
-    };
-
-    let user_agent = headers
-        .get(USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default();
+    let (body, is_base64_encoded) = encode_body(headers, body);
+    let user_agent = user_agent(headers);
     let domain_prefix = ctx.domain_name.split('.').next().unwrap_or_default();
     let event = Event {
         version: "2.0",
@@ -206,6 +198,29 @@ pub fn request_event(
         is_base64_encoded,
     };
     serde_json::to_vec(&event).expect("an event of strings always serializes")
+}
+
+/// The body as an event carries it: text when the content type is text and
+/// the bytes are UTF-8, otherwise base64 (the flag says which); None when empty.
+fn encode_body(headers: &HeaderMap, body: &[u8]) -> (Option<String>, bool) {
+    if body.is_empty() {
+        return (None, false);
+    }
+    let text = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_text_content_type);
+    match std::str::from_utf8(body) {
+        Ok(text_body) if text => (Some(text_body.to_string()), false),
+        _ => (Some(STANDARD.encode(body)), true),
+    }
+}
+
+fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
 }
 
 /// Decoded query parameters (`application/x-www-form-urlencoded`: `+` is a
@@ -262,6 +277,19 @@ fn clf_time(time_ms: i64) -> String {
     .expect("a UTC time of the supported years always formats")
 }
 
+/// A header map of `(name, value)` pairs, repeated names appended.
+#[cfg(test)]
+pub(crate) fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +303,7 @@ mod tests {
         EventContext {
             request_id: "req-1",
             route_key,
+            resource: route_key.split_once(' ').map_or(route_key, |(_, p)| p),
             path_parameters: params,
             source_ip: "203.0.113.9",
             domain_name: "localhost:8080",
@@ -290,13 +319,7 @@ mod tests {
         body: &[u8],
         ctx: &EventContext,
     ) -> Value {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                value.parse().unwrap(),
-            );
-        }
+        let map = header_map(headers);
         serde_json::from_slice(&request_event(&method, path, query, &map, body, ctx)).unwrap()
     }
 

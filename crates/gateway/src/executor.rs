@@ -2,21 +2,22 @@
 //! Spin's executors): a function that takes HTTP itself (wasm) gets the
 //! request as it came, in `http`'s own types, and its response goes back as
 //! it is; a function that takes events (python3, nodejs, provided) gets API
-//! Gateway's payload 2.0 event and answers in that event's response shape.
+//! Gateway's event (payload 2.0, or 1.0 on a route that asks for it) and
+//! answers in that event's response shape.
 
 use crate::{error_response, event, respond, Gateway, Incoming};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use updraft_core::{new_request_id, now_ms, HttpRequest, RuntimeKind, TriggerKind};
+use updraft_core::{new_request_id, now_ms, HttpRequest, PayloadFormat, RuntimeKind};
 
 /// The executor of a runtime kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Executor {
     /// The request as it came (wasm components, `wasi:http/proxy`).
     Http,
-    /// API Gateway's payload 2.0 event (process runtimes).
+    /// API Gateway's payload 2.0 or 1.0 event (process runtimes).
     Event,
 }
 
@@ -29,49 +30,54 @@ impl Executor {
     }
 }
 
-pub(crate) async fn run(
-    gw: &Gateway,
-    spec: Arc<updraft_platform::InstanceSpec>,
-    inc: Incoming,
-    raw_path: &str,
-    route_key: &str,
-    path_parameters: Option<&BTreeMap<String, String>>,
-) -> Response {
-    let request_id = new_request_id();
-    match Executor::of(spec.config.kind()) {
-        Executor::Http => run_http(gw, spec, inc, raw_path, request_id).await,
-        Executor::Event => {
-            let route = Route {
-                raw_path,
-                route_key,
-                path_parameters,
-            };
-            run_event(gw, spec, inc, route, request_id).await
+/// Where a request was routed: the path the function sees, the route, and
+/// the payload format of its event.
+pub(crate) struct Target<'a> {
+    pub(crate) raw_path: &'a str,
+    pub(crate) route_key: &'a str,
+    /// The route's path template (payload 1.0's `resource`).
+    pub(crate) resource: &'a str,
+    pub(crate) payload: PayloadFormat,
+    pub(crate) path_parameters: Option<&'a BTreeMap<String, String>>,
+}
+
+impl<'a> Target<'a> {
+    /// A function URL: `$default`, payload 2.0, always.
+    pub(crate) fn function_url(raw_path: &'a str) -> Target<'a> {
+        Target {
+            raw_path,
+            route_key: "$default",
+            resource: "/{proxy+}",
+            payload: PayloadFormat::V2,
+            path_parameters: None,
         }
     }
 }
 
-/// Where a request was routed: the path the function sees and the route.
-struct Route<'a> {
-    raw_path: &'a str,
-    route_key: &'a str,
-    path_parameters: Option<&'a BTreeMap<String, String>>,
-}
-
-/// A request into a function that takes events (process runtimes): API
-/// Gateway's payload 2.0 event, answered in its response shape.
-async fn run_event(
+pub(crate) async fn run(
     gw: &Gateway,
     spec: Arc<updraft_platform::InstanceSpec>,
     inc: Incoming,
-    route: Route<'_>,
+    target: Target<'_>,
+) -> Response {
+    let request_id = new_request_id();
+    match Executor::of(spec.config.kind()) {
+        Executor::Http => run_http(gw, spec, inc, target.raw_path, request_id).await,
+        Executor::Event => run_event(gw, spec, inc, target, request_id).await,
+    }
+}
+
+/// A request into a function that takes events (process runtimes): API
+/// Gateway's event of the route's payload format, with the forwarded
+/// headers, answered in that format's response shape.
+async fn run_event(
+    gw: &Gateway,
+    spec: Arc<updraft_platform::InstanceSpec>,
+    mut inc: Incoming,
+    target: Target<'_>,
     request_id: String,
 ) -> Response {
-    let Route {
-        raw_path,
-        route_key,
-        path_parameters,
-    } = route;
+    let trace_id = gw.edge.apply(&mut inc.headers, &inc.source_ip);
     let host = inc
         .headers
         .get(header::HOST)
@@ -80,15 +86,20 @@ async fn run_event(
         .to_string();
     let ctx = event::EventContext {
         request_id: &request_id,
-        route_key,
-        path_parameters,
+        route_key: target.route_key,
+        resource: target.resource,
+        path_parameters: target.path_parameters,
         source_ip: &inc.source_ip,
         domain_name: &host,
         time_ms: now_ms(),
     };
-    let payload = event::request_event(
+    let build = match target.payload {
+        PayloadFormat::V1 => event::rest_event,
+        PayloadFormat::V2 => event::request_event,
+    };
+    let payload = build(
         &inc.method,
-        raw_path,
+        target.raw_path,
         inc.query.as_deref(),
         &inc.headers,
         &inc.body,
@@ -97,9 +108,9 @@ async fn run_event(
     let function = spec.function.clone();
     let result = gw
         .platform
-        .invoke_spec(spec, TriggerKind::Http, request_id.clone(), payload, None)
+        .invoke_event(spec, request_id.clone(), payload, trace_id)
         .await;
-    respond(&function, result, &request_id)
+    respond(&function, result, &request_id, target.payload)
 }
 
 /// A request into a function that takes HTTP itself (wasm): the request goes
@@ -135,7 +146,7 @@ async fn run_http(
         .platform
         .invoke_http(spec, request_id.clone(), http, inc.body.to_vec())
         .await;
-    respond(&function, result, &request_id)
+    respond(&function, result, &request_id, PayloadFormat::V2)
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! HTTP ingress into functions: every function's own URL (`/fn/{name}/…`,
-//! the prefix stripped) and the routes of manifests' `http` triggers. A
-//! request becomes an API Gateway payload 2.0 event ([`event`]); the result
-//! becomes the HTTP response (Lambda function URL rules).
+//! the prefix stripped, with its [`cors`] settings) and the routes of
+//! manifests' `http` triggers. A request becomes an API Gateway event
+//! ([`event`]: payload 2.0, or 1.0 on routes that ask for it) with the
+//! [`forwarded`] headers; the result becomes the HTTP response.
 
+mod cors;
 pub mod event;
 mod executor;
+mod forwarded;
 #[cfg(test)]
 mod router_tests;
 pub mod routes;
@@ -17,7 +20,7 @@ use axum::routing::any;
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use updraft_core::{new_request_id, ErrorKind, HttpResponse, Outcome, UrlAuth};
+use updraft_core::{new_request_id, ErrorKind, HttpResponse, Outcome, PayloadFormat, UrlAuth};
 use updraft_platform::{Platform, PlatformError};
 
 /// Largest request body a function takes (Lambda's synchronous limit).
@@ -27,6 +30,7 @@ pub const MAX_REQUEST_BYTES: usize = updraft_core::limits::SYNC_PAYLOAD_BYTES;
 struct Gateway {
     platform: Platform,
     routes: Arc<Mutex<(u64, Arc<routes::RouteTable>)>>,
+    edge: Arc<forwarded::Edge>,
 }
 
 impl Gateway {
@@ -47,6 +51,7 @@ impl Gateway {
 /// The gateway's router: function URLs, plus manifest routes as the fallback.
 pub fn router(platform: Platform) -> Router {
     let gw = Gateway {
+        edge: Arc::new(forwarded::Edge::of_url(platform.public_url())),
         platform,
         routes: Arc::new(Mutex::new((
             u64::MAX,
@@ -145,6 +150,32 @@ async fn function_url(State(gw): State<Gateway>, req: Request) -> Response {
         Ok(s) => s,
         Err(e) => return platform_error(&e, &new_request_id()),
     };
+    let Some(cors) = spec.config.cors.clone() else {
+        return function_url_call(&gw, spec, name, raw_path, req).await;
+    };
+    // A preflight is the platform's to answer, before any credentials:
+    // browsers send none with it.
+    if cors::is_preflight(req.method(), req.headers()) {
+        let mut resp = cors::preflight(&cors, req.headers());
+        if let Ok(v) = HeaderValue::from_str(&new_request_id()) {
+            resp.headers_mut().insert("x-amzn-requestid", v);
+        }
+        return resp;
+    }
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut resp = function_url_call(&gw, spec, name, raw_path, req).await;
+    cors::decorate(&cors, origin.as_ref(), resp.headers_mut());
+    resp
+}
+
+/// A call of a function's URL: the credentials of a private one, then the function.
+async fn function_url_call(
+    gw: &Gateway,
+    spec: Arc<updraft_platform::InstanceSpec>,
+    name: String,
+    raw_path: String,
+    req: Request,
+) -> Response {
     let private = spec.config.url == UrlAuth::Private;
     // A private URL's credentials are checked from the head: a stranger's
     // body is never read.
@@ -174,7 +205,7 @@ async fn function_url(State(gw): State<Gateway>, req: Request) -> Response {
         // The credentials were Updraft's, not the function's: they stop here.
         inc.headers.remove(header::AUTHORIZATION);
     }
-    executor::run(&gw, spec, inc, &raw_path, "$default", None).await
+    executor::run(gw, spec, inc, executor::Target::function_url(&raw_path)).await
 }
 
 /// 401/403 (429 when too busy to check) for a private function URL, naming the setting.
@@ -199,6 +230,8 @@ async fn manifest_route(State(gw): State<Gateway>, req: Request) -> Response {
         routes::RouteLookup::Found {
             function,
             route_key,
+            resource,
+            payload,
             path_parameters,
         } => {
             let inc = match read(req).await {
@@ -209,7 +242,14 @@ async fn manifest_route(State(gw): State<Gateway>, req: Request) -> Response {
                 Ok(s) => s,
                 Err(e) => return platform_error(&e, &new_request_id()),
             };
-            executor::run(&gw, spec, inc, &path, &route_key, Some(&path_parameters)).await
+            let target = executor::Target {
+                raw_path: &path,
+                route_key: &route_key,
+                resource: &resource,
+                payload,
+                path_parameters: Some(&path_parameters),
+            };
+            executor::run(&gw, spec, inc, target).await
         }
         routes::RouteLookup::MethodNotAllowed { allowed } => {
             let mut resp = error_response(
@@ -232,11 +272,13 @@ async fn manifest_route(State(gw): State<Gateway>, req: Request) -> Response {
     }
 }
 
-/// The HTTP response for a finished invocation (or one that could not run).
+/// The HTTP response for a finished invocation (or one that could not run);
+/// `format` says how to read a function's answer.
 fn respond(
     function: &str,
     result: Result<updraft_core::InvokeResult, PlatformError>,
     request_id: &str,
+    format: PayloadFormat,
 ) -> Response {
     let request_id = request_id.to_string();
     let result = match result {
@@ -247,7 +289,7 @@ fn respond(
         return http_response(http, &request_id);
     }
     let mut resp = match result.outcome {
-        Outcome::Success(bytes) => match event::reply_from_result(&bytes) {
+        Outcome::Success(bytes) => match read_answer(format, &bytes) {
             Ok(reply) => {
                 let mut resp = Response::new(Body::from(reply.body));
                 *resp.status_mut() = reply.status;
@@ -281,6 +323,13 @@ fn respond(
         resp.headers_mut().insert("x-amzn-requestid", v);
     }
     resp
+}
+
+fn read_answer(format: PayloadFormat, bytes: &[u8]) -> Result<event::HttpReply, String> {
+    match format {
+        PayloadFormat::V1 => event::reply_from_rest(bytes),
+        PayloadFormat::V2 => event::reply_from_result(bytes),
+    }
 }
 
 /// A function's own HTTP response, passed on as it is (framing headers

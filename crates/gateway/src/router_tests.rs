@@ -59,6 +59,7 @@ fn function(name: &str, url: UrlAuth, routes: &[&str], sha: &str) -> DeployFunct
             timeout_ms: 30_000,
             env: Default::default(),
             url,
+            cors: None,
             scaling: Default::default(),
             triggers: routes
                 .iter()

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use percent_encoding::percent_decode_str;
 use updraft_core::config::HttpRoute;
+use updraft_core::PayloadFormat;
 
 /// The outcome of [`RouteTable::lookup`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +33,10 @@ pub enum RouteLookup {
         function: String,
         /// The route key as API Gateway reports it, e.g. `"GET /hello/{name}"`.
         route_key: String,
+        /// The route's path template (payload 1.0's `resource`).
+        resource: String,
+        /// The payload format the function gets.
+        payload: PayloadFormat,
         /// Percent-decoded values of the route's `{param}` and `{proxy+}` segments.
         path_parameters: BTreeMap<String, String>,
     },
@@ -47,6 +52,8 @@ pub enum RouteLookup {
 struct Entry {
     function: String,
     route_key: String,
+    resource: String,
+    payload: PayloadFormat,
     /// Names of the `{param}` segments, in path order.
     params: Vec<String>,
     /// Name of the trailing `{proxy+}` segment, if any.
@@ -119,6 +126,8 @@ impl RouteTable {
             let entry = Entry {
                 function,
                 route_key: route.key(),
+                resource: route.path.clone(),
+                payload: route.payload,
                 params,
                 greedy,
             };
@@ -181,6 +190,8 @@ impl RouteTable {
                 RouteLookup::Found {
                     function: hit.entry.function.clone(),
                     route_key: hit.entry.route_key.clone(),
+                    resource: hit.entry.resource.clone(),
+                    payload: hit.entry.payload,
                     path_parameters,
                 }
             }
@@ -291,6 +302,7 @@ mod tests {
                 function,
                 route_key,
                 path_parameters,
+                ..
             } => (function, route_key, path_parameters.into_iter().collect()),
             other => panic!("{method} {path}: expected a route, got {other:?}"),
         }
@@ -473,6 +485,34 @@ mod tests {
         let t = table(&[("GET /caf\u{e9}", "f"), ("GET /a-b", "g")]);
         assert_eq!(found(&t, "GET", "/caf%C3%A9").0, "f");
         assert_eq!(found(&t, "GET", "/a%2Db").0, "g");
+    }
+
+    #[test]
+    fn a_hit_carries_the_resource_and_payload_format() {
+        let mut rest = HttpRoute::parse("ANY /api/{proxy+}").unwrap();
+        rest.payload = PayloadFormat::V1;
+        let t = RouteTable::new(vec![
+            (rest, "rest".into()),
+            (HttpRoute::parse("GET /v2/{id}").unwrap(), "http".into()),
+        ]);
+        match t.lookup("POST", "/api/pets/7") {
+            RouteLookup::Found {
+                resource, payload, ..
+            } => assert_eq!(
+                (resource.as_str(), payload),
+                ("/api/{proxy+}", PayloadFormat::V1)
+            ),
+            other => panic!("{other:?}"),
+        }
+        match t.lookup("GET", "/v2/1") {
+            RouteLookup::Found {
+                resource, payload, ..
+            } => assert_eq!(
+                (resource.as_str(), payload),
+                ("/v2/{id}", PayloadFormat::V2)
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -6,10 +6,10 @@ use crate::{CodeKind, FunctionSpec, Manifest, ManifestError};
 use std::path::{Component, Path, PathBuf};
 mod raw;
 
-use raw::{Dur, Int, RawFunction, RawManifest, RawTrigger};
+use raw::{Dur, Int, RawCors, RawFunction, RawManifest, RawTrigger};
 use updraft_core::{
-    duration, BusTrigger, FunctionConfig, HttpRoute, QueueTrigger, RuntimeKind, Scaling,
-    ScheduleTrigger, Trigger, UrlAuth,
+    duration, BusTrigger, Cors, FunctionConfig, HttpRoute, PayloadFormat, QueueTrigger,
+    RuntimeKind, Scaling, ScheduleTrigger, Trigger, UrlAuth,
 };
 
 /// Messages per queue invocation when the manifest says nothing (Lambda's default).
@@ -282,9 +282,17 @@ impl Cx<'_> {
         for (i, t) in f.triggers.into_iter().enumerate() {
             match t {
                 RawTrigger::Http(h) => {
-                    let route = HttpRoute::parse(&h.route).map_err(|msg| {
+                    let mut route = HttpRoute::parse(&h.route).map_err(|msg| {
                         self.invalid(key(&format!("triggers[{i}].http.route")), msg)
                     })?;
+                    if let Some(p) = h.payload {
+                        route.payload = PayloadFormat::parse(&p).ok_or_else(|| {
+                            self.invalid(
+                                key(&format!("triggers[{i}].http.payload")),
+                                format!("expected {}, got {p:?}", PayloadFormat::EXPECTED),
+                            )
+                        })?;
+                    }
                     triggers.push(Trigger::Http(route));
                 }
                 other => triggers.push(self.event_trigger(&key(&format!("triggers[{i}]")), other)?),
@@ -299,6 +307,10 @@ impl Cx<'_> {
             timeout_ms,
             env: f.env,
             url,
+            cors: f
+                .cors
+                .map(|c| self.cors(&key("cors.max_age"), c))
+                .transpose()?,
             scaling,
             triggers,
             description: String::new(),
@@ -346,6 +358,26 @@ impl Cx<'_> {
             Some(Int(v)) => u32::try_from(v)
                 .map_err(|_| self.invalid(key, format!("expected {expected}, got {v}"))),
         }
+    }
+
+    /// The `cors` table in the Lambda API's shape (`max_age` in seconds);
+    /// [`FunctionConfig::validate`] checks its limits.
+    fn cors(&self, max_age_key: &str, c: RawCors) -> Result<Cors, ManifestError> {
+        let max_age = match &c.max_age {
+            None => None,
+            Some(d) => {
+                let ms = self.duration_ms(max_age_key.to_string(), d)?;
+                Some(i64::try_from(ms / 1000).unwrap_or(i64::MAX))
+            }
+        };
+        Ok(Cors {
+            allow_credentials: c.allow_credentials,
+            allow_headers: c.allow_headers,
+            allow_methods: c.allow_methods,
+            allow_origins: c.allow_origins,
+            expose_headers: c.expose_headers,
+            max_age,
+        })
     }
 
     fn duration_ms(&self, key: String, d: &Dur) -> Result<u64, ManifestError> {

@@ -1,6 +1,6 @@
 use std::io::Read;
 use std::path::Path;
-use updraft_core::{HttpRoute, RuntimeKind, Scaling, Trigger, UrlAuth};
+use updraft_core::{Cors, HttpRoute, PayloadFormat, RuntimeKind, Scaling, Trigger, UrlAuth};
 use updraft_manifest::{package, run_build, CodeKind, Manifest, ManifestError};
 
 fn write(dir: &Path, rel: &str, text: &str) {
@@ -89,6 +89,7 @@ memory_mb = 256
 timeout = "30s"
 env = { GREETING = "hi" }
 url = "public"
+cors = { allow_origins = ["https://shop.example"], allow_methods = ["GET", "POST"], allow_headers = ["content-type"], expose_headers = ["x-total"], max_age = "1h", allow_credentials = true }
 
 [functions.hello.scaling]
 min_instances = 1
@@ -102,6 +103,9 @@ http = { route = "GET /hello/{name}" }
 
 [[functions.hello.triggers]]
 http = { route = "post /hello" }
+
+[[functions.hello.triggers]]
+http = { route = "ANY /api/{proxy+}", payload = "1.0" }
 
 [functions.web]
 runtime = "nodejs20.x"
@@ -137,10 +141,28 @@ code = "dist/bin.zip"
             Trigger::Http(HttpRoute::parse("GET /hello/{name}").unwrap()),
             Trigger::Http(HttpRoute {
                 method: "POST".into(),
-                path: "/hello".into()
+                path: "/hello".into(),
+                payload: PayloadFormat::V2,
+            }),
+            Trigger::Http(HttpRoute {
+                method: "ANY".into(),
+                path: "/api/{proxy+}".into(),
+                payload: PayloadFormat::V1,
             }),
         ]
     );
+    assert_eq!(
+        c.cors,
+        Some(Cors {
+            allow_credentials: Some(true),
+            allow_headers: Some(vec!["content-type".into()]),
+            allow_methods: Some(vec!["GET".into(), "POST".into()]),
+            allow_origins: Some(vec!["https://shop.example".into()]),
+            expose_headers: Some(vec!["x-total".into()]),
+            max_age: Some(3600),
+        })
+    );
+    assert_eq!(m.function("web").unwrap().config.cors, None);
     assert_eq!(
         hello.build.as_deref(),
         Some("pip install -r requirements.txt -t .")

@@ -54,11 +54,23 @@ impl ResolveCache {
     }
 }
 
-/// Makes an invocation honour function-level settings: the URL's auth and the
-/// reserved concurrency (which caps `max_instances`; 0 throttles at once).
+/// Makes an invocation honour function-level settings: the URL's auth and
+/// CORS, and the reserved concurrency (which caps `max_instances`; 0
+/// throttles at once).
 pub(crate) fn apply_settings(settings: &FunctionSettings, config: &mut FunctionConfig) {
     if let Some(auth) = settings.url_auth {
         config.url = auth;
+    }
+    // Once either writer (a deploy, the Lambda API) wrote the URL settings,
+    // their CORS is the one in force, absent included.
+    if settings.url_auth.is_some() || settings.url_config {
+        config.cors = settings.url_cors.as_deref().and_then(|c| {
+            serde_json::from_str(c)
+                .inspect_err(|e| {
+                    tracing::warn!(function = %settings.function, error = %e, "stored CORS settings unreadable; none applied")
+                })
+                .ok()
+        });
     }
     if let Some(r) = settings.reserved_concurrency {
         let r = r.clamp(0, MAX_RESERVED_CONCURRENCY) as u32;
@@ -238,8 +250,22 @@ impl Platform {
             request_id,
             record_id,
             client_context,
+            trace_id: None,
             http: None,
         };
+        self.run(spec, run, payload).await
+    }
+
+    /// Runs a resolved function once on an event the gateway built from an
+    /// HTTP request, passing on the request's trace header (`Root=1-…`).
+    pub async fn invoke_event(
+        &self,
+        spec: Arc<InstanceSpec>,
+        request_id: String,
+        payload: Vec<u8>,
+        trace_id: String,
+    ) -> Result<InvokeResult, PlatformError> {
+        let run = Run::gateway(request_id, Some(trace_id), None);
         self.run(spec, run, payload).await
     }
 
@@ -252,14 +278,7 @@ impl Platform {
         http: HttpRequest,
         body: Vec<u8>,
     ) -> Result<InvokeResult, PlatformError> {
-        let record_id = request_id.clone();
-        let run = Run {
-            trigger: TriggerKind::Http,
-            request_id,
-            record_id,
-            client_context: None,
-            http: Some(http),
-        };
+        let run = Run::gateway(request_id, None, Some(http));
         self.run(spec, run, body).await
     }
 
@@ -276,6 +295,7 @@ impl Platform {
             request_id,
             record_id,
             client_context,
+            trace_id,
             http,
         } = run;
         let inv = Invocation {
@@ -283,6 +303,7 @@ impl Platform {
             payload,
             client_context,
             invoked_arn: version_arn(self.region(), &spec.function, spec.version),
+            trace_id,
             http,
         };
         // The invocation and its record run in a task of their own: a caller
@@ -387,7 +408,22 @@ struct Run {
     /// The id the run is metered under (see [`InvokeRequest::record_id`]).
     record_id: String,
     client_context: Option<String>,
+    trace_id: Option<String>,
     http: Option<HttpRequest>,
+}
+
+impl Run {
+    /// A run the gateway asked for: metered under its request id.
+    fn gateway(request_id: String, trace_id: Option<String>, http: Option<HttpRequest>) -> Run {
+        Run {
+            trigger: TriggerKind::Http,
+            record_id: request_id.clone(),
+            request_id,
+            client_context: None,
+            trace_id,
+            http,
+        }
+    }
 }
 
 /// How the asynchronous worker (and the triggers after it) runs functions.
@@ -411,6 +447,7 @@ impl Invoke for Platform {
             request_id: req.request_id,
             record_id: req.record_id,
             client_context: req.client_context,
+            trace_id: None,
             http: None,
         };
         let r = self.run(spec, run, req.payload).await?;
@@ -433,6 +470,7 @@ mod tests {
             timeout_ms: 1000,
             env: Default::default(),
             url: UrlAuth::Private,
+            cors: None,
             scaling: Scaling {
                 min_instances: 3,
                 ..Scaling::default()
@@ -446,6 +484,20 @@ mod tests {
             url_auth: Some(UrlAuth::Public),
             ..Default::default()
         };
+        c.cors = Some(updraft_core::Cors::default());
+        apply_settings(&FunctionSettings::default(), &mut c);
+        assert!(
+            c.cors.is_some(),
+            "settings never written: the config's CORS holds"
+        );
+        apply_settings(&s, &mut c);
+        assert_eq!(c.cors, None, "settings written without CORS: none");
+        let with_cors = FunctionSettings {
+            url_cors: Some(r#"{"MaxAge":7}"#.into()),
+            ..s.clone()
+        };
+        apply_settings(&with_cors, &mut c);
+        assert_eq!(c.cors.as_ref().and_then(|c| c.max_age), Some(7));
         apply_settings(&s, &mut c);
         assert_eq!(c.scaling.max_instances, 2);
         assert_eq!(c.scaling.min_instances, 2);

@@ -256,9 +256,16 @@ impl Platform {
             let outcome = store
                 .deploy(&f.name, app, &f.config, &f.code_sha256, size)
                 .await?;
-            // The URL's auth is a function-level setting the Lambda API writes
-            // too: the last writer wins (SPEC §4).
-            store.set_url_auth(&f.name, f.config.url).await?;
+            // The URL's auth and CORS are function-level settings the Lambda
+            // API writes too: the last writer wins (SPEC §4).
+            let cors = f
+                .config
+                .cors
+                .as_ref()
+                .map(|c| serde_json::to_string(c).expect("CORS settings always serialize"));
+            store
+                .set_url(&f.name, f.config.url, cors.as_deref())
+                .await?;
             self.sync_triggers(&f.name, Some(&f.config)).await?;
             self.changed(&f.name, Change::of(outcome.changed)).await;
             // Unpack at deploy time so the first invocation does not pay for it.

@@ -267,6 +267,7 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"a":"1"}}"#),
             ),
             invoked_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+            trace_id: None,
             http: None,
         }
     }

@@ -133,15 +133,21 @@ impl Store {
         Ok(())
     }
 
-    /// Sets who may call the function's URL (a manifest deploy, or the Lambda
-    /// API's Update); the last writer wins.
-    pub async fn set_url_auth(&self, name: &str, auth: UrlAuth) -> Result<(), StoreError> {
+    /// Sets who may call the function's URL and its CORS (the Lambda API's
+    /// `Cors` as JSON; None: no CORS), as a manifest deploy does; the last
+    /// writer (a deploy or the Lambda API) wins.
+    pub async fn set_url(
+        &self,
+        name: &str,
+        auth: UrlAuth,
+        cors: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.update_settings(
             name,
-            "UPDATE function_settings SET url_auth = $2, url_updated_ms = $3, \
-             url_created_ms = CASE WHEN url_created_ms = 0 THEN $3 ELSE url_created_ms END \
+            "UPDATE function_settings SET url_auth = $2, url_cors = $3, url_updated_ms = $4, \
+             url_created_ms = CASE WHEN url_created_ms = 0 THEN $4 ELSE url_created_ms END \
              WHERE function = $1",
-            |q| q.bind(auth_text(auth)).bind(now_ms()),
+            |q| q.bind(auth_text(auth)).bind(cors).bind(now_ms()),
         )
         .await
     }
@@ -254,6 +260,7 @@ mod tests {
             timeout_ms: 3000,
             env: Default::default(),
             url: UrlAuth::Private,
+            cors: None,
             scaling: Default::default(),
             triggers: vec![],
             description: String::new(),
@@ -280,11 +287,14 @@ mod tests {
             .unwrap();
         assert_eq!(s.function_settings("f").await.unwrap().url_auth, None);
         s.set_reserved_concurrency("f", Some(2)).await.unwrap();
-        s.set_url_auth("f", UrlAuth::Public).await.unwrap();
+        s.set_url("f", UrlAuth::Public, Some(r#"{"MaxAge":5}"#))
+            .await
+            .unwrap();
         s.set_role("f", "arn:aws:iam::1:role/r").await.unwrap();
         let st = s.function_settings("f").await.unwrap();
         assert_eq!(st.reserved_concurrency, Some(2));
         assert_eq!(st.url_auth, Some(UrlAuth::Public));
+        assert_eq!(st.url_cors.as_deref(), Some(r#"{"MaxAge":5}"#));
         assert!(!st.url_config);
 
         let st = s

@@ -106,6 +106,7 @@ fn cfg(memory_mb: u32) -> FunctionConfig {
         timeout_ms: 3000,
         env: [("A".to_string(), "1".to_string())].into(),
         url: UrlAuth::Public,
+        cors: None,
         scaling: Scaling::default(),
         triggers: vec![],
         description: "hello".into(),

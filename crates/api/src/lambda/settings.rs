@@ -1,7 +1,7 @@
 //! Put/Get/DeleteFunctionConcurrency and Create/Get/Update/DeleteFunctionUrlConfig.
 //! The URL is `/fn/{name}` and always exists (SPEC §4): AuthType NONE is
-//! `url = "public"`, AWS_IAM is `"private"`; the last writer (a manifest
-//! deploy or this API) wins.
+//! `url = "public"`, AWS_IAM is `"private"`; its `Cors` is the manifest's
+//! `cors`. The last writer (a manifest deploy or this API) wins.
 
 use super::shapes::{auth_type, timestamp};
 use super::{body, ApiResult, Query, Target};
@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use updraft_core::UrlAuth;
+use updraft_core::{Cors, UrlAuth};
 use updraft_platform::{FunctionSettings, Platform, PlatformError};
 
 #[derive(Deserialize, Default)]
@@ -87,6 +87,17 @@ fn check_invoke_mode(m: Option<&str>) -> Result<(), PlatformError> {
     }
 }
 
+/// The `Cors` object, checked against Lambda's limits, as the JSON to store.
+fn parse_cors(v: Value) -> Result<String, PlatformError> {
+    let cors: Cors = serde_json::from_value(v)
+        .map_err(|e| PlatformError::InvalidParameter(format!("Cors: {e}")))?;
+    cors.validate().map_err(|e| {
+        let field = Cors::api_field(&e.field);
+        PlatformError::Invalid(e.renamed(field))
+    })?;
+    Ok(serde_json::to_string(&cors).expect("CORS settings always serialize"))
+}
+
 /// The function URL has no qualifier on Updraft: `/fn/{name}` runs `$LATEST`.
 fn url_target(raw: &str, q: &Query) -> Result<String, PlatformError> {
     let t = Target::parse(raw, q.get("Qualifier").map(String::as_str))?;
@@ -127,7 +138,7 @@ async fn put_url(p: Platform, raw: &str, q: &Query, bytes: &[u8], create: bool) 
         return Err(PlatformError::InvalidParameter("AuthType: required".into()).into());
     }
     check_invoke_mode(b.invoke_mode.as_deref())?;
-    let cors = b.cors.map(|c| Some(c.to_string()));
+    let cors = b.cors.map(parse_cors).transpose()?.map(Some);
     let s = p.put_url_config(&name, create, auth, cors).await?;
     let status = if create {
         StatusCode::CREATED

@@ -300,8 +300,40 @@ async fn lifecycle_through_the_router() {
         p.get("f").await.unwrap().url_auth,
         updraft_core::UrlAuth::Public
     );
+    let cors =
+        json!({"AllowOrigins": ["https://a.example"], "AllowMethods": ["GET"], "MaxAge": 60});
+    let (s, _, v) = call(
+        &app,
+        &p,
+        "PUT",
+        "/2021-10-31/functions/f/url",
+        Some(json!({"Cors": cors})),
+    )
+    .await;
+    assert_eq!((s, v["Cors"].clone()), (StatusCode::OK, cors.clone()));
+    let (_, _, v) = call(&app, &p, "GET", "/2021-10-31/functions/f/url", None).await;
+    assert_eq!(v["Cors"], cors);
+    let applied = p.resolve("f", None).await.unwrap().config.cors.clone();
+    assert_eq!(applied.and_then(|c| c.max_age), Some(60));
+    for (bad, says) in [
+        (json!({"MaxAge": 86401}), "Cors.MaxAge"),
+        (json!({"AllowMethods": ["FETCH"]}), "Cors.AllowMethods"),
+        (json!({"AllowOrigin": ["*"]}), "AllowOrigin"),
+    ] {
+        let (s, _, v) = call(
+            &app,
+            &p,
+            "PUT",
+            "/2021-10-31/functions/f/url",
+            Some(json!({"Cors": bad})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v.to_string().contains(says), "{v}");
+    }
     let (s, _, _) = call(&app, &p, "DELETE", "/2021-10-31/functions/f/url", None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(p.resolve("f", None).await.unwrap().config.cors, None);
     assert_eq!(
         p.get("f").await.unwrap().url_auth,
         updraft_core::UrlAuth::Private

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, SET_COOKIE};
 use http::{HeaderMap, StatusCode};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::is_framing;
 
@@ -24,10 +24,9 @@ pub fn reply_from_result(result: &[u8]) -> Result<HttpReply, String> {
     let value: Value = serde_json::from_slice(result).map_err(|e| {
         format!("the function's response is not valid JSON ({e}); return a JSON value or {{\"statusCode\": …, \"body\": …}}")
     })?;
-    let json = HeaderValue::from_static("application/json");
     let Some(object) = value.as_object().filter(|o| o.contains_key("statusCode")) else {
         let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, json);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return Ok(HttpReply {
             status: StatusCode::OK,
             headers,
@@ -38,34 +37,8 @@ pub fn reply_from_result(result: &[u8]) -> Result<HttpReply, String> {
     let status = status_code(&object["statusCode"])?;
     let mut headers = HeaderMap::new();
     for field in ["headers", "multiValueHeaders"] {
-        let map = match object.get(field) {
-            None | Some(Value::Null) => continue,
-            Some(Value::Object(map)) => map,
-            Some(other) => {
-                return Err(format!(
-                    "\"{field}\" must be an object, got {}",
-                    kind(other)
-                ))
-            }
-        };
-        for (name, values) in map {
-            // `headers` holds one value a name (`null`: none), `multiValueHeaders`
-            // an array of them or one (`null`: none).
-            let multi = field == "multiValueHeaders";
-            let values = match values {
-                Value::Array(values) if multi => values.as_slice(),
-                Value::Null if multi => continue,
-                single => std::slice::from_ref(single),
-            };
-            let header = header_name(name)?;
-            if is_framing(&header) {
-                continue;
-            }
-            for value in values {
-                if let Some(text) = scalar_text(value, field, name)? {
-                    headers.append(header.clone(), header_value(name, &text)?);
-                }
-            }
+        for (name, value) in header_entries(object, field)? {
+            headers.append(name, value);
         }
     }
     match object.get("cookies") {
@@ -88,39 +61,16 @@ pub fn reply_from_result(result: &[u8]) -> Result<HttpReply, String> {
             ))
         }
     }
-    if !headers.contains_key(CONTENT_TYPE) {
-        headers.insert(CONTENT_TYPE, json);
-    }
-
-    let base64 = match object.get("isBase64Encoded") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
-        Some(other) => {
-            return Err(format!(
-                "\"isBase64Encoded\" must be a boolean, got {other}"
-            ))
+    default_content_type(status, &mut headers);
+    let base64 = is_base64(object)?;
+    let body = match object.get("body") {
+        Some(Value::String(_)) | None | Some(Value::Null) => body(object, base64)?,
+        Some(_) if base64 => {
+            return Err("\"body\" must be a base64 string when \"isBase64Encoded\" is true".into())
         }
+        // A non-string body is sent as its JSON text.
+        Some(other) => Bytes::from(other.to_string()),
     };
-    let body =
-        match object.get("body") {
-            None | Some(Value::Null) => Bytes::new(),
-            Some(Value::String(text)) if base64 => {
-                let bytes = STANDARD_PAD_INDIFFERENT.decode(text.as_bytes()).map_err(|e| {
-                format!("\"body\" is not valid base64 although \"isBase64Encoded\" is true: {e}")
-            })?;
-                Bytes::from(bytes)
-            }
-            Some(Value::String(text)) => Bytes::copy_from_slice(text.as_bytes()),
-            Some(_) if base64 => {
-                return Err(
-                    "\"body\" must be a base64 string when \"isBase64Encoded\" is true".into(),
-                )
-            }
-            // A non-string body is sent as its JSON text.
-            Some(other) => Bytes::from(other.to_string()),
-        };
     Ok(HttpReply {
         status,
         headers,
@@ -128,7 +78,83 @@ pub fn reply_from_result(result: &[u8]) -> Result<HttpReply, String> {
     })
 }
 
-fn status_code(value: &Value) -> Result<StatusCode, String> {
+/// The headers of an answer's `headers` (one value a name; `null`: none) or
+/// `multiValueHeaders` (an array of values or one; `null`: none), in order,
+/// the [framing](super::FRAMING_HEADERS) ones left out.
+pub(super) fn header_entries(
+    object: &Map<String, Value>,
+    field: &str,
+) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    let map = match object.get(field) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            return Err(format!(
+                "\"{field}\" must be an object, got {}",
+                kind(other)
+            ))
+        }
+    };
+    let multi = field == "multiValueHeaders";
+    let mut out = Vec::with_capacity(map.len());
+    for (name, values) in map {
+        let values = match values {
+            Value::Array(values) if multi => values.as_slice(),
+            Value::Null if multi => continue,
+            single => std::slice::from_ref(single),
+        };
+        let header = header_name(name)?;
+        if is_framing(&header) {
+            continue;
+        }
+        for value in values {
+            if let Some(text) = scalar_text(value, field, name)? {
+                out.push((header.clone(), header_value(name, &text)?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `application/json` unless the function chose a type, or the status has no
+/// body to type (204 No Content, 304 Not Modified).
+pub(super) fn default_content_type(status: StatusCode, headers: &mut HeaderMap) {
+    let bodiless = matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED);
+    if !bodiless && !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+}
+
+/// The answer's `isBase64Encoded` (absent: false).
+pub(super) fn is_base64(object: &Map<String, Value>) -> Result<bool, String> {
+    match object.get("isBase64Encoded") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(false),
+        Some(other) => Err(format!(
+            "\"isBase64Encoded\" must be a boolean, got {other}"
+        )),
+    }
+}
+
+/// The answer's `body` when it is a string (base64-decoded if asked) or
+/// absent; any other JSON value is an error.
+pub(super) fn body(object: &Map<String, Value>, base64: bool) -> Result<Bytes, String> {
+    match object.get("body") {
+        None | Some(Value::Null) => Ok(Bytes::new()),
+        Some(Value::String(text)) if base64 => STANDARD_PAD_INDIFFERENT
+            .decode(text.as_bytes())
+            .map(Bytes::from)
+            .map_err(|e| {
+                format!("\"body\" is not valid base64 although \"isBase64Encoded\" is true: {e}")
+            }),
+        Some(Value::String(text)) => Ok(Bytes::copy_from_slice(text.as_bytes())),
+        Some(other) => Err(format!("\"body\" must be a string, got {}", kind(other))),
+    }
+}
+
+pub(super) fn status_code(value: &Value) -> Result<StatusCode, String> {
     let code = match value {
         Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()
@@ -147,7 +173,11 @@ fn status_code(value: &Value) -> Result<StatusCode, String> {
 
 /// A header value as text: strings as they are, numbers and booleans written
 /// out, `null` skipped; objects and arrays are an error.
-fn scalar_text(value: &Value, field: &str, name: &str) -> Result<Option<String>, String> {
+pub(super) fn scalar_text(
+    value: &Value,
+    field: &str,
+    name: &str,
+) -> Result<Option<String>, String> {
     match value {
         Value::String(s) => Ok(Some(s.clone())),
         Value::Number(n) => Ok(Some(n.to_string())),
@@ -160,17 +190,17 @@ fn scalar_text(value: &Value, field: &str, name: &str) -> Result<Option<String>,
     }
 }
 
-fn header_name(name: &str) -> Result<HeaderName, String> {
+pub(super) fn header_name(name: &str) -> Result<HeaderName, String> {
     HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| format!("{name:?} is not a valid HTTP header name"))
 }
 
-fn header_value(name: &str, value: &str) -> Result<HeaderValue, String> {
+pub(super) fn header_value(name: &str, value: &str) -> Result<HeaderValue, String> {
     HeaderValue::from_str(value)
         .map_err(|_| format!("the value of header {name:?} is not a valid HTTP header value"))
 }
 
-fn kind(value: &Value) -> &'static str {
+pub(super) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -238,6 +268,22 @@ mod tests {
         let reply = reply_from_result(br#"{"statusCode": 200.0, "body": {"a": [1]}}"#).unwrap();
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.body, r#"{"a":[1]}"#);
+    }
+
+    #[test]
+    fn bodiless_statuses_get_no_content_type() {
+        for status in ["204", "304"] {
+            let reply =
+                reply_from_result(format!(r#"{{"statusCode": {status}}}"#).as_bytes()).unwrap();
+            assert_eq!(reply.status.as_str(), status);
+            assert!(!reply.headers.contains_key(CONTENT_TYPE), "{status}");
+            assert!(reply.body.is_empty());
+        }
+        // A type the function chose stays.
+        let reply =
+            reply_from_result(br#"{"statusCode": 204, "headers": {"content-type": "text/plain"}}"#)
+                .unwrap();
+        assert_eq!(reply.headers[CONTENT_TYPE], "text/plain");
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub(super) struct RawFunction {
     #[serde(default)]
     pub(super) env: BTreeMap<String, String>,
     pub(super) url: Option<String>,
+    pub(super) cors: Option<RawCors>,
     pub(super) scaling: Option<RawScaling>,
     #[serde(default)]
     pub(super) triggers: Vec<RawTrigger>,
@@ -55,6 +56,20 @@ pub(super) struct RawScaling {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawHttp {
     pub(super) route: String,
+    /// `"1.0"` or `"2.0"` (the default).
+    pub(super) payload: Option<String>,
+}
+
+/// `cors = { allow_origins = […], …, max_age = "1h" }`: the function URL's CORS.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCors {
+    pub(super) allow_origins: Option<Vec<String>>,
+    pub(super) allow_methods: Option<Vec<String>>,
+    pub(super) allow_headers: Option<Vec<String>>,
+    pub(super) expose_headers: Option<Vec<String>>,
+    pub(super) max_age: Option<Dur>,
+    pub(super) allow_credentials: Option<bool>,
 }
 
 /// `schedule = { cron = "*/5 * * * *" }` or `{ rate = "10s" }`.

@@ -23,6 +23,7 @@ impl Platform {
             timeout_ms: f.timeout_ms,
             env: f.env,
             url: UrlAuth::Private,
+            cors: None,
             scaling: Scaling::default(),
             triggers: Vec::new(),
             description: f.description,

@@ -165,6 +165,7 @@ mod tests {
             timeout_ms: 1000,
             env: Default::default(),
             url: updraft_core::UrlAuth::Private,
+            cors: None,
             scaling: updraft_core::Scaling::default(),
             triggers: vec![],
             description: String::new(),

@@ -110,6 +110,7 @@ fn spec(revision: &str, scaling: Scaling) -> Arc<InstanceSpec> {
             timeout_ms: 60_000,
             env: Default::default(),
             url: Default::default(),
+            cors: None,
             scaling,
             triggers: vec![],
             description: String::new(),
@@ -146,6 +147,7 @@ fn invocation(id: &str) -> Invocation {
         payload: id.as_bytes().to_vec(),
         client_context: None,
         invoked_arn: String::new(),
+        trace_id: None,
         http: None,
     }
 }
