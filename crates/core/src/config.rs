@@ -382,7 +382,7 @@ impl FunctionConfig {
                 return Err(Invalid::new(
                     format!("permissions[{i}]"),
                     PERMISSION_EXPECTED,
-                    format!("{p:?}"),
+                    p,
                 ));
             }
         }
