@@ -32,6 +32,7 @@ impl Platform {
                     }
                 }
             }),
+            credentials_ttl: ttl,
             control,
         };
         if self.inner.access.set(access).is_err() {

@@ -32,6 +32,8 @@ pub(crate) struct ProcessInstance {
     pub(crate) peak: Arc<AtomicU64>,
     pub(crate) oom_flag: Arc<AtomicBool>,
     pub(crate) stopped: AtomicBool,
+    /// When the credentials it was started with expire (see `FunctionAccess`).
+    pub(crate) retire_at: Option<Instant>,
 }
 
 impl ProcessInstance {
@@ -161,6 +163,10 @@ impl Instance for ProcessInstance {
 
     fn stop(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.stop_now())
+    }
+
+    fn retire_at(&self) -> Option<Instant> {
+        self.retire_at
     }
 }
 

@@ -59,6 +59,9 @@ pub struct FunctionAccess {
     /// The environment carrying an instance's credentials
     /// (`AWS_ACCESS_KEY_ID`, …), minted at each start.
     pub credentials: Box<dyn Fn(&InstanceSpec) -> Vec<(String, String)> + Send + Sync>,
+    /// How long those credentials last: an instance takes no invocation
+    /// that could run past their expiry.
+    pub credentials_ttl: Duration,
     /// The control API, served on each instance's Runtime API address
     /// beside the Runtime API (paths do not overlap), so that an instance
     /// in its own network namespace reaches it too; its requests are
@@ -447,6 +450,7 @@ impl ProcessRuntime {
             peak,
             oom_flag,
             stopped: AtomicBool::new(false),
+            retire_at: self.access.get().map(|a| Instant::now() + a.credentials_ttl),
         };
         Ok((instance, handles))
     }

@@ -66,6 +66,12 @@ pub trait Instance: Send + Sync + 'static {
     fn started_cold(&self) -> bool {
         true
     }
+    /// When the instance stops being fit to run (the credentials it was
+    /// given expire): it takes no invocation that could run past it, and is
+    /// stopped once idle then.
+    fn retire_at(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// An instance that failed to start, with Lambda's error for the caller.

@@ -32,6 +32,8 @@ pub enum SchedulerError {
 
 struct Idle {
     instance: Box<dyn Instance>,
+    /// From then on it must not take an invocation (see `Instance::retire_at`).
+    stale_at: Option<Instant>,
     revision: String,
     since: Instant,
     idle_timeout: Duration,
@@ -97,7 +99,11 @@ impl Pool {
 
     fn take_idle(&self, revision: &str) -> Option<Box<dyn Instance>> {
         let mut st = self.lock();
-        let pos = st.idle.iter().rposition(|i| i.revision == revision)?;
+        let now = Instant::now();
+        let pos = st
+            .idle
+            .iter()
+            .rposition(|i| i.revision == revision && i.stale_at.is_none_or(|t| now < t))?;
         Some(st.idle.remove(pos).instance)
     }
 
@@ -120,8 +126,13 @@ impl Pool {
     /// Makes `instance` idle, as of `now`.
     fn put_idle(&self, instance: Box<dyn Instance>, spec: &InstanceSpec, now: Instant) {
         let mut st = self.lock();
+        // Unfit once an invocation begun then could outlive the instance.
+        let stale_at = instance
+            .retire_at()
+            .map(|t| t.checked_sub(Duration::from_millis(spec.config.timeout_ms)).unwrap_or(now));
         st.idle.push(Idle {
             instance,
+            stale_at,
             revision: spec.revision.clone(),
             since: now,
             idle_timeout: Duration::from_millis(spec.config.scaling.idle_timeout_ms),
@@ -154,11 +165,12 @@ impl Pool {
         let mut out = Vec::new();
         // Newest first, so the most recently used instances are the ones spared.
         while let Some(idle) = st.idle.pop() {
-            let protected = spare > 0 && idle.revision == warm_rev;
+            let stale = idle.stale_at.is_some_and(|t| now >= t);
+            let protected = !stale && spare > 0 && idle.revision == warm_rev;
             if protected {
                 spare -= 1;
             }
-            if !protected && now.duration_since(idle.since) >= idle.idle_timeout {
+            if stale || (!protected && now.duration_since(idle.since) >= idle.idle_timeout) {
                 out.push(idle.instance);
             } else {
                 keep.push(idle);

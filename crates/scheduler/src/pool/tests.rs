@@ -25,6 +25,8 @@ struct Behaviour {
     spent: bool,
     /// Starting fails.
     fail_start: bool,
+    /// Instances retire this long after they start (their credentials expire).
+    lifetime: Option<Duration>,
 }
 
 struct FakeRuntime {
@@ -36,6 +38,7 @@ struct FakeInstance {
     id: u32,
     counts: Arc<Counts>,
     behaviour: Behaviour,
+    retire_at: Option<Instant>,
 }
 
 impl Instance for FakeInstance {
@@ -58,6 +61,10 @@ impl Instance for FakeInstance {
     fn stop(&self) -> BoxFuture<'_, ()> {
         self.counts.stops.fetch_add(1, Ordering::SeqCst);
         Box::pin(async {})
+    }
+
+    fn retire_at(&self) -> Option<Instant> {
+        self.retire_at
     }
 }
 
@@ -83,6 +90,7 @@ impl Runtime for FakeRuntime {
                 id,
                 counts: self.counts.clone(),
                 behaviour: self.behaviour.clone(),
+                retire_at: self.behaviour.lifetime.map(|d| Instant::now() + d),
             }) as Box<dyn Instance>)
         })
     }
@@ -176,6 +184,7 @@ fn instance(id: u32, counts: &Arc<Counts>) -> Box<dyn Instance> {
         id,
         counts: counts.clone(),
         behaviour: Behaviour::default(),
+        retire_at: None,
     })
 }
 
@@ -328,6 +337,32 @@ async fn the_first_invocation_starts_cold_and_the_next_reuses_the_instance() {
     assert!(reports[0].contains("Init Duration"), "{}", reports[0]);
     assert!(!reports[1].contains("Init Duration"), "{}", reports[1]);
     assert!(lines.contains(&"START RequestId: a Version: $LATEST".to_string()));
+}
+
+#[tokio::test]
+async fn an_instance_takes_no_invocation_that_could_outlive_its_credentials() {
+    // Invocations of up to 60 s. Credentials for an hour: reused.
+    let (sched, counts, _) = scheduler(Behaviour {
+        lifetime: Some(Duration::from_secs(3600)),
+        ..Behaviour::default()
+    });
+    let s = spec("r1", scaling(2, 1_000));
+    sched.invoke(s.clone(), invocation("a")).await.unwrap();
+    let again = sched.invoke(s.clone(), invocation("b")).await.unwrap();
+    assert_eq!(body(&again), "1:b");
+    // Credentials for 30 s: an invocation begun now could outlive them, so
+    // every invocation gets a new instance, and an idle one is reaped at once.
+    let (sched, counts2, _) = scheduler(Behaviour {
+        lifetime: Some(Duration::from_secs(30)),
+        ..Behaviour::default()
+    });
+    let first = sched.invoke(s.clone(), invocation("a")).await.unwrap();
+    let second = sched.invoke(s.clone(), invocation("b")).await.unwrap();
+    assert_eq!((body(&first), body(&second)), ("1:a".into(), "2:b".into()));
+    sched.reap(Instant::now()).await;
+    assert_eq!(sched.idle_instances("f"), 0);
+    assert_eq!(counts2.stops.load(Ordering::SeqCst), 2);
+    assert_eq!(counts.starts.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
