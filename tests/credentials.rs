@@ -1,0 +1,89 @@
+//! Function credentials (issue 13): each instance gets credentials minted for
+//! its function and the endpoints of Updraft's AWS APIs, so the AWS SDK in a
+//! handler calls Updraft with no code change; they allow only what the
+//! function was granted, and they expire.
+
+mod common;
+
+use common::aws::{aws_env, require_boto3, run_suite, KEYS, SECRET_KEY};
+use common::{fixture, scratch, Server};
+use serde_json::Value;
+use std::process::Command;
+
+fn call(s: &Server, payload: &str) -> Value {
+    s.invoke_json("caller", payload)
+}
+
+#[test]
+fn a_function_calls_the_lambda_api_with_its_own_credentials_and_only_as_granted() {
+    require_boto3();
+    let s = Server::start_in(scratch("creds"), &KEYS);
+    s.deploy(&fixture("credentials"));
+
+    // The boto3 client made at import time invokes the granted function.
+    let got = call(&s, r#"{"op": "invoke", "target": "callee"}"#);
+    assert_eq!(got["ok"]["called"], "callee", "{got}");
+    assert_eq!(got["ok"]["event"]["from"], "caller", "{got}");
+
+    // Everything else is AccessDeniedException: the control plane, another
+    // function, even reading the function list.
+    for (payload, what) in [
+        (r#"{"op": "create"}"#, "lambda:CreateFunction"),
+        (r#"{"op": "invoke", "target": "private"}"#, "lambda:InvokeFunction on resource: private"),
+        (r#"{"op": "list"}"#, "lambda:ListFunctions"),
+    ] {
+        let got = call(&s, payload);
+        assert_eq!(got["error"], "AccessDeniedException", "{payload}: {got}");
+        assert_eq!(got["status"], 403, "{payload}: {got}");
+        let msg = got["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(what), "{payload}: {msg}");
+    }
+    assert!(
+        !s.ok(&["ls"]).contains("made-by-a-function"),
+        "a refused CreateFunction created nothing"
+    );
+
+    // What the instance was given: temporary credentials and endpoints, and
+    // never the server's admin key.
+    let env = call(&s, r#"{"op": "env"}"#);
+    let given = &env["ok"];
+    assert!(
+        given["AWS_ACCESS_KEY_ID"].as_str().unwrap().starts_with("ASIA"),
+        "{given}"
+    );
+    assert!(given["AWS_SESSION_TOKEN"].as_str().is_some_and(|t| t.len() > 40), "{given}");
+    for service in ["LAMBDA", "SQS", "EVENTS"] {
+        let url = given[format!("AWS_ENDPOINT_URL_{service}")].as_str().unwrap();
+        assert!(url.starts_with("http://127.0.0.1:"), "{service}: {url}");
+    }
+    let all = env["all"].to_string();
+    assert!(!all.contains(SECRET_KEY), "the admin secret is in a function's environment");
+    assert!(!all.contains(common::aws::ACCESS_KEY), "the admin key id is in a function's environment");
+
+    // Used from outside, a tampered token is refused.
+    let mut cmd = Command::new("python3");
+    cmd.arg("tests/credentials/outside.py").arg("forged");
+    aws_env(&mut cmd, &s);
+    cmd.env("CREDS", given.to_string());
+    run_suite("forged function credentials", cmd);
+}
+
+#[test]
+fn function_credentials_expire() {
+    require_boto3();
+    let s = Server::start_with(
+        scratch("creds-ttl"),
+        &KEYS,
+        &["--function-credentials-ttl", "3s"],
+    );
+    s.deploy(&fixture("credentials"));
+    let env = call(&s, r#"{"op": "env"}"#);
+    let mut cmd = Command::new("python3");
+    cmd.arg("tests/credentials/outside.py").arg("until-expired");
+    aws_env(&mut cmd, &s);
+    cmd.env("CREDS", env["ok"].to_string());
+    run_suite("function credentials until they expire", cmd);
+    // A new instance gets new credentials that work.
+    let got = call(&s, r#"{"op": "invoke", "target": "callee"}"#);
+    assert_eq!(got["ok"]["called"], "callee", "{got}");
+}
