@@ -27,6 +27,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         isolation: updraft_platform::IsolationMode::Auto,
         allow_function_loopback: false,
         function_subnet: updraft_platform::DEFAULT_FUNCTION_SUBNET.parse().unwrap(),
+        runtimes: Vec::new(),
     })
     .await
     .unwrap()
