@@ -120,7 +120,7 @@ async fn lifecycle_through_the_router() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 
     let create = json!({
-        "FunctionName": "f", "Runtime": "python3.12", "Handler": "app.handler",
+        "FunctionName": "f", "Runtime": "python3", "Handler": "app.handler",
         "Role": "arn:aws:iam::1:role/r", "Code": {"ZipFile": zip()},
         "Environment": {"Variables": {"A": "1"}}, "Timeout": 5, "Publish": true,
     });
