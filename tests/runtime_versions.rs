@@ -55,18 +55,17 @@ fn node22() -> Option<PathBuf> {
 
 /// An app whose functions answer the version of the interpreter they run on.
 fn write_app(dir: &Path, functions: &[(&str, &str)]) {
-    std::fs::create_dir_all(dir.join("node")).unwrap();
-    std::fs::create_dir_all(dir.join("py")).unwrap();
-    std::fs::write(
-        dir.join("node/index.js"),
-        "exports.version = async () => process.version;\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("py/app.py"),
-        "import sys\n\ndef version(event, context):\n    return '%d.%d.%d' % sys.version_info[:3]\n",
-    )
-    .unwrap();
+    for (file, text) in [
+        ("node/index.js", "exports.version = async () => process.version;\n"),
+        (
+            "py/app.py",
+            "import sys\n\ndef version(event, context):\n    return '%d.%d.%d' % sys.version_info[:3]\n",
+        ),
+    ] {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
     let mut toml = String::from("[app]\nname = \"versions\"\n");
     for (name, runtime) in functions {
         let (handler, code) = if runtime.starts_with("python") {

@@ -417,32 +417,19 @@ mod tests {
 
     #[test]
     fn versions_parse_from_what_interpreters_print() {
-        let v = |major, minor, patch| {
-            Some(Version {
-                major,
-                minor,
-                patch,
-            })
-        };
-        assert_eq!(
-            parse_version(RuntimeKind::Python3, "Python 3.11.2\n"),
-            v(3, 11, 2)
-        );
-        assert_eq!(
-            parse_version(RuntimeKind::Python3, "Python 3.13.0rc1"),
-            v(3, 13, 0)
-        );
-        assert_eq!(
-            parse_version(RuntimeKind::Python3, "Python 3.14"),
-            v(3, 14, 0)
-        );
-        assert_eq!(
-            parse_version(RuntimeKind::Nodejs, "v22.20.0\n"),
-            v(22, 20, 0)
-        );
-        assert_eq!(parse_version(RuntimeKind::Nodejs, "22.20.0"), None);
-        assert_eq!(parse_version(RuntimeKind::Python3, "v20.1.0"), None);
-        assert_eq!(parse_version(RuntimeKind::Python3, "Python x.y"), None);
+        let cases = [
+            (RuntimeKind::Python3, "Python 3.11.2\n", Some((3, 11, 2))),
+            (RuntimeKind::Python3, "Python 3.13.0rc1", Some((3, 13, 0))),
+            (RuntimeKind::Python3, "Python 3.14", Some((3, 14, 0))),
+            (RuntimeKind::Nodejs, "v22.20.0\n", Some((22, 20, 0))),
+            (RuntimeKind::Nodejs, "22.20.0", None),
+            (RuntimeKind::Python3, "v20.1.0", None),
+            (RuntimeKind::Python3, "Python x.y", None),
+        ];
+        for (kind, text, want) in cases {
+            let got = parse_version(kind, text).map(|v| (v.major, v.minor, v.patch));
+            assert_eq!(got, want, "{text:?}");
+        }
     }
 
     #[test]
