@@ -80,8 +80,6 @@ fn write_app(dir: &Path, functions: &[(&str, &str)]) {
     std::fs::write(dir.join("updraft.toml"), toml).unwrap();
 }
 
-/// Through boto3: CreateFunction `create` on `runtime` (its answer or its
-/// error), then GetFunction's Runtime of each of `names` and of `create`.
 const BOTO3_SCRIPT: &str = r#"
 import boto3, io, json, os, sys, zipfile
 c = boto3.client('lambda', endpoint_url=os.environ['UPDRAFT_ENDPOINT'])
@@ -98,15 +96,30 @@ try:
 except c.exceptions.InvalidParameterValueException as e:
     out['error'] = e.response['Error']['Code']
     out['message'] = e.response['Error']['Message']
+if 'error' in out:
+    # UpdateFunctionConfiguration to the same runtime is refused too.
+    c.create_function(FunctionName=create + '-other', Runtime=os.environ['OTHER_RUNTIME'],
+                      Handler='index.version', Role='arn:aws:iam::000000000000:role/x',
+                      Code={'ZipFile': buf.getvalue()})
+    names.append(create + '-other')
+    try:
+        c.update_function_configuration(FunctionName=create + '-other', Runtime=runtime)
+    except c.exceptions.InvalidParameterValueException as e:
+        out['update_error'] = e.response['Error']['Message']
 out['runtimes'] = {n: c.get_function(FunctionName=n)['Configuration']['Runtime'] for n in names}
 out['listed'] = sorted(f['Runtime'] for f in c.list_functions()['Functions'])
 print(json.dumps(out))
 "#;
 
+/// Through boto3: CreateFunction `create` on `runtime` (its answer or its
+/// error; when refused, UpdateFunctionConfiguration of a function on the
+/// system's node to `runtime`), then GetFunction's Runtime of each of
+/// `names` and of `create`.
 fn boto3(s: &Server, create: &str, runtime: &str, names: &[&str]) -> serde_json::Value {
     let mut cmd = Command::new("python3");
     cmd.args(["-c", BOTO3_SCRIPT, create, runtime]).args(names);
     aws_env(&mut cmd, s);
+    cmd.env("OTHER_RUNTIME", format!("nodejs{}.x", system_node_major()));
     let out = cmd.output().expect("run python3");
     assert!(
         out.status.success(),
@@ -151,6 +164,8 @@ fn a_version_the_server_lacks_is_refused_at_deploy_and_create_function() {
     for want in ["Runtime", "nodejs22.x", system.as_str(), "--runtime"] {
         assert!(message.contains(want), "{want:?} not in: {message}");
     }
+    assert_eq!(v["update_error"], message, "{v}");
+    assert_eq!(v["runtimes"]["v22-other"], system.as_str(), "{v}");
 }
 
 #[test]

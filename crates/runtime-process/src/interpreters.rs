@@ -213,10 +213,13 @@ impl Runtimes {
                 reason,
             };
             let version = version.map_err(bad)?;
+            // The program itself, not a link to it: instances see only
+            // the directories of what they run (a venv's `bin/python3.13`
+            // links out of the venv).
             let i = Interpreter {
                 kind: m.kind,
                 version,
-                path: m.path.clone(),
+                path: m.path.canonicalize().unwrap_or_else(|_| m.path.clone()),
             };
             if i.pinned() != m.pinned {
                 return Err(bad(format!(
@@ -543,6 +546,13 @@ mod tests {
         // The same program mapped to the id it reports is served, over
         // whatever the PATH held for that id.
         let m = format!("nodejs20.x={}", fake.display());
+        let r = Runtimes::discover(&[m.parse().unwrap()]).await.unwrap();
+        let fake = fake.canonicalize().unwrap();
+        assert_eq!(r.resolve("nodejs20.x").unwrap().unwrap().path, fake);
+        // A link is followed to the program it names.
+        let link = dir.path().join("node-link");
+        std::os::unix::fs::symlink(&fake, &link).unwrap();
+        let m = format!("nodejs20.x={}", link.display());
         let r = Runtimes::discover(&[m.parse().unwrap()]).await.unwrap();
         assert_eq!(r.resolve("nodejs20.x").unwrap().unwrap().path, fake);
     }
