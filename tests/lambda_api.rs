@@ -86,26 +86,32 @@ fn aws_cli_create_invoke_tail_delete() {
     run_suite("AWS CLI script", cmd);
 }
 
+/// Creates the function `name` through boto3; its handler answers
+/// `{"from": "lambda-api", "event": EVENT}`.
+fn create_with_boto3(s: &Server, name: &str) {
+    let script = r#"
+import io, os, sys, zipfile, boto3, botocore.config
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w") as z:
+    z.writestr("app.py", "def handler(event, context):\n    return {'from': 'lambda-api', 'event': event}\n")
+lam = boto3.client("lambda", endpoint_url=os.environ["UPDRAFT_ENDPOINT"], region_name="us-east-1",
+                   config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}))
+lam.create_function(FunctionName=sys.argv[1], Runtime=f"python3.{sys.version_info.minor}", Role="arn:aws:iam::000000000000:role/x",
+                    Handler="app.handler", Code={"ZipFile": buf.getvalue()})
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script, name]);
+    aws_env(&mut cmd, s);
+    run_suite(&format!("create {name} through boto3"), cmd);
+}
+
 /// A function created through the Lambda API is the same function the
 /// native CLI shows and invokes (issue: one function model).
 #[test]
 fn lambda_api_functions_are_updraft_functions() {
     require_aws_tools("Lambda API");
     let s = server("lambda-api-shared-model");
-    let script = r#"
-import io, json, os, sys, zipfile, boto3, botocore.config
-buf = io.BytesIO()
-with zipfile.ZipFile(buf, "w") as z:
-    z.writestr("app.py", "def handler(event, context):\n    return {'from': 'lambda-api', 'event': event}\n")
-lam = boto3.client("lambda", endpoint_url=os.environ["UPDRAFT_ENDPOINT"], region_name="us-east-1",
-                   config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}))
-lam.create_function(FunctionName="shared-model", Runtime=f"python3.{sys.version_info.minor}", Role="arn:aws:iam::000000000000:role/x",
-                    Handler="app.handler", Code={"ZipFile": buf.getvalue()})
-"#;
-    let mut cmd = Command::new("python3");
-    cmd.args(["-c", script]);
-    aws_env(&mut cmd, &s);
-    run_suite("create through boto3", cmd);
+    create_with_boto3(&s, "shared-model");
 
     // The native CLI reads the same credentials from the environment.
     let native = |args: &[&str]| {
@@ -163,4 +169,71 @@ assert "echo" in names and "shared-model" in names, names
     cmd.args(["-c", script]);
     aws_env(&mut cmd, &s);
     run_suite("manifest function through boto3", cmd);
+}
+
+#[test]
+fn boto3_tags_account_settings_and_unimplemented_operations() {
+    boto3_class("TagsAccountTest");
+}
+
+/// The AWS CLI tags a function; the tags are still there after a restart,
+/// and GetAccountSettings counts the function.
+#[test]
+fn aws_cli_tags_survive_a_restart() {
+    require_aws_tools("Lambda API");
+    let mut s = server("lambda-api-cli-tags");
+    create_with_boto3(&s, "tagged");
+
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:tagged";
+    let aws = |s: &Server, args: &[&str]| -> serde_json::Value {
+        let mut cmd = Command::new("aws");
+        cmd.args(["lambda", "--endpoint-url", &s.endpoint, "--output", "json"])
+            .args(args);
+        aws_env(&mut cmd, s);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "aws lambda {args:?}: {}\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let text = stdout(&out);
+        if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap()
+        }
+    };
+    aws(
+        &s,
+        &[
+            "tag-resource",
+            "--resource",
+            arn,
+            "--tags",
+            "team=core,env=dev",
+        ],
+    );
+    aws(
+        &s,
+        &["untag-resource", "--resource", arn, "--tag-keys", "env"],
+    );
+    s.restart();
+    assert_eq!(
+        aws(&s, &["list-tags", "--resource", arn]),
+        serde_json::json!({"Tags": {"team": "core"}})
+    );
+    let settings = aws(&s, &["get-account-settings"]);
+    assert_eq!(settings["AccountUsage"]["FunctionCount"], 1, "{settings}");
+}
+
+/// The table of Lambda's operations (crates/api/src/lambda/operations.rs)
+/// is the model of the botocore these tests run with.
+#[test]
+fn the_operations_table_is_botocores_model() {
+    require_aws_tools("Lambda API");
+    let mut cmd = Command::new("python3");
+    cmd.args(["scripts/lambda-operations", "--check"])
+        .current_dir(repo());
+    run_suite("scripts/lambda-operations --check", cmd);
 }

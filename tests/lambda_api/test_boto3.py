@@ -85,6 +85,16 @@ def http(method, url, body=None, headers=None):
         return e.code, dict(e.headers), e.read()
 
 
+def signed(method, path):
+    """A SigV4-signed request to the Lambda API without a body: (status, JSON body)."""
+    url = ENDPOINT + path
+    req = botocore.awsrequest.AWSRequest(method=method, url=url)
+    creds = botocore.credentials.Credentials(os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"])
+    botocore.auth.SigV4Auth(creds, "lambda", REGION).add_auth(req)
+    status, _, body = http(method, url, headers=dict(req.headers.items()))
+    return status, json.loads(body)
+
+
 # --- function code ---------------------------------------------------------------
 
 # One handler for most tests; TAG is baked in so versions are told apart.
@@ -507,6 +517,163 @@ class ErrorsTest(LambdaTest):
         with self.assertRaises(wrong.exceptions.ClientError) as cm:
             wrong.list_functions()
         self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 403)
+
+
+
+# --- tags, account settings, the operations Updraft does not implement -----------
+
+
+class TagsAccountTest(LambdaTest):
+    def test_tags_are_listed_added_replaced_and_removed(self):
+        name = unique("tags")
+        self.create(name, Tags={"team": "core", "env": "dev"})
+        res = arn(name)
+        self.assertEqual(self.lam.list_tags(Resource=res)["Tags"], {"team": "core", "env": "dev"})
+        self.assertEqual(self.lam.get_function(FunctionName=name)["Tags"], {"team": "core", "env": "dev"})
+        resp = self.lam.tag_resource(Resource=res, Tags={"env": "prod", "owner": "ada"})
+        self.assertEqual(resp["ResponseMetadata"]["HTTPStatusCode"], 204)
+        self.assertEqual(self.lam.list_tags(Resource=res)["Tags"], {"team": "core", "env": "prod", "owner": "ada"})
+        resp = self.lam.untag_resource(Resource=res, TagKeys=["team", "owner", "absent"])
+        self.assertEqual(resp["ResponseMetadata"]["HTTPStatusCode"], 204)
+        self.assertEqual(self.lam.list_tags(Resource=res)["Tags"], {"env": "prod"})
+        # The function's tags, whichever version GetFunction shows.
+        self.lam.publish_version(FunctionName=name)
+        self.assertEqual(self.lam.get_function(FunctionName=name, Qualifier="1")["Tags"], {"env": "prod"})
+        self.lam.untag_resource(Resource=res, TagKeys=["env"])
+        self.assertEqual(self.lam.list_tags(Resource=res)["Tags"], {})
+        self.assertNotIn("Tags", self.lam.get_function(FunctionName=name))
+        # They go with the function: a new one of that name has none.
+        self.lam.tag_resource(Resource=res, Tags={"old": "yes"})
+        self.lam.delete_function(FunctionName=name)
+        self.create(name)
+        self.assertEqual(self.lam.list_tags(Resource=res)["Tags"], {})
+
+    def test_tag_limits_and_unknown_functions(self):
+        lam = client(validate=False)
+        name = unique("taglim")
+        self.create(name)
+        res = arn(name)
+        invalid = lam.exceptions.InvalidParameterValueException
+        cases = {
+            "aws: prefix": {"aws:owner": "x"},
+            "key over 128": {"k" * 129: "v"},
+            "value over 256": {"k": "v" * 257},
+            "51 tags": {f"k{i}": "v" for i in range(51)},
+        }
+        for what, tags in cases.items():
+            with self.subTest(what):
+                with self.assertRaises(invalid) as cm:
+                    lam.tag_resource(Resource=res, Tags=tags)
+                self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 400)
+                self.assertTrue(cm.exception.response["Error"]["Message"].startswith("Tags: "), cm.exception)
+        self.assertEqual(lam.list_tags(Resource=res)["Tags"], {})
+        with self.assertRaises(invalid) as cm:
+            lam.untag_resource(Resource=res, TagKeys=["aws:x"])
+        self.assertTrue(cm.exception.response["Error"]["Message"].startswith("TagKeys: "), cm.exception)
+        # 50 in two calls; a 51st is refused and changes nothing.
+        lam.tag_resource(Resource=res, Tags={f"a{i}": "v" for i in range(30)})
+        lam.tag_resource(Resource=res, Tags={f"b{i}": "v" for i in range(20)})
+        with self.assertRaises(invalid):
+            lam.tag_resource(Resource=res, Tags={"one-more": "v", "a1": "changed"})
+        tags = lam.list_tags(Resource=res)["Tags"]
+        self.assertEqual((len(tags), tags["a1"]), (50, "v"))
+        # CreateFunction's Tags are checked before anything is made.
+        bad = unique("badtags")
+        self.addCleanup(self.delete_quietly, bad)
+        with self.assertRaises(invalid):
+            lam.create_function(
+                FunctionName=bad, Runtime=RUNTIME, Role=ROLE, Handler="app.handler",
+                Code={"ZipFile": code()}, Tags={"aws:x": "y"},
+            )
+        with self.assertRaises(lam.exceptions.ResourceNotFoundException):
+            lam.get_function(FunctionName=bad)
+        # An unknown function; something that is not a function's ARN.
+        missing = arn(unique("missing"))
+        for call in (
+            lambda: lam.list_tags(Resource=missing),
+            lambda: lam.tag_resource(Resource=missing, Tags={"a": "b"}),
+            lambda: lam.untag_resource(Resource=missing, TagKeys=["a"]),
+        ):
+            with self.assertRaises(lam.exceptions.ResourceNotFoundException) as cm:
+                call()
+            self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 404)
+        for resource in (f"{res}:1", name):
+            with self.assertRaises(invalid) as cm:
+                lam.list_tags(Resource=resource)
+            self.assertTrue(cm.exception.response["Error"]["Message"].startswith("Resource: "), cm.exception)
+
+    def test_account_settings_are_this_servers(self):
+        before = self.lam.get_account_settings()
+        self.assertEqual(
+            before["AccountLimit"],
+            {
+                "TotalCodeSize": 75 * 1024 * MB,
+                "CodeSizeUnzipped": 250 * MB,
+                "CodeSizeZipped": 50 * MB,
+                "ConcurrentExecutions": 1000,
+                "UnreservedConcurrentExecutions": before["AccountLimit"]["UnreservedConcurrentExecutions"],
+            },
+        )
+        zip_bytes = code("account")
+        name = unique("account")
+        self.create(name, zip_bytes)
+        self.lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=7)
+        after = self.lam.get_account_settings()
+        self.assertEqual(
+            after["AccountUsage"],
+            {
+                "FunctionCount": before["AccountUsage"]["FunctionCount"] + 1,
+                "TotalCodeSize": before["AccountUsage"]["TotalCodeSize"] + len(zip_bytes),
+            },
+        )
+        self.assertEqual(
+            after["AccountLimit"]["UnreservedConcurrentExecutions"],
+            before["AccountLimit"]["UnreservedConcurrentExecutions"] - 7,
+        )
+        # The path with and without its trailing slash (the model has one).
+        for path in ("/2016-08-19/account-settings/", "/2016-08-19/account-settings"):
+            status, body = signed("GET", path)
+            self.assertEqual((status, body["AccountUsage"]), (200, after["AccountUsage"]), path)
+
+    def test_unimplemented_operations_raise_typed_errors(self):
+        name = unique("unimpl")
+        self.create(name)
+        # botocore's default retries: a refusal is not retried.
+        lam = boto3.client(
+            "lambda",
+            endpoint_url=ENDPOINT,
+            region_name=REGION,
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+            config=botocore.config.Config(retries={"max_attempts": 3, "mode": "standard"}),
+        )
+        layer = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:deps:1"
+        calls = {
+            "ListLayers": lambda: lam.list_layers(),
+            "GetLayerVersionByArn": lambda: lam.get_layer_version_by_arn(Arn=layer),
+            "GetPolicy": lambda: lam.get_policy(FunctionName=name),
+            "ListFunctionUrlConfigs": lambda: lam.list_function_url_configs(FunctionName=name),
+            "ListProvisionedConcurrencyConfigs": lambda: lam.list_provisioned_concurrency_configs(FunctionName=name),
+            "ListCodeSigningConfigs": lambda: lam.list_code_signing_configs(),
+            "GetRuntimeManagementConfig": lambda: lam.get_runtime_management_config(FunctionName=name),
+            "GetFunctionRecursionConfig": lambda: lam.get_function_recursion_config(FunctionName=name),
+        }
+        for op, call in calls.items():
+            with self.subTest(op):
+                with self.assertRaises(lam.exceptions.InvalidParameterValueException) as cm:
+                    call()
+                r = cm.exception.response
+                self.assertEqual(r["ResponseMetadata"]["HTTPStatusCode"], 400)
+                self.assertEqual(r["ResponseMetadata"]["RetryAttempts"], 0)
+                self.assertTrue(
+                    r["Error"]["Message"].startswith(f"{op}: Updraft does not implement this Lambda operation yet"),
+                    r["Error"]["Message"],
+                )
+        # A path in Lambda's space that is no operation: Lambda's shape too.
+        status, body = signed("GET", "/2018-10-31/no-such-thing")
+        self.assertEqual(status, 400)
+        self.assertEqual(body["Type"], "User")
+        self.assertTrue(body["message"].startswith("GET /2018-10-31/no-such-thing is not an operation"), body)
 
 
 # --- invoke ----------------------------------------------------------------------

@@ -27,11 +27,10 @@ use updraft_platform::{Platform, PlatformError};
 /// The whole control router (without the gateway).
 pub fn router(platform: Platform) -> Router {
     let authed = native::router()
-        // Lambda's EventInvokeConfig operations (lambda_events.rs): merged
-        // here, once; the Lambda API router must not merge them again.
-        .merge(lambda_events::routes())
         // The AWS Lambda API subset (lambda/): functions, versions, aliases,
-        // concurrency, URL config, Invoke.
+        // concurrency, URL config, Invoke, tags, account settings, and
+        // Lambda's EventInvokeConfig operations (lambda_events.rs, merged
+        // there, once); Lambda's error shape for the rest of its paths.
         .merge(lambda::router())
         // `authenticate` buffers and bounds every body; axum's 2 MB default must not cut code uploads.
         .layer(axum::extract::DefaultBodyLimit::disable())

@@ -212,7 +212,7 @@ fn write_new(path: &Path, creds: &Credentials) -> Result<(), AuthError> {
     result
 }
 
-fn random_string(alphabet: &[u8], len: usize) -> Result<String, AuthError> {
+pub(crate) fn random_string(alphabet: &[u8], len: usize) -> Result<String, AuthError> {
     // Rejection sampling keeps every symbol equally likely for alphabets that do
     // not divide 256 (36 for the key id).
     let limit = 256 - 256 % alphabet.len();

@@ -6,6 +6,7 @@
 
 mod credentials;
 mod replay;
+mod session;
 mod sigv4;
 #[cfg(test)]
 mod test_support;
@@ -13,8 +14,9 @@ mod verify;
 
 pub use credentials::{Credentials, CREDENTIALS_FILE, ENV_ACCESS_KEY_ID, ENV_SECRET_ACCESS_KEY};
 pub use replay::MAX_REPLAY_ENTRIES;
+pub use session::{check_permission, permits, Claims, Minter, SessionCredentials, SESSION_KEY_PREFIX};
 pub use sigv4::{sign, MAX_CLOCK_SKEW, SERVICE, SERVICES};
-pub use verify::{Pending, Verifier};
+pub use verify::{Caller, Pending, Verifier};
 
 use std::path::PathBuf;
 
@@ -27,6 +29,9 @@ pub enum AuthError {
     /// Credentials present but wrong, tampered with, stale or replayed (HTTP 403).
     #[error("{0}")]
     Denied(String),
+    /// Function credentials past their expiry (HTTP 403, `ExpiredTokenException`).
+    #[error("{0}")]
+    Expired(String),
     /// Too many signed requests to remember for replay checks (HTTP 429).
     #[error("{0}")]
     Busy(String),
@@ -50,7 +55,7 @@ impl AuthError {
     pub fn status(&self) -> http::StatusCode {
         match self {
             AuthError::Missing(_) => http::StatusCode::UNAUTHORIZED,
-            AuthError::Denied(_) => http::StatusCode::FORBIDDEN,
+            AuthError::Denied(_) | AuthError::Expired(_) => http::StatusCode::FORBIDDEN,
             AuthError::Busy(_) => http::StatusCode::TOO_MANY_REQUESTS,
             AuthError::Io { .. } | AuthError::Malformed(_) | AuthError::Signing(_) => {
                 http::StatusCode::INTERNAL_SERVER_ERROR

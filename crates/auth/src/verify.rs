@@ -7,6 +7,7 @@ use crate::replay::{Refusal, ReplayCache, MAX_REPLAY_ENTRIES};
 use crate::sigv4::{
     printable, verify_bearer, SignedHead, ALGORITHM, INVALID_CREDENTIALS, MAX_CLOCK_SKEW, MISSING,
 };
+use crate::session::{Claims, Minter, SESSION_KEY_PREFIX};
 use crate::{AuthError, Credentials};
 use http::header::{HeaderMap, AUTHORIZATION};
 use sha2::{Digest, Sha256};
@@ -16,7 +17,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// the replay cache.
 pub struct Verifier {
     creds: Credentials,
+    minter: Minter,
     replays: ReplayCache,
+}
+
+/// Who sent an authenticated request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The admin credentials: everything.
+    Admin,
+    /// A function's credentials (see [`Minter`]): what its claims permit.
+    Function(Claims),
 }
 
 /// A request whose head passed [`Verifier::check_head`]; its body must still
@@ -26,6 +37,9 @@ pub struct Pending<'a> {
     verifier: &'a Verifier,
     now: SystemTime,
     state: State,
+    /// The key pair the request is signed with (the admin's or a function's).
+    creds: Credentials,
+    caller: Caller,
 }
 
 enum State {
@@ -46,6 +60,7 @@ impl Verifier {
 
     fn with_replay_capacity(creds: Credentials, capacity: usize) -> Verifier {
         Verifier {
+            minter: Minter::new(&creds),
             creds,
             replays: ReplayCache::new(capacity),
         }
@@ -53,6 +68,12 @@ impl Verifier {
 
     pub fn credentials(&self) -> &Credentials {
         &self.creds
+    }
+
+    /// Mints function credentials that this verifier (and any sharing its
+    /// admin credentials) accepts.
+    pub fn minter(&self) -> &Minter {
+        &self.minter
     }
 
     /// Checks what the head of a request can tell: a bearer token whole, a
@@ -84,19 +105,37 @@ impl Verifier {
             .map_err(|_| AuthError::Denied("the Authorization header is not valid UTF-8".into()))?
             .trim();
         let (scheme, rest) = auth.split_once(' ').unwrap_or((auth, ""));
+        let mut creds = self.creds.clone();
+        let mut caller = Caller::Admin;
         let state = if scheme.eq_ignore_ascii_case("bearer") {
             verify_bearer(&self.creds, rest.trim())?;
             State::Done
         } else if scheme == ALGORITHM {
             let head = SignedHead::parse(method, path_and_query, headers, now, rest)?;
+            if head.key_id().starts_with(SESSION_KEY_PREFIX) {
+                // A function's credentials: the token says whose, and
+                // yields the secret the request must be signed with.
+                let token = headers
+                    .get("x-amz-security-token")
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| {
+                        AuthError::Denied(
+                            "The security token included in the request is invalid:                              temporary credentials (ASIA…) need the X-Amz-Security-Token header"
+                                .into(),
+                        )
+                    })?;
+                let (claims, session) = self.minter.open(head.key_id(), token, now)?;
+                creds = session;
+                caller = Caller::Function(claims);
+            }
             let variant = sdk_headers(headers);
             match head.content_sha256.clone() {
                 Some(hash) => {
-                    head.check(&self.creds, &hash)?;
+                    head.check(&creds, &hash)?;
                     self.record(&head, variant, now)?;
                     State::BodyHash(hash)
                 }
-                None if head.key_matches(&self.creds) => State::Signature(Box::new(head), variant),
+                None if head.key_matches(&creds) => State::Signature(Box::new(head), variant),
                 None => return Err(AuthError::Denied(INVALID_CREDENTIALS.into())),
             }
         } else {
@@ -110,6 +149,8 @@ impl Verifier {
             verifier: self,
             now,
             state,
+            creds,
+            caller,
         })
     }
 
@@ -150,6 +191,11 @@ impl Verifier {
 }
 
 impl Pending<'_> {
+    /// Who signed the request (known from the head).
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
     /// Whether the request is already known to come from the key's holder
     /// (bearer, or a signature over `x-amz-content-sha256`); if not, only its
     /// key id matched and the body read next must be bounded.
@@ -176,7 +222,7 @@ impl Pending<'_> {
             }
             State::Signature(head, variant) => {
                 let hash = body_hash();
-                head.check(&self.verifier.creds, &hash)?;
+                head.check(&self.creds, &hash)?;
                 self.verifier.record(&head, variant, self.now)?;
                 Ok(Some(hash))
             }

@@ -23,7 +23,8 @@ pub use code::sha256_hex;
 pub use error::PlatformError;
 pub use event_config::{EventInvokeConfig, EventInvokeConfigInput};
 pub use lambda::{
-    revision_id, ConfigPatch, FunctionDetail, NewFunction, Routing, MAX_RESERVED_CONCURRENCY,
+    revision_id, AccountSettings, ConfigPatch, FunctionDetail, NewFunction, Routing,
+    MAX_RESERVED_CONCURRENCY, MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, TOTAL_CODE_BYTES,
 };
 pub use lock::{DataDirLock, LOCK_FILE};
 pub use logs::LogLimits;
@@ -33,7 +34,7 @@ pub use registry::{DeployFunction, DeployReport, Deployed};
 pub use updraft_auth::Credentials;
 pub use updraft_core::logs::DEFAULT_INVOCATION_LOG_LIMIT;
 pub use updraft_scheduler::InstanceSpec;
-pub use updraft_store::{AliasRow, FunctionSettings, VersionRow};
+pub use updraft_store::{AccountUsage, AliasRow, FunctionSettings, Tags, VersionRow};
 pub use updraft_triggers::{FailureCondition, DEFAULT_RETRY_BASE};
 
 use std::collections::HashMap;

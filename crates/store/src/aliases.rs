@@ -150,7 +150,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM aliases WHERE function = $1 AND name = $2")
             .bind(function)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }

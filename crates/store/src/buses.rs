@@ -69,7 +69,7 @@ impl Store {
     pub async fn drop_bus_subscriptions(&self, function: &str) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM bus_subscriptions WHERE function = $1")
             .bind(function)
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected())
     }

@@ -200,10 +200,12 @@ impl Store {
         let mut tx = self.begin_write().await?;
         // Explicit rather than relying on ON DELETE CASCADE, which SQLite only
         // honours with foreign_keys=ON.
-        sqlx::query("DELETE FROM versions WHERE function = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["versions", "function_tags"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE function = $1"))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
         let gone = sqlx::query("DELETE FROM functions WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)

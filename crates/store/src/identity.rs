@@ -34,7 +34,7 @@ impl Store {
             )
             .bind(function)
             .bind(i64::from(FIRST_FUNCTION_UID))
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         }
         Err(StoreError::Corrupt(format!(

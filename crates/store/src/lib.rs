@@ -29,6 +29,7 @@ mod queue;
 mod schedules;
 mod settings;
 mod sql;
+mod tags;
 #[cfg(test)]
 mod tests;
 
@@ -49,6 +50,7 @@ pub use migrate::{schema_version, Migration, MIGRATIONS};
 pub use queue::{DeadLetter, EventInvokeConfigRow, LastError, NewEvent, QueuedEvent};
 pub use schedules::{NewSchedule, ScheduleRow};
 pub use settings::FunctionSettings;
+pub use tags::{AccountUsage, Tags};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,63 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     probe: Arc<tokio::sync::Mutex<Probe>>,
+    /// SQLite has one writer at a time. Writers of this process queue here,
+    /// in order, instead of in SQLite's busy handler, which sleeps a
+    /// blocked connection's thread for up to 100 ms at a time however soon
+    /// the lock is free (other processes, such as a second server on the
+    /// same file, still meet the busy handler). Unused for PostgreSQL,
+    /// whose row locks let writers run side by side.
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction; for SQLite it holds the process's writer turn
+/// until it is committed, rolled back or dropped.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    #[allow(dead_code)]
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+/// See [`Store::write_conn`].
+pub(crate) struct WriteConn {
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteConn {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.conn
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
 }
 
 impl Store {
@@ -188,6 +247,7 @@ impl Store {
             pool,
             backend,
             probe: Arc::default(),
+            writer: Arc::default(),
         })
     }
 
@@ -253,10 +313,33 @@ impl Store {
     /// A transaction that will write. SQLite must take the write lock up front:
     /// a deferred transaction that reads then writes fails with SQLITE_BUSY
     /// (busy_timeout does not help) when another writer got in between.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => {
+                let turn = self.writer.clone().lock_owned().await;
+                WriteTx {
+                    tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _turn: Some(turn),
+                }
+            }
+            Backend::Postgres => WriteTx {
+                tx: self.pool.begin().await?,
+                _turn: None,
+            },
+        })
+    }
+
+    /// A pooled connection for a statement that writes outside a
+    /// transaction of its own; for SQLite it holds the writer turn (see
+    /// `Store::writer`) until dropped.
+    async fn write_conn(&self) -> Result<WriteConn, StoreError> {
+        let turn = match self.backend {
+            Backend::Sqlite => Some(self.writer.clone().lock_owned().await),
+            Backend::Postgres => None,
+        };
+        Ok(WriteConn {
+            conn: self.pool.acquire().await?,
+            _turn: turn,
         })
     }
 }

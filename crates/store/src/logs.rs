@@ -75,7 +75,7 @@ impl Store {
     pub async fn prune_logs(&self, before_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM logs WHERE ts_ms < $1")
             .bind(before_ms)
-            .execute(&self.pool)
+            .execute(&mut *self.write_conn().await?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -90,7 +90,7 @@ impl Store {
         )
         .bind(function)
         .bind(i64::try_from(keep).unwrap_or(i64::MAX))
-        .execute(&self.pool)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(done.rows_affected())
     }

@@ -303,12 +303,7 @@ impl Store {
         handles: &[&str],
     ) -> Result<Vec<bool>, StoreError> {
         let done = self
-            .by_handles(
-                "DELETE FROM messages WHERE queue = $1 AND receipt_handle IN",
-                queue,
-                handles,
-                &[],
-            )
+            .by_handles("DELETE FROM messages", queue, handles, &[])
             .await?;
         Ok(handles
             .iter()
@@ -326,7 +321,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let done = self
             .by_handles(
-                "UPDATE messages SET visible_ms = $2 WHERE queue = $1 AND receipt_handle IN",
+                "UPDATE messages SET visible_ms = $2",
                 queue,
                 &[handle],
                 &[visible_ms],
@@ -348,8 +343,7 @@ impl Store {
             .by_handles(
                 "UPDATE messages SET visible_ms = $2, receipt_handle = NULL, \
                  receive_count = receive_count - 1, first_receive_ms = CASE WHEN \
-                 receive_count <= 1 THEN NULL ELSE first_receive_ms END \
-                 WHERE queue = $1 AND receipt_handle IN",
+                 receive_count <= 1 THEN NULL ELSE first_receive_ms END",
                 queue,
                 handles,
                 &[now_ms],
@@ -358,8 +352,9 @@ impl Store {
         Ok(done.len() as u64)
     }
 
-    /// `sql` (ending in `IN`) over the handles, `queue` bound as $1 and
-    /// `values` as $2…; the handles of the rows it touched.
+    /// `sql` (a `DELETE FROM messages` or `UPDATE messages SET …`) on the
+    /// messages of `queue` received under the handles, `queue` bound as $1
+    /// and `values` as $2…; the handles of the rows it touched.
     async fn by_handles(
         &self,
         sql: &str,
@@ -371,8 +366,16 @@ impl Store {
             return Ok(Vec::new());
         }
         let first = values.len() + 2;
+        // The handles find the rows (a unique index). SQLite, without
+        // statistics, would rather walk the queue's index once the list has
+        // ten handles: a scan of the whole queue per batch. `+queue` keeps
+        // the queue column out of its choice.
+        let queue_col = match self.backend {
+            Backend::Sqlite => "+queue",
+            Backend::Postgres => "queue",
+        };
         let sql = format!(
-            "{sql} ({}) RETURNING receipt_handle",
+            "{sql} WHERE {queue_col} = $1 AND receipt_handle IN ({}) RETURNING receipt_handle",
             crate::numbered_params(first, handles.len())
         );
         let mut tx = self.begin_write().await?;

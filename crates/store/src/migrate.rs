@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "queues", "0005_queues"),
     migration!(6, "schedules", "0006_schedules"),
     migration!(7, "buses", "0007_buses"),
+    migration!(8, "function tags", "0008_function_tags"),
 ];
 
 impl Migration {

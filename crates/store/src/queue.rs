@@ -174,7 +174,7 @@ impl Store {
         )
         .bind(worker)
         .bind(lease_until)
-        .execute(&self.pool)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -187,7 +187,7 @@ impl Store {
              WHERE status = 'claimed' AND claimed_by = $1",
         )
         .bind(worker)
-        .execute(&self.pool)
+        .execute(&mut *self.write_conn().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -239,7 +239,10 @@ impl Store {
                 .bind(l.body.clone())
                 .bind(l.version.as_str());
         }
-        Ok(q.execute(&self.pool).await?.rows_affected() == 1)
+        Ok(q.execute(&mut *self.write_conn().await?)
+            .await?
+            .rows_affected()
+            == 1)
     }
 
     /// Ends a held event in one transaction: removes it and writes the dead
@@ -417,7 +420,7 @@ impl Store {
             sqlx::query("DELETE FROM event_invoke_configs WHERE function = $1 AND qualifier = $2")
                 .bind(function)
                 .bind(qualifier)
-                .execute(&self.pool)
+                .execute(&mut *self.write_conn().await?)
                 .await?;
         Ok(done.rows_affected() > 0)
     }

@@ -60,16 +60,24 @@ fn settings_from_row(row: &AnyRow) -> Result<FunctionSettings, StoreError> {
     })
 }
 
+/// Whether the function exists.
+pub(crate) async fn function_exists(
+    conn: &mut AnyConnection,
+    name: &str,
+) -> Result<bool, StoreError> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM functions WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(exists.is_some())
+}
+
 /// Makes sure the function exists (NotFound otherwise) and has a settings row.
 pub(crate) async fn ensure_settings(
     conn: &mut AnyConnection,
     name: &str,
 ) -> Result<(), StoreError> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM functions WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if exists.is_none() {
+    if !function_exists(&mut *conn, name).await? {
         return Err(StoreError::NotFound(format!("function {name}")));
     }
     sqlx::query(

@@ -368,3 +368,4 @@ mod messages;
 mod queue;
 mod schedules;
 mod schema;
+mod tags;

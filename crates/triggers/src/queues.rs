@@ -24,8 +24,11 @@
 //! row locks, so several servers share a queue without taking a message
 //! twice.
 
+mod deleter;
+
 use crate::sqs;
 use crate::TriggersError;
+use deleter::Deleter;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,6 +53,8 @@ const GATHER_POLL: Duration = Duration::from_millis(50);
 /// Waits after a throttle or a store failure, doubling up to the maximum.
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Most batches one receive claims (each with a permit of its own).
+const MAX_BATCHES_PER_RECEIVE: usize = 16;
 /// Room left in the synchronous payload limit for the event's envelope.
 const ENVELOPE_BYTES: usize = 16 * 1024;
 
@@ -282,6 +287,7 @@ impl Consumer {
             }
         };
         let permits = Arc::new(Semaphore::new(0));
+        let deleter = Deleter::start(self.sh.store.clone(), m.queue.clone());
         let mut granted: u32 = 0;
         let mut backoff = MIN_BACKOFF;
         while !self.stopping() {
@@ -314,9 +320,19 @@ impl Consumer {
                 },
                 _ = self.stopped.changed() => continue,
             };
-            match self.gather().await {
-                Ok(batch) if batch.is_empty() => {
-                    drop(permit);
+            // Every free permit may take a batch: one receive claims them
+            // all, so a deep queue costs one store write per round of
+            // batches, not one per batch.
+            let mut turn = vec![permit];
+            while turn.len() < MAX_BATCHES_PER_RECEIVE {
+                match permits.clone().try_acquire_owned() {
+                    Ok(p) => turn.push(p),
+                    Err(_) => break,
+                }
+            }
+            match self.gather(turn.len() as i64 * m.batch_size).await {
+                Ok(got) if got.is_empty() => {
+                    drop(turn);
                     let wait = match self.sh.store.next_visible_ms(&m.queue).await {
                         Ok(Some(t)) => {
                             Duration::from_millis((t - now_ms()).max(1) as u64).min(POLL)
@@ -326,18 +342,26 @@ impl Consumer {
                     let sh = self.sh.clone();
                     self.pause(wait, Some(&sh.arrived)).await;
                 }
-                Ok(batch) => {
+                Ok(got) => {
                     backoff = MIN_BACKOFF;
-                    let run = Batch {
-                        sh: self.sh.clone(),
-                        mapping: m.clone(),
-                        qualifier: qualifier.clone(),
-                        messages: batch,
-                    };
-                    tokio::spawn(run.invoke(invoker.clone(), permit));
+                    let mut got = got.into_iter().peekable();
+                    // Permits left without a batch are dropped with `turn`.
+                    for permit in turn {
+                        if got.peek().is_none() {
+                            break;
+                        }
+                        let run = Batch {
+                            sh: self.sh.clone(),
+                            deleter: deleter.clone(),
+                            mapping: m.clone(),
+                            qualifier: qualifier.clone(),
+                            messages: got.by_ref().take(m.batch_size.max(1) as usize).collect(),
+                        };
+                        tokio::spawn(run.invoke(invoker.clone(), permit));
+                    }
                 }
                 Err(e) => {
-                    drop(permit);
+                    drop(turn);
                     tracing::warn!(queue = %m.queue, error = %e, "queues: receiving failed");
                     self.pause(backoff, None).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -346,15 +370,16 @@ impl Consumer {
         }
     }
 
-    /// Receives up to `batch_size` messages, gathering for up to the
-    /// mapping's window once the first has come.
-    async fn gather(&mut self) -> Result<Vec<Message>, StoreError> {
+    /// Receives up to `max` messages (whole batches for several permits);
+    /// when the first batch is not full, gathers for up to the mapping's
+    /// window once the first message has come.
+    async fn gather(&mut self, max: i64) -> Result<Vec<Message>, StoreError> {
         let m = self.mapping.clone();
         let store = self.sh.store.clone();
         let mut got = store
-            .receive_messages(&m.queue, now_ms(), m.batch_size, None)
+            .receive_messages(&m.queue, now_ms(), max, None)
             .await?;
-        if got.is_empty() || m.batch_window_ms <= 0 {
+        if got.is_empty() || m.batch_window_ms <= 0 || got.len() as i64 >= m.batch_size {
             return Ok(got);
         }
         let deadline = Instant::now() + Duration::from_millis(m.batch_window_ms as u64);
@@ -378,6 +403,7 @@ impl Consumer {
 /// One received batch and its invocation.
 struct Batch {
     sh: Arc<Shared>,
+    deleter: Deleter,
     mapping: MappingRow,
     qualifier: Option<Qualifier>,
     messages: Vec<Message>,
@@ -387,6 +413,7 @@ impl Batch {
     async fn invoke<I: Invoke>(self, invoker: I, permit: OwnedSemaphorePermit) {
         let Batch {
             sh,
+            deleter,
             mapping: m,
             qualifier,
             messages,
@@ -419,7 +446,16 @@ impl Batch {
             client_context: None,
             trigger: TriggerKind::Queue,
         };
-        match invoker.invoke(req).await {
+        let res = invoker.invoke(req).await;
+        // Once the function is done with the batch, its capacity is free
+        // for the next one while the store catches up.
+        let permit = if res.is_ok() {
+            drop(permit);
+            None
+        } else {
+            Some(permit)
+        };
+        match res {
             Ok(r) => match r.outcome {
                 Outcome::Success(body) => {
                     let ids: Vec<&str> = taken.iter().map(|x| x.id.as_str()).collect();
@@ -442,13 +478,12 @@ impl Batch {
                             Vec::new()
                         }
                     };
-                    let handles: Vec<&str> = done
+                    let handles: Vec<String> = done
                         .iter()
-                        .filter_map(|x| x.receipt_handle.as_deref())
+                        .filter_map(|x| x.receipt_handle.clone())
                         .collect();
                     if !handles.is_empty() {
-                        let r = with_retries(|| sh.store.delete_messages(&m.queue, &handles)).await;
-                        if let Err(e) = r {
+                        if let Err(e) = deleter.delete(handles).await {
                             // They come back after the visibility timeout: at least once.
                             tracing::error!(queue = %m.queue, error = %e, "queues: deleting a done batch failed");
                         }

@@ -70,6 +70,7 @@ struct CreateBody {
     environment: Option<Environment>,
     architectures: Option<Vec<String>>,
     layers: Option<Vec<String>>,
+    tags: Option<updraft_platform::Tags>,
 }
 
 fn decode_zip(zip: Option<&str>) -> Result<Vec<u8>, PlatformError> {
@@ -180,6 +181,7 @@ pub async fn create(State(p): State<Platform>, bytes: Bytes) -> ApiResult {
         role: b.role,
         zip: decode_zip(code.zip_file.as_deref())?,
         publish: b.publish,
+        tags: b.tags.unwrap_or_default(),
     };
     let d = p.create_function(f).await?;
     Ok((
@@ -201,6 +203,12 @@ pub async fn get(State(p): State<Platform>, Path(name): Path<String>, Q(q): Q<Qu
     });
     if let Some(r) = d.settings.reserved_concurrency {
         v["Concurrency"] = json!({ "ReservedConcurrentExecutions": r });
+    }
+    // As Lambda: the function's tags, whichever version was asked for; no
+    // `Tags` when it has none.
+    let tags = p.function_tags(&t.name).await?;
+    if !tags.is_empty() {
+        v["Tags"] = json!(tags);
     }
     Ok(Json(v).into_response())
 }

@@ -5,11 +5,14 @@
 //! [`ApiError`] (Lambda's error shape).
 
 mod aliases;
+mod fallback;
 mod functions;
 mod invoke;
 mod mappings;
+mod operations;
 mod settings;
 mod shapes;
+mod tags;
 #[cfg(test)]
 mod tests;
 
@@ -24,9 +27,11 @@ use updraft_platform::{Platform, PlatformError};
 type ApiResult = Result<axum::response::Response, ApiError>;
 
 /// Every route of the subset, paths exactly as in botocore's service model
-/// (`lambda/2015-03-31/service-2.json`).
+/// (`lambda/2015-03-31/service-2.json`), the EventInvokeConfig ones
+/// (`lambda_events.rs`) included; every other request in Lambda's path space
+/// gets Lambda's error shape ([`fallback`]).
 pub fn router() -> Router<Platform> {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/2015-03-31/functions",
             get(functions::list).post(functions::create),
@@ -94,6 +99,14 @@ pub fn router() -> Router<Platform> {
                 .put(mappings::update)
                 .delete(mappings::delete),
         )
+        .route(
+            "/2017-03-31/tags/{resource}",
+            get(tags::list).post(tags::tag).delete(tags::untag),
+        )
+        .route("/2016-08-19/account-settings", get(tags::account_settings))
+        .route("/2016-08-19/account-settings/", get(tags::account_settings))
+        .merge(crate::lambda_events::routes());
+    fallback::cover(routes)
 }
 
 /// A function named in a path: a name, `name:qualifier`, a partial ARN

@@ -351,3 +351,95 @@ async fn lifecycle_through_the_router() {
     assert_eq!(v["Functions"], json!([]));
     p.shutdown(std::time::Duration::from_secs(1)).await;
 }
+
+/// Every operation of botocore's Lambda model is either routed or refused in
+/// Lambda's shape with an error it declares; any other request in Lambda's
+/// path space gets that shape too (never axum's bare 404 or 405).
+#[tokio::test]
+async fn every_request_in_lambdas_path_space_gets_lambdas_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = platform(dir.path()).await;
+    let app = crate::router(p.clone());
+    let mut refused = Vec::new();
+    for op in super::operations::OPERATIONS {
+        let path: Vec<&str> = op
+            .path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "x" } else { s })
+            .collect();
+        let mut uri = path.join("/");
+        if let Some((k, v)) = op.query {
+            uri = format!("{uri}?{k}={v}");
+        }
+        let (s, kind, v) = call(&app, &p, op.method, &uri, None).await;
+        assert!(s.is_success() || kind.is_some(), "{op:?}: {s} {v}");
+        let message = v["message"].as_str().unwrap_or_default();
+        if message.starts_with(&format!(
+            "{}: Updraft does not implement this Lambda operation yet",
+            op.name
+        )) {
+            let expected = match op.refusal {
+                super::fallback::Refusal::InvalidParameterValue => "InvalidParameterValueException",
+                super::fallback::Refusal::InvalidRequestContent => "InvalidRequestContentException",
+            };
+            assert_eq!(
+                (s, kind.as_deref()),
+                (StatusCode::BAD_REQUEST, Some(expected))
+            );
+            assert_eq!(v["Type"], "User");
+            refused.push(op.name);
+        }
+    }
+    for routed in [
+        "ListFunctions",
+        "Invoke",
+        "ListTags",
+        "TagResource",
+        "UntagResource",
+        "GetAccountSettings",
+        "GetFunctionEventInvokeConfig",
+        "ListEventSourceMappings",
+    ] {
+        assert!(!refused.contains(&routed), "{routed} was refused");
+    }
+    for unimplemented in [
+        "ListLayers",
+        "GetLayerVersionByArn",
+        "AddPermission",
+        "GetPolicy",
+        "ListFunctionUrlConfigs",
+        "ListProvisionedConcurrencyConfigs",
+        "GetFunctionCodeSigningConfig",
+        "ListCodeSigningConfigs",
+        "GetRuntimeManagementConfig",
+        "GetFunctionRecursionConfig",
+        "InvokeAsync",
+        "InvokeWithResponseStream",
+    ] {
+        assert!(
+            refused.contains(&unimplemented),
+            "{unimplemented} was not refused"
+        );
+    }
+    for (method, uri) in [
+        ("GET", "/2018-10-31"),
+        ("GET", "/2015-03-31/nothing/here"),
+        ("PATCH", "/2015-03-31/functions"),
+        ("GET", "/2015-03-31/functions/x/invocations"),
+        ("DELETE", "/2016-08-19/account-settings/"),
+        ("PUT", "/2019-09-25/functions/x/event-invoke-config/list"),
+    ] {
+        let (s, kind, v) = call(&app, &p, method, uri, None).await;
+        assert_eq!(
+            (s, kind.as_deref()),
+            (
+                StatusCode::BAD_REQUEST,
+                Some("InvalidParameterValueException")
+            ),
+            "{method} {uri}: {v}"
+        );
+        let want = format!("{method} {uri} is not an operation of the Lambda API");
+        assert!(v["message"].as_str().unwrap().starts_with(&want), "{v}");
+    }
+    p.shutdown(std::time::Duration::from_secs(1)).await;
+}

@@ -187,6 +187,10 @@ impl SignedHead {
         ct_eq(&self.key_id, &creds.access_key_id)
     }
 
+    pub(crate) fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
     pub(crate) fn signed_at(&self) -> SystemTime {
         self.signed_at
     }

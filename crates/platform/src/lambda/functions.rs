@@ -33,6 +33,7 @@ impl Platform {
         }
         check_config(&f.name, &config)?;
         self.check_runtime(&config)?;
+        super::tags::check_tags(&f.tags)?;
         let sha = self.put_code(&f.zip)?;
         self.prepare_code(&f.name, &config, &sha, "ZipFile").await?;
         let store = &self.inner.store;
@@ -47,6 +48,11 @@ impl Platform {
             })?;
         if let Some(role) = &f.role {
             store.set_role(&f.name, role).await?;
+        }
+        if !f.tags.is_empty() {
+            store
+                .tag_function(&f.name, &f.tags, super::MAX_TAGS)
+                .await?;
         }
         if f.publish {
             row = store.publish(&f.name, &config.description).await?;

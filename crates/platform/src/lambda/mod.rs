@@ -7,8 +7,10 @@
 mod aliases;
 mod functions;
 mod settings;
+mod tags;
 
-pub use settings::MAX_RESERVED_CONCURRENCY;
+pub use settings::{AccountSettings, MAX_RESERVED_CONCURRENCY, TOTAL_CODE_BYTES};
+pub use tags::{MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS};
 
 use crate::{Platform, PlatformError};
 use std::collections::BTreeMap;
@@ -59,6 +61,8 @@ pub struct NewFunction {
     pub role: Option<String>,
     pub zip: Vec<u8>,
     pub publish: bool,
+    /// `Tags`, checked before the function is made.
+    pub tags: updraft_store::Tags,
 }
 
 /// UpdateFunctionConfiguration's input: None fields stay as they are.

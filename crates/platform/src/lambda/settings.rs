@@ -1,14 +1,54 @@
-//! Function-level settings: reserved concurrency and the function URL config.
+//! Function-level settings: reserved concurrency and the function URL config;
+//! the account's limits and usage (GetAccountSettings).
 
 use crate::registry::Change;
 use crate::{Platform, PlatformError};
-use updraft_core::{function_arn, UrlAuth};
-use updraft_store::{FunctionSettings, StoreError};
+use updraft_core::{function_arn, limits, UrlAuth};
+use updraft_store::{AccountUsage, FunctionSettings, StoreError};
 
 /// The most reserved concurrency a function may get (as `scaling.max_instances`).
 pub const MAX_RESERVED_CONCURRENCY: i64 = 1000;
 
+/// The code storage GetAccountSettings reports (Lambda's default quota,
+/// 75 GB); Updraft does not enforce a total.
+pub const TOTAL_CODE_BYTES: i64 = 75 * 1024 * 1024 * 1024;
+
+/// GetAccountSettings: the limits this server enforces and what is used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountSettings {
+    pub total_code_size: i64,
+    /// A code package unpacked.
+    pub code_size_unzipped: i64,
+    /// A zip sent in a Lambda API request.
+    pub code_size_zipped: i64,
+    /// The most reserved concurrency one function may get.
+    pub concurrent_executions: i64,
+    /// That, less what functions have reserved (not below 0).
+    pub unreserved_concurrent_executions: i64,
+    pub usage: AccountUsage,
+}
+
 impl Platform {
+    // ---- account --------------------------------------------------------------
+
+    pub async fn account_settings(&self) -> Result<AccountSettings, PlatformError> {
+        let store = &self.inner.store;
+        let reserved: i64 = store
+            .all_function_settings()
+            .await?
+            .iter()
+            .filter_map(|s| s.reserved_concurrency)
+            .sum();
+        Ok(AccountSettings {
+            total_code_size: TOTAL_CODE_BYTES,
+            code_size_unzipped: limits::UNPACKED_CODE_BYTES as i64,
+            code_size_zipped: limits::DIRECT_ZIP_BYTES as i64,
+            concurrent_executions: MAX_RESERVED_CONCURRENCY,
+            unreserved_concurrent_executions: (MAX_RESERVED_CONCURRENCY - reserved).max(0),
+            usage: store.account_usage().await?,
+        })
+    }
+
     // ---- concurrency ----------------------------------------------------------
 
     /// PutFunctionConcurrency: caps the function's concurrent invocations.
