@@ -40,15 +40,8 @@ pub struct Args {
     /// Let functions reach what listens on this machine's loopback.
     #[arg(long, env = "UPDRAFT_ALLOW_FUNCTION_LOOPBACK")]
     allow_function_loopback: bool,
-    /// Serve a Lambda runtime id with this interpreter (repeatable; see
-    /// `updraft server --help`): `nodejs22.x=/opt/node22/bin/node`.
-    #[arg(
-        long = "runtime",
-        value_name = "ID=PATH",
-        env = "UPDRAFT_RUNTIME",
-        value_delimiter = ','
-    )]
-    runtimes: Vec<updraft_platform::RuntimeMapping>,
+    #[command(flatten)]
+    runtime: super::server::RuntimeArgs,
 }
 
 /// Directories whose changes never call for a redeploy.
@@ -86,7 +79,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .then_some("--allow-function-loopback"),
         )
         .args(
-            args.runtimes
+            args.runtime
+                .runtimes
                 .iter()
                 .flat_map(|m| ["--runtime".to_string(), m.to_string()]),
         )

@@ -95,6 +95,13 @@ pub struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "UPDRAFT_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+/// `--runtime ID=PATH`, of `server` and `dev`.
+#[derive(clap::Args)]
+pub struct RuntimeArgs {
     /// Serve a Lambda runtime id with this interpreter, besides every
     /// python3.X and node on the instance PATH (/usr/local/bin:/usr/bin:/bin):
     /// `nodejs22.x=/opt/node22/bin/node`, `python3.13=/opt/py/bin/python3.13`.
@@ -106,7 +113,7 @@ pub struct Args {
         env = "UPDRAFT_RUNTIME",
         value_delimiter = ','
     )]
-    runtimes: Vec<updraft_platform::RuntimeMapping>,
+    pub runtimes: Vec<updraft_platform::RuntimeMapping>,
 }
 
 /// File descriptors kept for everything but client connections: the store,
@@ -190,7 +197,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         isolation: args.isolation,
         allow_function_loopback: args.allow_function_loopback,
         function_subnet: args.function_subnet,
-        runtimes: args.runtimes.clone(),
+        runtimes: args.runtime.runtimes.clone(),
     })
     .await
     .map_err(platform_error)?;
