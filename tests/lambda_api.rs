@@ -96,7 +96,7 @@ with zipfile.ZipFile(buf, "w") as z:
     z.writestr("app.py", "def handler(event, context):\n    return {'from': 'lambda-api', 'event': event}\n")
 lam = boto3.client("lambda", endpoint_url=os.environ["UPDRAFT_ENDPOINT"], region_name="us-east-1",
                    config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}))
-lam.create_function(FunctionName=sys.argv[1], Runtime="python3.12", Role="arn:aws:iam::000000000000:role/x",
+lam.create_function(FunctionName=sys.argv[1], Runtime=f"python3.{sys.version_info.minor}", Role="arn:aws:iam::000000000000:role/x",
                     Handler="app.handler", Code={"ZipFile": buf.getvalue()})
 "#;
     let mut cmd = Command::new("python3");

@@ -14,7 +14,7 @@ fn simple_app(dir: &std::path::Path, body: &str, memory: u32) {
     .unwrap();
     std::fs::write(
         dir.join("updraft.toml"),
-        format!("[app]\nname = \"life\"\n\n[functions.life]\nruntime = \"python3.12\"\nhandler = \"app.handler\"\ncode = \"code\"\nmemory_mb = {memory}\n"),
+        format!("[app]\nname = \"life\"\n\n[functions.life]\nruntime = \"python3\"\nhandler = \"app.handler\"\ncode = \"code\"\nmemory_mb = {memory}\n"),
     )
     .unwrap();
 }
@@ -64,7 +64,7 @@ fn bad_manifests_name_file_key_and_expectation_and_deploy_nothing() {
             "functions.life.code",
         ),
         (
-            good.replace("python3.12", "cobol"),
+            good.replace("\"python3\"", "\"cobol\""),
             "functions.life.runtime",
         ),
         (

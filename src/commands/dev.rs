@@ -40,6 +40,8 @@ pub struct Args {
     /// Let functions reach what listens on this machine's loopback.
     #[arg(long, env = "UPDRAFT_ALLOW_FUNCTION_LOOPBACK")]
     allow_function_loopback: bool,
+    #[command(flatten)]
+    runtime: super::server::RuntimeArgs,
 }
 
 /// Directories whose changes never call for a redeploy.
@@ -75,6 +77,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .args(
             args.allow_function_loopback
                 .then_some("--allow-function-loopback"),
+        )
+        .args(
+            args.runtime
+                .runtimes
+                .iter()
+                .flat_map(|m| ["--runtime".to_string(), m.to_string()]),
         )
         .stdin(Stdio::null())
         .kill_on_drop(true);

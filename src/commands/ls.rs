@@ -49,7 +49,7 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
             f.name.clone(),
             f.app.clone().unwrap_or_else(|| "-".into()),
             updraft_core::version_label(f.version),
-            f.runtime.clone(),
+            runtime_column(f),
             format!("{:?}", f.url_auth).to_lowercase(),
             f.live_instances.to_string(),
             f.url.clone(),
@@ -62,4 +62,24 @@ pub async fn run(args: Args, ctx: Context) -> anyhow::Result<ExitCode> {
     }
     print!("{}", updraft_core::text_table(&rows));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `python3.11 (3.11.2)`: the Lambda id and the interpreter's version, or
+/// what is missing when this server has no interpreter for it.
+fn runtime_column(f: &FunctionInfo) -> String {
+    let id = if f.runtime_id.is_empty() {
+        &f.runtime
+    } else {
+        &f.runtime_id
+    };
+    match (
+        &f.interpreter_version,
+        updraft_core::RuntimeKind::parse(&f.runtime),
+    ) {
+        (Some(v), _) => format!("{id} ({v})"),
+        (None, Some(updraft_core::RuntimeKind::Python3 | updraft_core::RuntimeKind::Nodejs)) => {
+            format!("{id} (not installed)")
+        }
+        (None, _) => id.clone(),
+    }
 }

@@ -15,6 +15,7 @@ pub const EXAMPLES: &str = r#"Examples:
   updraft server --database-url postgres://updraft@db/updraft
   updraft server --tls-cert cert.pem --tls-key key.pem
   updraft server --isolation none                  trusted code only, no sandbox
+  updraft server --runtime nodejs22.x=/opt/node22/bin/node   serve nodejs22.x with that node
 
 The server and `updraft dev` are alternatives: both listen on 127.0.0.1:8080
 unless told otherwise. SIGTERM, SIGINT or SIGHUP drain it: new work is
@@ -106,6 +107,25 @@ pub struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "UPDRAFT_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+}
+
+/// `--runtime ID=PATH`, of `server` and `dev`.
+#[derive(clap::Args)]
+pub struct RuntimeArgs {
+    /// Serve a Lambda runtime id with this interpreter, besides every
+    /// python3.X and node on the instance PATH (/usr/local/bin:/usr/bin:/bin):
+    /// `nodejs22.x=/opt/node22/bin/node`, `python3.13=/opt/py/bin/python3.13`.
+    /// Repeatable; the interpreter must report that version. Its directory
+    /// (and a `lib` beside a `bin`) is visible, read-only, to functions.
+    #[arg(
+        long = "runtime",
+        value_name = "ID=PATH",
+        env = "UPDRAFT_RUNTIME",
+        value_delimiter = ','
+    )]
+    pub runtimes: Vec<updraft_platform::RuntimeMapping>,
 }
 
 /// File descriptors kept for everything but client connections: the store,
@@ -218,6 +238,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         function_subnet: args.function_subnet,
         roles: args.roles.iter().cloned().collect(),
         function_credentials_ttl: args.function_credentials_ttl,
+        runtimes: args.runtime.runtimes.clone(),
     })
     .await
     .map_err(platform_error)?;

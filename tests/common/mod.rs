@@ -55,6 +55,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub endpoint: String,
     pub addr: String,
+    /// What the server printed before it listened (isolation, runtimes).
+    pub startup: Vec<String>,
     stderr: mpsc::Receiver<String>,
     extra_env: Vec<(String, String)>,
 }
@@ -102,10 +104,12 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut startup = Vec::new();
         let (scheme, addr) = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("server did not start");
+            startup.push(line.clone());
             let listening = line.split(" listening on ").nth(1);
             if let Some((scheme, rest)) = listening.and_then(|r| r.split_once("://")) {
                 let addr = rest.split_whitespace().next().unwrap().to_string();
@@ -117,6 +121,7 @@ impl Server {
             endpoint: format!("{scheme}://{addr}"),
             addr,
             data_dir,
+            startup,
             stderr: rx,
             extra_env: env
                 .iter()

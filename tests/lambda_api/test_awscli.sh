@@ -35,14 +35,16 @@ assert names == ["app.py"], names
 EOF
 
 echo "--- create-function $name"
-awsl create-function --function-name "$name" --runtime python3.12 --handler app.handler \
+# The system python3's Lambda id: the server runs only versions it has.
+runtime=$(python3 -c 'import sys; print(f"python3.{sys.version_info.minor}")')
+awsl create-function --function-name "$name" --runtime "$runtime" --handler app.handler \
   --role arn:aws:iam::000000000000:role/ignored --zip-file "fileb://$work/fn.zip" \
   --memory-size 128 --timeout 10 --output json >"$work/create.json"
-python3 - "$work/create.json" "$name" <<'EOF'
+python3 - "$work/create.json" "$name" "$runtime" <<'EOF'
 import json, sys
 c = json.load(open(sys.argv[1]))
 assert c["FunctionName"] == sys.argv[2], c
-assert c["Runtime"] == "python3.12" and c["Handler"] == "app.handler", c
+assert c["Runtime"] == sys.argv[3] and c["Handler"] == "app.handler", c
 EOF
 
 echo "--- get-function-configuration"

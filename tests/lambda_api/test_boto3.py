@@ -39,7 +39,9 @@ ENDPOINT = os.environ.get("UPDRAFT_ENDPOINT", "http://127.0.0.1:8080").rstrip("/
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
 ROLE = "arn:aws:iam::000000000000:role/ignored"
-RUNTIME = "python3.12"
+# The Lambda id of the python3 running this suite: the system's, which the
+# server finds on the instance PATH (a version it lacks is refused).
+RUNTIME = f"python3.{sys.version_info.minor}"
 # How long anything asynchronous may take before a test gives up.
 DEADLINE = 90.0
 

@@ -22,9 +22,13 @@ impl RuntimeKind {
     /// (`python3.12`, `nodejs20.x`, `provided.al2023`).
     pub fn parse(id: &str) -> Option<RuntimeKind> {
         let id = id.trim();
-        let kind = if id == "python3" || id.starts_with("python3.") {
-            RuntimeKind::Python3
-        } else if id == "nodejs" || (id.starts_with("nodejs") && id.ends_with(".x")) {
+        let kind = if id == "python3" || Self::pinned_version(id).is_some() {
+            if id.starts_with("python") {
+                RuntimeKind::Python3
+            } else {
+                RuntimeKind::Nodejs
+            }
+        } else if id == "nodejs" {
             RuntimeKind::Nodejs
         } else if id == "provided" || id.starts_with("provided.") {
             RuntimeKind::Provided
@@ -34,6 +38,20 @@ impl RuntimeKind {
             return None;
         };
         Some(kind)
+    }
+
+    /// The version a Lambda runtime id pins: Python 3's minor for
+    /// `python3.12` (12), Node.js's major for `nodejs22.x` (22); None for
+    /// `python3`, `nodejs` (the newest installed) and the other families.
+    pub fn pinned_version(id: &str) -> Option<u32> {
+        let id = id.trim();
+        let digits = id
+            .strip_prefix("python3.")
+            .or_else(|| id.strip_prefix("nodejs")?.strip_suffix(".x"))?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
     }
 
     pub const EXPECTED: &'static str =
@@ -531,6 +549,14 @@ mod tests {
             Some(RuntimeKind::Provided)
         );
         assert_eq!(RuntimeKind::parse("java21"), None);
+        assert_eq!(RuntimeKind::parse("python3.x"), None);
+        assert_eq!(RuntimeKind::parse("nodejsfoo.x"), None);
+        assert_eq!(RuntimeKind::parse("nodejs22"), None);
+        assert_eq!(RuntimeKind::pinned_version("python3.13"), Some(13));
+        assert_eq!(RuntimeKind::pinned_version("nodejs22.x"), Some(22));
+        assert_eq!(RuntimeKind::pinned_version("python3"), None);
+        assert_eq!(RuntimeKind::pinned_version("nodejs"), None);
+        assert_eq!(RuntimeKind::pinned_version("provided.al2023"), None);
     }
 
     #[test]

@@ -33,6 +33,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         function_subnet: updraft_platform::DEFAULT_FUNCTION_SUBNET.parse().unwrap(),
         roles: Default::default(),
         function_credentials_ttl: std::time::Duration::from_secs(3600),
+        runtimes: Vec::new(),
     })
     .await
     .unwrap()

@@ -49,6 +49,7 @@ pub use updraft_runtime_process::sandbox::netns::{
 };
 pub use updraft_runtime_process::IsolationMode;
 use updraft_runtime_process::{Isolation, ProcessRuntime};
+pub use updraft_runtime_process::{RuntimeMapping, Runtimes};
 use updraft_runtime_wasm::WasmRuntime;
 use updraft_scheduler::{Runtime, Scheduler};
 use updraft_store::{BatchWriter, InvocationRecord, Store};
@@ -89,8 +90,11 @@ pub struct PlatformConfig {
     /// (`--role NAME=PERMISSION,…`).
     pub roles: std::collections::BTreeMap<String, Vec<String>>,
     /// How long the credentials minted for an instance last
-    /// (`--function-credentials-ttl`); instances are not kept past half of it.
+    /// (`--function-credentials-ttl`); an instance takes no invocation that could outlive them.
     pub function_credentials_ttl: Duration,
+    /// Interpreters for Lambda runtime ids besides those on the instance
+    /// `PATH` (`--runtime nodejs22.x=/path/to/node`).
+    pub runtimes: Vec<RuntimeMapping>,
 }
 
 /// Manifest routes and the functions they lead to.
@@ -103,6 +107,7 @@ struct Inner {
     access: Arc<std::sync::OnceLock<updraft_runtime_process::FunctionAccess>>,
     code: code::CodeStore,
     scheduler: Scheduler,
+    interpreters: Arc<Runtimes>,
     logs: Arc<logs::Logs>,
     records: BatchWriter<InvocationRecord>,
     cache: invoker::ResolveCache,
@@ -169,8 +174,20 @@ impl Platform {
         )
         .map_err(|e| PlatformError::InvalidParameter(e.to_string()))?;
         eprintln!("updraft: {}", isolation.summary());
-        let process = ProcessRuntime::new(data_dir, &config.region, isolation, logs.clone())
-            .map_err(|e| PlatformError::internal("preparing the process runtime", e))?;
+        let interpreters = Arc::new(
+            Runtimes::discover(&config.runtimes)
+                .await
+                .map_err(|e| PlatformError::InvalidParameter(e.to_string()))?,
+        );
+        eprintln!("updraft: runtimes: {}", interpreters.summary());
+        let process = ProcessRuntime::new(
+            data_dir,
+            &config.region,
+            isolation,
+            interpreters.clone(),
+            logs.clone(),
+        )
+        .map_err(|e| PlatformError::internal("preparing the process runtime", e))?;
         let access = process.access();
         let process: Arc<dyn Runtime> = Arc::new(process);
         let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();
@@ -209,6 +226,7 @@ impl Platform {
                 access,
                 code,
                 scheduler,
+                interpreters,
                 logs,
                 records,
                 cache: invoker::ResolveCache::default(),
@@ -291,6 +309,30 @@ impl Platform {
 
     pub fn region(&self) -> &str {
         &self.inner.config.region
+    }
+
+    /// The interpreters this server runs functions on.
+    pub fn runtimes(&self) -> &Runtimes {
+        &self.inner.interpreters
+    }
+
+    /// The Lambda runtime id a function reports (`python3` → the version it
+    /// runs on here, `provided` → `provided.al2023`).
+    pub fn runtime_id(&self, runtime: &str) -> String {
+        self.inner.interpreters.lambda_id(runtime)
+    }
+
+    /// Refuses a runtime id this server has no interpreter for, naming
+    /// what it has and the flag that maps one.
+    pub(crate) fn check_runtime(
+        &self,
+        config: &updraft_core::FunctionConfig,
+    ) -> Result<(), updraft_core::Invalid> {
+        self.inner
+            .interpreters
+            .resolve(&config.runtime)
+            .map(|_| ())
+            .map_err(|e| updraft_core::Invalid::new("runtime", e.expected(), &config.runtime))
     }
 
     pub fn function_url(&self, name: &str) -> String {

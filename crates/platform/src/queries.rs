@@ -15,7 +15,15 @@ pub struct FunctionInfo {
     pub app: Option<String>,
     /// The published version `$LATEST` equals, or 0 when it has unpublished changes.
     pub version: i64,
+    /// The runtime as deployed (`python3`, `nodejs22.x`, …).
     pub runtime: String,
+    /// Lambda's id for it here (`python3` → `python3.11`).
+    #[serde(default)]
+    pub runtime_id: String,
+    /// The version of the interpreter it runs on (`3.11.2`); None for
+    /// `provided` and `wasm`, or when this server has no such interpreter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter_version: Option<String>,
     pub handler: String,
     pub memory_mb: u32,
     pub timeout_ms: u64,
@@ -65,6 +73,11 @@ impl Platform {
             app,
             version,
             runtime: latest.config.runtime.clone(),
+            runtime_id: self.runtime_id(&latest.config.runtime),
+            interpreter_version: match self.runtimes().resolve(&latest.config.runtime) {
+                Ok(Some(i)) => Some(i.version.to_string()),
+                _ => None,
+            },
             handler: latest.config.handler.clone(),
             memory_mb: latest.config.memory_mb,
             timeout_ms: latest.config.timeout_ms,

@@ -186,6 +186,8 @@ impl Platform {
         let mut names = std::collections::HashSet::new();
         for f in &functions {
             Self::check_config(&f.name, &f.config)?;
+            self.check_runtime(&f.config)
+                .map_err(|e| e.prefixed(&format!("functions.{}.", f.name)))?;
             if !names.insert(f.name.clone()) {
                 return Err(PlatformError::InvalidParameter(format!(
                     "function {} is listed twice",

@@ -5,6 +5,7 @@
 
 mod api;
 mod instance;
+pub mod interpreters;
 mod output;
 mod proc;
 pub mod sandbox;
@@ -12,6 +13,7 @@ pub mod sandbox;
 mod test_support;
 
 pub use api::MAX_RESPONSE_BYTES;
+pub use interpreters::{Interpreter, RuntimeMapping, Runtimes, Unavailable};
 pub use sandbox::{Isolation, IsolationMode};
 
 /// What preparing the process runtime fails with.
@@ -20,6 +22,9 @@ pub enum ProcessError {
     /// The host cannot give instances the isolation asked for (`--isolation`).
     #[error("{0}")]
     Isolation(String),
+    /// A `--runtime ID=PATH` mapping that cannot be served.
+    #[error("{} {mapping}: {reason}", interpreters::FLAG)]
+    Mapping { mapping: String, reason: String },
     /// Preparing the runtime's directories failed.
     #[error("{path}: {source}")]
     Io {
@@ -76,6 +81,7 @@ pub struct ProcessRuntime {
     runtimes_dir: PathBuf,
     region: String,
     isolation: Isolation,
+    interpreters: Arc<Runtimes>,
     logs: Arc<dyn LogSink>,
 }
 
@@ -86,6 +92,7 @@ impl ProcessRuntime {
         data_dir: &Path,
         region: &str,
         isolation: Isolation,
+        interpreters: Arc<Runtimes>,
         logs: Arc<dyn LogSink>,
     ) -> Result<ProcessRuntime, ProcessError> {
         use std::os::unix::fs::PermissionsExt;
@@ -121,6 +128,7 @@ impl ProcessRuntime {
             runtimes_dir,
             region: region.to_string(),
             isolation,
+            interpreters,
             logs,
         })
     }
@@ -157,22 +165,17 @@ impl ProcessRuntime {
     /// instance sees them (the host's system directories are at the same
     /// paths inside an instance root).
     fn command(&self, spec: &InstanceSpec) -> Result<(PathBuf, Vec<PathBuf>), String> {
-        let interpreter = |name: &str, script: PathBuf| {
-            find_on_path(name)
-                .map(|p| (p, vec![script]))
-                .ok_or_else(|| {
-                    format!("{name} is not installed on this server (looked in {INSTANCE_PATH})")
-                })
+        let interpreter = |script: &str| {
+            let kind = spec.config.kind();
+            match self.interpreters.resolve(&spec.config.runtime) {
+                Ok(Some(i)) => Ok((i.path.clone(), vec![self.runtime_root(kind).join(script)])),
+                Ok(None) => Err(format!("{} needs no interpreter", spec.config.runtime)),
+                Err(e) => Err(e.to_string()),
+            }
         };
         match spec.config.kind() {
-            RuntimeKind::Python3 => interpreter(
-                "python3",
-                self.runtime_root(RuntimeKind::Python3).join("bootstrap.py"),
-            ),
-            RuntimeKind::Nodejs => interpreter(
-                "node",
-                self.runtime_root(RuntimeKind::Nodejs).join("bootstrap.js"),
-            ),
+            RuntimeKind::Python3 => interpreter("bootstrap.py"),
+            RuntimeKind::Nodejs => interpreter("bootstrap.js"),
             RuntimeKind::Provided => {
                 if spec.code_dir.join("bootstrap").is_file() {
                     Ok((self.task_root(spec).join("bootstrap"), vec![]))
@@ -181,6 +184,21 @@ impl ProcessRuntime {
                 }
             }
             RuntimeKind::Wasm => Err("the process runtime does not run wasm components".into()),
+        }
+    }
+
+    /// The system's `PATH`, after the interpreter's own directory when it
+    /// is elsewhere (as Lambda's `/var/lang/bin` comes first).
+    fn instance_path(&self, spec: &InstanceSpec) -> String {
+        let dir = match self.interpreters.resolve(&spec.config.runtime) {
+            Ok(Some(i)) => i.path.parent().map(Path::to_path_buf),
+            _ => None,
+        };
+        match dir {
+            Some(d) if !INSTANCE_PATH.split(':').any(|p| Path::new(p) == d) => {
+                format!("{}:{INSTANCE_PATH}", d.display())
+            }
+            _ => INSTANCE_PATH.into(),
         }
     }
 
@@ -216,11 +234,14 @@ impl ProcessRuntime {
             ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
             (
                 "AWS_EXECUTION_ENV",
-                format!("AWS_Lambda_{}", spec.config.runtime),
+                format!(
+                    "AWS_Lambda_{}",
+                    self.interpreters.lambda_id(&spec.config.runtime)
+                ),
             ),
             ("AWS_REGION", self.region.clone()),
             ("AWS_DEFAULT_REGION", self.region.clone()),
-            ("PATH", INSTANCE_PATH.into()),
+            ("PATH", self.instance_path(spec)),
             ("LANG", "C.UTF-8".into()),
             ("TZ", ":UTC".into()),
             ("HOME", "/tmp".into()),
@@ -366,11 +387,16 @@ impl ProcessRuntime {
             }
             _ => None,
         };
+        let interpreter_dirs = match self.interpreters.resolve(&spec.config.runtime) {
+            Ok(Some(i)) => i.dirs(),
+            _ => Vec::new(),
+        };
         let setup = iso.child_setup(
             cgroup.as_ref(),
             netns,
             &spec.code_dir,
             runtime_dir.as_deref(),
+            &interpreter_dirs,
             spec.config.ephemeral_storage_mb,
             spec.uid,
         )?;
@@ -477,11 +503,4 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         (None, Some(sig)) => format!("signal: {sig}"),
         (None, None) => "unknown exit".into(),
     }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    INSTANCE_PATH
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
 }

@@ -49,7 +49,7 @@ pub fn function_configuration(p: &Platform, d: &FunctionDetail, qualify_latest: 
     let mut v = json!({
         "FunctionName": name,
         "FunctionArn": arn,
-        "Runtime": c.runtime,
+        "Runtime": p.runtime_id(&c.runtime),
         "Role": d.settings.role.as_deref().unwrap_or(DEFAULT_ROLE),
         "Handler": c.handler,
         "CodeSize": row.code_size,

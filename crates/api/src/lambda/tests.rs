@@ -29,6 +29,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         function_subnet: updraft_platform::DEFAULT_FUNCTION_SUBNET.parse().unwrap(),
         roles: Default::default(),
         function_credentials_ttl: std::time::Duration::from_secs(3600),
+        runtimes: Vec::new(),
     })
     .await
     .unwrap()
@@ -121,7 +122,7 @@ async fn lifecycle_through_the_router() {
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 
     let create = json!({
-        "FunctionName": "f", "Runtime": "python3.12", "Handler": "app.handler",
+        "FunctionName": "f", "Runtime": "python3", "Handler": "app.handler",
         "Role": "arn:aws:iam::1:role/r", "Code": {"ZipFile": zip()},
         "Environment": {"Variables": {"A": "1"}}, "Timeout": 5, "Publish": true,
     });

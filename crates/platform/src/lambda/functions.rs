@@ -35,6 +35,7 @@ impl Platform {
             config.scaling.per_instance = updraft_manifest::DEFAULT_WASM_PER_INSTANCE;
         }
         check_config(&f.name, &config)?;
+        self.check_runtime(&config)?;
         super::tags::check_tags(&f.tags)?;
         let sha = self.put_code(&f.zip)?;
         self.prepare_code(&f.name, &config, &sha, "ZipFile").await?;
@@ -179,6 +180,7 @@ impl Platform {
         let latest = self.latest_row(name).await?;
         self.check_revision(&latest, expected_revision)?;
         let mut config = latest.config.clone();
+        let new_runtime = patch.runtime.is_some();
         if let Some(v) = patch.runtime {
             config.runtime = v;
         }
@@ -209,6 +211,9 @@ impl Platform {
             config.scaling.per_instance = 1;
         }
         check_config(name, &config)?;
+        if new_runtime {
+            self.check_runtime(&config)?;
+        }
         if config.kind() != latest.config.kind() {
             self.prepare_code(name, &config, &latest.code_sha256, "Runtime")
                 .await?;

@@ -116,6 +116,9 @@ pub struct InstanceRoot<'a> {
     pub code_dir: &'a Path,
     /// The runtime's bootstrap directory, shown at `/var/runtime`.
     pub runtime_dir: Option<&'a Path>,
+    /// An interpreter's directories (`--runtime` mappings), shown at their
+    /// own paths unless a system directory holds them already.
+    pub interpreter_dirs: &'a [PathBuf],
     pub tmp_mb: u32,
 }
 
@@ -237,6 +240,18 @@ impl InstanceRoot<'_> {
             libc::MS_NOEXEC,
             c"mount a private /dev/shm",
         )?;
+        for dir in self.interpreter_dirs {
+            if SYSTEM_DIRS.iter().any(|s| dir.starts_with(s)) || !dir.is_absolute() {
+                continue;
+            }
+            // Each parent too: the root is an empty tmpfs.
+            let mut parents: Vec<&Path> = dir.ancestors().skip(1).collect();
+            parents.reverse();
+            for p in parents.iter().skip(1) {
+                steps.push(Step::Mkdir(at(&p.to_string_lossy())?));
+            }
+            bind_ro(&mut steps, dir, &dir.to_string_lossy())?;
+        }
         steps.push(Step::Mkdir(at("proc")?));
         if mount_proc {
             steps.push(Step::Mount {
