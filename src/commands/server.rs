@@ -15,6 +15,8 @@ pub const EXAMPLES: &str = r#"Examples:
   updraft server --database-url postgres://updraft@db/updraft
   updraft server --tls-cert cert.pem --tls-key key.pem
   updraft server --isolation none                  trusted code only, no sandbox
+  updraft server --install-sdk                     boto3 and @aws-sdk/client-* for functions (pip, npm)
+  updraft server --sdk-dir /opt/updraft-sdk        an SDK installed elsewhere (hosts without network)
 
 The server and `updraft dev` are alternatives: both listen on 127.0.0.1:8080
 unless told otherwise. SIGTERM, SIGINT or SIGHUP drain it: new work is
@@ -94,6 +96,17 @@ pub struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "UPDRAFT_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The AWS SDK that python3 and nodejs functions import without
+    /// bundling it: `python/` (boto3, a `pip install --target` tree) and
+    /// `nodejs/node_modules` (@aws-sdk/client-*) [default: DATA_DIR/runtimes/sdk].
+    /// Servers may share one; it must be readable by every user.
+    #[arg(long, env = "UPDRAFT_SDK_DIR")]
+    sdk_dir: Option<PathBuf>,
+    /// Install the pinned AWS SDK into the SDK directory at start unless it
+    /// is there (`python3 -m pip` and `npm` from PyPI and npm; a failure
+    /// stops the server).
+    #[arg(long, env = "UPDRAFT_INSTALL_SDK")]
+    install_sdk: bool,
 }
 
 /// File descriptors kept for everything but client connections: the store,
@@ -160,24 +173,28 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         local
     };
-    let platform = Platform::start(PlatformConfig {
-        data_dir: data_dir.clone(),
-        lock,
-        database_url,
-        region: args.region.clone(),
-        prices,
-        log_retention: args.log_retention,
-        log_limits: updraft_platform::LogLimits {
-            per_invocation: args.invocation_log_limit,
-            per_function_lines: args.log_retention_lines,
+    let sdk = function_sdk(&args, &data_dir).await?;
+    let platform = Platform::start_with_sdk(
+        PlatformConfig {
+            data_dir: data_dir.clone(),
+            lock,
+            database_url,
+            region: args.region.clone(),
+            prices,
+            log_retention: args.log_retention,
+            log_limits: updraft_platform::LogLimits {
+                per_invocation: args.invocation_log_limit,
+                per_function_lines: args.log_retention_lines,
+            },
+            public_url: format!("{scheme}://{shown}"),
+            retry_base: args.retry_base,
+            wasm_cache_dir: args.wasm_cache_dir.clone(),
+            isolation: args.isolation,
+            allow_function_loopback: args.allow_function_loopback,
+            function_subnet: args.function_subnet,
         },
-        public_url: format!("{scheme}://{shown}"),
-        retry_base: args.retry_base,
-        wasm_cache_dir: args.wasm_cache_dir.clone(),
-        isolation: args.isolation,
-        allow_function_loopback: args.allow_function_loopback,
-        function_subnet: args.function_subnet,
-    })
+        sdk,
+    )
     .await
     .map_err(platform_error)?;
 
@@ -206,6 +223,29 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     platform.store().close().await;
     eprintln!("updraft: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The AWS SDK for functions: `--sdk-dir` (or DATA_DIR/runtimes/sdk),
+/// installed first with `--install-sdk`.
+async fn function_sdk(
+    args: &Args,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<updraft_platform::Sdk> {
+    let dir = match &args.sdk_dir {
+        Some(d) => std::path::absolute(d).with_context(|| format!("--sdk-dir {}", d.display()))?,
+        None => data_dir.join(updraft_platform::SDK_DIR),
+    };
+    if !args.install_sdk {
+        return Ok(updraft_platform::Sdk::find(&dir));
+    }
+    eprintln!(
+        "updraft: installing the AWS SDK for functions into {} (pip, npm) …",
+        dir.display()
+    );
+    let sdk = tokio::task::spawn_blocking(move || updraft_platform::Sdk::install(&dir))
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(sdk)
 }
 
 /// A start-up failure as the operator should read it (internal details included).

@@ -319,6 +319,7 @@ impl Isolation {
         netns: Option<std::os::fd::OwnedFd>,
         code_dir: &Path,
         runtime_dir: Option<&Path>,
+        sdk: Option<(&Path, &'static str)>,
         tmp_mb: u32,
         uid: u32,
     ) -> std::io::Result<ChildSetup> {
@@ -329,6 +330,7 @@ impl Isolation {
             layout,
             code_dir,
             runtime_dir,
+            sdk,
             tmp_mb,
         });
         let workdir = if self.root.is_some() {
@@ -376,6 +378,7 @@ fn probe_jail(
             layout,
             code_dir: &code,
             runtime_dir: None,
+            sdk: None,
             tmp_mb: 1,
         }),
         is_root().then_some(crate::sandbox::PROBE_UID),

@@ -116,6 +116,9 @@ pub struct InstanceRoot<'a> {
     pub code_dir: &'a Path,
     /// The runtime's bootstrap directory, shown at `/var/runtime`.
     pub runtime_dir: Option<&'a Path>,
+    /// The AWS SDK for the runtime, and its name inside `/var/runtime`
+    /// (where an empty directory waits for it).
+    pub sdk: Option<(&'a Path, &'static str)>,
     pub tmp_mb: u32,
 }
 
@@ -175,6 +178,9 @@ impl InstanceRoot<'_> {
         bind_ro(&mut steps, self.code_dir, "var/task")?;
         if let Some(rt) = self.runtime_dir {
             bind_ro(&mut steps, rt, "var/runtime")?;
+            if let Some((sdk, name)) = self.sdk {
+                bind_ro(&mut steps, sdk, &format!("var/runtime/{name}"))?;
+            }
         }
         steps.push(Step::Mkdir(at("opt")?));
         let tmpfs = |steps: &mut Vec<Step>, dst: &str, data: String, extra: libc::c_ulong, what| {
