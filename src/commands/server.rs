@@ -235,8 +235,9 @@ async fn function_sdk(
         Some(d) => std::path::absolute(d).with_context(|| format!("--sdk-dir {}", d.display()))?,
         None => data_dir.join(updraft_platform::SDK_DIR),
     };
-    if !args.install_sdk {
-        return Ok(updraft_platform::Sdk::find(&dir));
+    let found = updraft_platform::Sdk::find(&dir);
+    if !args.install_sdk || found.is_pinned() {
+        return Ok(found);
     }
     eprintln!(
         "updraft: installing the AWS SDK for functions into {} (pip, npm) …",

@@ -53,6 +53,8 @@ fn uuid_like() -> String {
 pub struct Server {
     pub child: Option<Child>,
     pub data_dir: PathBuf,
+    /// What the server printed before it listened.
+    pub startup: Vec<String>,
     pub endpoint: String,
     pub addr: String,
     stderr: mpsc::Receiver<String>,
@@ -102,6 +104,7 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut startup = Vec::new();
         let (scheme, addr) = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -111,12 +114,14 @@ impl Server {
                 let addr = rest.split_whitespace().next().unwrap().to_string();
                 break (scheme.to_string(), addr);
             }
+            startup.push(line);
         };
         Server {
             child: Some(child),
             endpoint: format!("{scheme}://{addr}"),
             addr,
             data_dir,
+            startup,
             stderr: rx,
             extra_env: env
                 .iter()

@@ -101,6 +101,9 @@ pub struct Invocation {
     pub client_context: Option<String>,
     /// The ARN the caller used (with its qualifier, if any).
     pub invoked_arn: String,
+    /// The caller's X-Ray trace header (`Root=1-…`), if it sent one; the
+    /// runtime makes one up otherwise. Instances see it as `_X_AMZN_TRACE_ID`.
+    pub trace_id: Option<String>,
     /// The HTTP request itself (its body is `payload`), when the invocation
     /// came through the gateway to a runtime that takes HTTP (wasm).
     pub http: Option<HttpRequest>,

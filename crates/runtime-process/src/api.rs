@@ -128,7 +128,11 @@ async fn next(State(st): State<Arc<ApiState>>) -> Response {
     set("lambda-runtime-aws-request-id", &inv.request_id);
     set("lambda-runtime-deadline-ms", &p.deadline_ms.to_string());
     set("lambda-runtime-invoked-function-arn", &inv.invoked_arn);
-    set("lambda-runtime-trace-id", &trace_id(&inv.request_id));
+    let trace = inv.trace_id.clone();
+    set(
+        "lambda-runtime-trace-id",
+        &trace.unwrap_or_else(|| trace_id(&inv.request_id)),
+    );
     if let Some(cc) = &inv.client_context {
         // Callers send base64 JSON (`X-Amz-Client-Context`); the Runtime API
         // hands runtimes the JSON itself, as Lambda does.
@@ -267,6 +271,7 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"a":"1"}}"#),
             ),
             invoked_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+            trace_id: None,
             http: None,
         }
     }
@@ -344,6 +349,24 @@ mod tests {
             "{trace}"
         );
         assert_eq!(json(resp).await, serde_json::json!({ "n": 1 }));
+    }
+
+    #[tokio::test]
+    async fn next_passes_on_the_callers_trace_id() {
+        let (state, handles) = new_state();
+        let (tx, _rx) = oneshot::channel();
+        let traced = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let mut inv = invocation(b"{}");
+        inv.trace_id = Some(traced.into());
+        let pending = Pending {
+            invocation: inv,
+            deadline_ms: 1_700_000_000_000,
+            reply: tx,
+        };
+        handles.invocations.send(pending).await.unwrap();
+        let app = router(state);
+        let resp = send(&app, "GET", "/2018-06-01/runtime/invocation/next", b"").await;
+        assert_eq!(resp.headers()["lambda-runtime-trace-id"], traced);
     }
 
     #[tokio::test]

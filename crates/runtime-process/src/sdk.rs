@@ -57,7 +57,8 @@ impl Sdk {
         };
         fs::create_dir_all(dir).map_err(io(dir))?;
         let found = Sdk::find(dir);
-        if found.python.as_deref() != Some(pinned("boto3")) {
+        let (python, node) = Sdk::pinned_versions();
+        if found.python() != Some(python) {
             install_part(dir, "python", |staging| {
                 let req = staging.join("requirements.txt");
                 fs::write(&req, REQUIREMENTS)?;
@@ -72,7 +73,7 @@ impl Sdk {
                 done
             })?;
         }
-        if found.node.as_deref() != Some(pinned("@aws-sdk/client-lambda")) {
+        if found.node() != Some(node) {
             install_part(dir, "nodejs", |staging| {
                 fs::write(staging.join("package.json"), PACKAGE_JSON)?;
                 fs::write(staging.join("package-lock.json"), PACKAGE_LOCK)?;
@@ -84,6 +85,18 @@ impl Sdk {
             })?;
         }
         Ok(Sdk::find(dir))
+    }
+
+    /// The versions [`Sdk::install`] installs: boto3's and the
+    /// `@aws-sdk/client-*` packages'.
+    pub fn pinned_versions() -> (&'static str, &'static str) {
+        (pinned("boto3"), pinned("@aws-sdk/client-lambda"))
+    }
+
+    /// Whether both parts are there at the pinned versions.
+    pub fn is_pinned(&self) -> bool {
+        let (python, node) = Sdk::pinned_versions();
+        self.python() == Some(python) && self.node() == Some(node)
     }
 
     pub fn dir(&self) -> &Path {
@@ -115,10 +128,9 @@ impl Sdk {
         if self.python.is_some() && self.node.is_some() {
             line
         } else {
+            let (python, node) = Sdk::pinned_versions();
             format!(
-                "{line} (functions that import it fail; {INSTALL_HINT}: boto3 {}, @aws-sdk/client-* {})",
-                pinned("boto3"),
-                pinned("@aws-sdk/client-lambda")
+                "{line} (functions that import it fail; {INSTALL_HINT}: boto3 {python}, @aws-sdk/client-* {node})"
             )
         }
     }
@@ -172,7 +184,7 @@ pub(crate) fn link_runtime_dirs(
 
 /// The pinned version of `package` (boto3 in requirements.txt, an npm
 /// package in package.json).
-pub fn pinned(package: &str) -> &'static str {
+fn pinned(package: &str) -> &'static str {
     let python = REQUIREMENTS.lines().find_map(|l| {
         l.trim()
             .strip_prefix(package)

@@ -101,6 +101,7 @@ fn spec(revision: &str, scaling: Scaling) -> Arc<InstanceSpec> {
     Arc::new(InstanceSpec {
         function: "f".into(),
         version: 0,
+        invoked_arn: String::new(),
         revision: revision.into(),
         config: FunctionConfig {
             runtime: "python3".into(),
@@ -145,6 +146,7 @@ fn invocation(id: &str) -> Invocation {
         payload: id.as_bytes().to_vec(),
         client_context: None,
         invoked_arn: String::new(),
+        trace_id: None,
         http: None,
     }
 }
