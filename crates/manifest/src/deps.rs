@@ -58,6 +58,14 @@ mod tests {
     use super::*;
     use crate::Manifest;
 
+    /// A project directory with an empty code directory `src`.
+    fn project() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        (dir, src)
+    }
+
     fn spec(dir: &Path, runtime: &str, extra: &str) -> FunctionSpec {
         let text = format!(
             "[app]\nname = \"a\"\n[functions.f]\nruntime = \"{runtime}\"\nhandler = \"app.handler\"\ncode = \"src\"\n{extra}"
@@ -68,9 +76,7 @@ mod tests {
 
     #[test]
     fn python_requirements_without_build_warn_naming_file_and_build_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
-        std::fs::create_dir(&src).unwrap();
+        let (dir, src) = project();
         let f = spec(dir.path(), "python3", "");
         assert_eq!(dependency_warning(&f), None, "no requirements.txt");
         std::fs::write(src.join("requirements.txt"), "# none\n\n").unwrap();
@@ -90,9 +96,7 @@ mod tests {
 
     #[test]
     fn node_dependencies_without_build_warn() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
-        std::fs::create_dir(&src).unwrap();
+        let (dir, src) = project();
         let f = spec(dir.path(), "nodejs", "");
         std::fs::write(src.join("package.json"), r#"{"type": "module"}"#).unwrap();
         assert_eq!(dependency_warning(&f), None, "no dependencies");
