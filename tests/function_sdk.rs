@@ -132,6 +132,18 @@ fn python_boto3_client_made_at_import_calls_the_lambda_api() {
     );
 }
 
+/// Jailed instances see the SDK at /var/runtime/sdk, read-only.
+#[test]
+fn the_shipped_sdk_is_read_only_to_functions() {
+    let Some(s) = server("sdk-readonly") else {
+        return;
+    };
+    deploy(&s, &app(&s, "probe", "python3", "probe.handler", "py"));
+    let v = s.invoke_json("probe", "{}");
+    assert_eq!(v["boto3_file"], "/var/runtime/sdk/boto3/__init__.py", "{v}");
+    assert_eq!(v["write"], "Read-only file system", "{v}");
+}
+
 #[test]
 fn node_esm_handler_imports_the_shipped_client_lambda() {
     let Some(s) = server("sdk-node") else { return };

@@ -174,29 +174,27 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         local
     };
     let sdk = function_sdk(&args, &data_dir).await?;
-    let platform = Platform::start_with_sdk(
-        PlatformConfig {
-            data_dir: data_dir.clone(),
-            lock,
-            database_url,
-            region: args.region.clone(),
-            prices,
-            log_retention: args.log_retention,
-            log_limits: updraft_platform::LogLimits {
-                per_invocation: args.invocation_log_limit,
-                per_function_lines: args.log_retention_lines,
-            },
-            public_url: format!("{scheme}://{shown}"),
-            retry_base: args.retry_base,
-            wasm_cache_dir: args.wasm_cache_dir.clone(),
-            isolation: args.isolation,
-            allow_function_loopback: args.allow_function_loopback,
-            function_subnet: args.function_subnet,
+    let config = PlatformConfig {
+        data_dir: data_dir.clone(),
+        lock,
+        database_url,
+        region: args.region.clone(),
+        prices,
+        log_retention: args.log_retention,
+        log_limits: updraft_platform::LogLimits {
+            per_invocation: args.invocation_log_limit,
+            per_function_lines: args.log_retention_lines,
         },
-        sdk,
-    )
-    .await
-    .map_err(platform_error)?;
+        public_url: format!("{scheme}://{shown}"),
+        retry_base: args.retry_base,
+        wasm_cache_dir: args.wasm_cache_dir.clone(),
+        isolation: args.isolation,
+        allow_function_loopback: args.allow_function_loopback,
+        function_subnet: args.function_subnet,
+    };
+    let platform = Platform::start_with_sdk(config, sdk)
+        .await
+        .map_err(platform_error)?;
 
     let app = app(platform.clone());
     eprintln!(

@@ -128,11 +128,8 @@ async fn next(State(st): State<Arc<ApiState>>) -> Response {
     set("lambda-runtime-aws-request-id", &inv.request_id);
     set("lambda-runtime-deadline-ms", &p.deadline_ms.to_string());
     set("lambda-runtime-invoked-function-arn", &inv.invoked_arn);
-    let trace = inv.trace_id.clone();
-    set(
-        "lambda-runtime-trace-id",
-        &trace.unwrap_or_else(|| trace_id(&inv.request_id)),
-    );
+    let trace = (inv.trace_id.clone()).unwrap_or_else(|| trace_id(&inv.request_id));
+    set("lambda-runtime-trace-id", &trace);
     if let Some(cc) = &inv.client_context {
         // Callers send base64 JSON (`X-Amz-Client-Context`); the Runtime API
         // hands runtimes the JSON itself, as Lambda does.
