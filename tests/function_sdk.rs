@@ -246,4 +246,6 @@ fn install_sdk_installs_the_pinned_versions_once() {
         "{:?}",
         s.startup
     );
+    drop(s);
+    std::fs::remove_dir_all(&sdk).unwrap(); // 70 MB
 }

@@ -197,6 +197,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map_err(platform_error)?;
 
     let app = app(platform.clone());
+    // Before "listening": a SIGTERM sent as soon as that line shows drains.
+    let mut signals = ShutdownSignals::new()?;
     eprintln!(
         "updraft {} listening on {scheme}://{local} (data dir {}, credentials in {})",
         env!("CARGO_PKG_VERSION"),
@@ -213,7 +215,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         idle_timeout: args.idle_timeout,
         tls,
     };
-    let mut signals = ShutdownSignals::new()?;
     updraft_listener::serve(listener, app, config, async move { signals.recv().await }).await;
     eprintln!("updraft: draining");
     platform.shutdown(args.drain_timeout).await;
