@@ -186,3 +186,31 @@ fn a_closed_stdout_ends_a_command_quietly_by_sigpipe() {
         );
     }
 }
+
+/// A code directory with a requirements.txt and no `build` line deploys,
+/// with a warning naming the file and the build line that would ship it.
+#[test]
+fn deploy_warns_of_requirements_it_does_not_install() {
+    let s = Server::start("cli-deps");
+    let dir = scratch("deps-app");
+    std::fs::create_dir(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/app.py"), "def handler(e, c):\n    return 1\n").unwrap();
+    std::fs::write(dir.join("src/requirements.txt"), "requests==2.32.3\n").unwrap();
+    std::fs::write(
+        dir.join("updraft.toml"),
+        "[app]\nname = \"deps\"\n[functions.deps]\nruntime = \"python3\"\nhandler = \"app.handler\"\ncode = \"src\"\n",
+    )
+    .unwrap();
+    let out = s.cli(&["deploy", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "warning: deps: src/requirements.txt lists packages that deploy does not install \
+             (the function has no `build` line); to ship them, add to [functions.deps]: \
+             build = \"pip install -r requirements.txt -t .\""
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).starts_with("deps 1 "), "{}", stdout(&out));
+}

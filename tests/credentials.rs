@@ -10,6 +10,24 @@ use common::{fixture, scratch, Server};
 use serde_json::Value;
 use std::process::Command;
 
+/// The server's environment: the test keys and the AWS SDK scripts/setup
+/// installs for functions (UPDRAFT_TEST_SDK_DIR).
+fn env() -> Vec<(&'static str, String)> {
+    let sdk = std::env::var("UPDRAFT_TEST_SDK_DIR").expect(
+        "UPDRAFT_TEST_SDK_DIR: the AWS SDK for functions (scripts/setup installs it in \
+         target/ci/sdk and names it in target/ci/env)",
+    );
+    let mut env: Vec<(&str, String)> = KEYS.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    env.push(("UPDRAFT_SDK_DIR", sdk));
+    env
+}
+
+fn start(name: &str, flags: &[&str]) -> Server {
+    let env = env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::start_with(scratch(name), &env, flags)
+}
+
 fn call(s: &Server, payload: &str) -> Value {
     s.invoke_json("caller", payload)
 }
@@ -17,7 +35,7 @@ fn call(s: &Server, payload: &str) -> Value {
 #[test]
 fn a_function_calls_the_lambda_api_with_its_own_credentials_and_only_as_granted() {
     require_boto3();
-    let s = Server::start_in(scratch("creds"), &KEYS);
+    let s = start("creds", &[]);
     s.deploy(&fixture("credentials"));
 
     // The boto3 client made at import time invokes the granted function.
@@ -71,11 +89,7 @@ fn a_function_calls_the_lambda_api_with_its_own_credentials_and_only_as_granted(
 #[test]
 fn function_credentials_expire() {
     require_boto3();
-    let s = Server::start_with(
-        scratch("creds-ttl"),
-        &KEYS,
-        &["--function-credentials-ttl", "3s"],
-    );
+    let s = start("creds-ttl", &["--function-credentials-ttl", "3s"]);
     s.deploy(&fixture("credentials"));
     let env = call(&s, r#"{"op": "env"}"#);
     let mut cmd = Command::new("python3");

@@ -51,6 +51,9 @@ pub async fn deploy_dir(
     let manifest = Manifest::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut functions = Vec::new();
     for spec in &manifest.functions {
+        if let Some(warning) = updraft_manifest::dependency_warning(spec) {
+            eprintln!("warning: {warning}");
+        }
         if spec.build.is_some() {
             eprintln!("building {} …", spec.name);
             updraft_manifest::run_build(spec).map_err(|e| anyhow::anyhow!("{e}"))?;

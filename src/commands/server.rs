@@ -16,6 +16,8 @@ pub const EXAMPLES: &str = r#"Examples:
   updraft server --tls-cert cert.pem --tls-key key.pem
   updraft server --isolation none                  trusted code only, no sandbox
   updraft server --runtime nodejs22.x=/opt/node22/bin/node   serve nodejs22.x with that node
+  updraft server --install-sdk                     boto3 and @aws-sdk/client-* for functions (pip, npm)
+  updraft server --sdk-dir /opt/updraft-sdk        an SDK installed elsewhere (hosts without network)
 
 The server and `updraft dev` are alternatives: both listen on 127.0.0.1:8080
 unless told otherwise. SIGTERM, SIGINT or SIGHUP drain it: new work is
@@ -107,6 +109,17 @@ pub struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "UPDRAFT_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// The AWS SDK that python3 and nodejs functions import without
+    /// bundling it: `python/` (boto3, a `pip install --target` tree) and
+    /// `nodejs/node_modules` (@aws-sdk/client-*) [default: DATA_DIR/runtimes/sdk].
+    /// Servers may share one; it must be readable by every user.
+    #[arg(long, env = "UPDRAFT_SDK_DIR")]
+    sdk_dir: Option<PathBuf>,
+    /// Install the pinned AWS SDK into the SDK directory at start unless it
+    /// is there (`python3 -m pip` and `npm` from PyPI and npm; a failure
+    /// stops the server).
+    #[arg(long, env = "UPDRAFT_INSTALL_SDK")]
+    install_sdk: bool,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -219,7 +232,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         local
     };
-    let platform = Platform::start(PlatformConfig {
+    let sdk = function_sdk(&args, &data_dir).await?;
+    let config = PlatformConfig {
         data_dir: data_dir.clone(),
         lock,
         database_url,
@@ -239,9 +253,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         roles: args.roles.iter().cloned().collect(),
         function_credentials_ttl: args.function_credentials_ttl,
         runtimes: args.runtime.runtimes.clone(),
-    })
-    .await
-    .map_err(platform_error)?;
+    };
+    let platform = Platform::start_with_sdk(config, sdk)
+        .await
+        .map_err(platform_error)?;
 
     let app = app(platform.clone());
     // Instances reach the AWS APIs (not the gateway) on their Runtime API
@@ -250,6 +265,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         updraft_api::router(platform.clone()),
         platform.clone(),
     ));
+    // Before "listening": a SIGTERM sent as soon as that line shows drains.
+    let mut signals = ShutdownSignals::new()?;
     eprintln!(
         "updraft {} listening on {scheme}://{local} (data dir {}, credentials in {})",
         env!("CARGO_PKG_VERSION"),
@@ -266,7 +283,6 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         idle_timeout: args.idle_timeout,
         tls,
     };
-    let mut signals = ShutdownSignals::new()?;
     updraft_listener::serve(listener, app, config, async move { signals.recv().await }).await;
     eprintln!("updraft: draining");
     platform.shutdown(args.drain_timeout).await;
@@ -274,6 +290,30 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     platform.store().close().await;
     eprintln!("updraft: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The AWS SDK for functions: `--sdk-dir` (or DATA_DIR/runtimes/sdk),
+/// installed first with `--install-sdk`.
+async fn function_sdk(
+    args: &Args,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<updraft_platform::Sdk> {
+    let dir = match &args.sdk_dir {
+        Some(d) => std::path::absolute(d).with_context(|| format!("--sdk-dir {}", d.display()))?,
+        None => data_dir.join(updraft_platform::SDK_DIR),
+    };
+    let found = updraft_platform::Sdk::find(&dir);
+    if !args.install_sdk || found.is_pinned() {
+        return Ok(found);
+    }
+    eprintln!(
+        "updraft: installing the AWS SDK for functions into {} (pip, npm) …",
+        dir.display()
+    );
+    let sdk = tokio::task::spawn_blocking(move || updraft_platform::Sdk::install(&dir))
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(sdk)
 }
 
 /// A start-up failure as the operator should read it (internal details included).

@@ -53,10 +53,10 @@ fn uuid_like() -> String {
 pub struct Server {
     pub child: Option<Child>,
     pub data_dir: PathBuf,
+    /// What the server printed before it listened.
+    pub startup: Vec<String>,
     pub endpoint: String,
     pub addr: String,
-    /// What the server printed before it listened (isolation, runtimes).
-    pub startup: Vec<String>,
     stderr: mpsc::Receiver<String>,
     extra_env: Vec<(String, String)>,
 }

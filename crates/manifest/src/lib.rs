@@ -3,6 +3,7 @@
 //! deterministic zip. Every error names the file, the dotted key, what was
 //! expected and what was found.
 
+mod deps;
 mod error;
 mod load;
 mod package;
@@ -10,6 +11,7 @@ mod package;
 use std::path::{Path, PathBuf};
 use updraft_core::FunctionConfig;
 
+pub use deps::dependency_warning;
 pub use error::ManifestError;
 pub use load::{DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS, DEFAULT_WASM_PER_INSTANCE};
 pub use package::{package, run_build, Package, WASM_ENTRY};

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use updraft_core::{
-    new_request_id, now_ms, version_arn, FunctionConfig, HttpRequest, Invocation, Invoke,
-    InvokeRequest, InvokeResult, Outcome, Qualifier, TriggerKind, UrlAuth, Version,
+    function_arn, new_request_id, now_ms, qualified_arn, FunctionConfig, HttpRequest, Invocation,
+    Invoke, InvokeRequest, InvokeResult, Outcome, Qualifier, TriggerKind, UrlAuth, Version,
 };
 use updraft_scheduler::InstanceSpec;
 use updraft_store::{AliasRow, FunctionSettings, InvocationRecord};
@@ -119,10 +119,12 @@ impl Platform {
             Some(q) => q.version(),
         };
         let cache = &self.inner.cache;
-        let key = (
-            name.to_string(),
-            version.map(|v| v.to_string()).unwrap_or_default(),
-        );
+        // Keyed as the caller named it: an alias's spec reports the alias.
+        let mut shown = version.map(|v| v.to_string()).unwrap_or_default();
+        if let Some(Qualifier::Alias(a)) = qualifier {
+            shown = format!("{a}@{shown}");
+        }
+        let key = (name.to_string(), shown);
         if let Some(spec) = cache
             .specs
             .lock()
@@ -166,6 +168,10 @@ impl Platform {
             code_sha256: row.code_sha256,
             code_dir,
             uid,
+            invoked_arn: match qualifier {
+                None => function_arn(self.region(), name),
+                Some(q) => qualified_arn(self.region(), name, q),
+            },
         });
         cache.fill(&cache.specs, generation, key, &spec);
         Ok(spec)
@@ -302,7 +308,7 @@ impl Platform {
             request_id,
             payload,
             client_context,
-            invoked_arn: version_arn(self.region(), &spec.function, spec.version),
+            invoked_arn: spec.invoked_arn.clone(),
             trace_id,
             http,
         };

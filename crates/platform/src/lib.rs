@@ -47,9 +47,8 @@ use updraft_metering::Prices;
 pub use updraft_runtime_process::sandbox::netns::{
     Subnet as FunctionSubnet, DEFAULT_SUBNET as DEFAULT_FUNCTION_SUBNET,
 };
-pub use updraft_runtime_process::IsolationMode;
 use updraft_runtime_process::{Isolation, ProcessRuntime};
-pub use updraft_runtime_process::{RuntimeMapping, Runtimes};
+pub use updraft_runtime_process::{IsolationMode, RuntimeMapping, Runtimes, Sdk};
 use updraft_runtime_wasm::WasmRuntime;
 use updraft_scheduler::{Runtime, Scheduler};
 use updraft_store::{BatchWriter, InvocationRecord, Store};
@@ -97,6 +96,10 @@ pub struct PlatformConfig {
     pub runtimes: Vec<RuntimeMapping>,
 }
 
+/// Where in the data directory `updraft server` keeps the AWS SDK for
+/// functions unless given `--sdk-dir`.
+pub const SDK_DIR: &str = "runtimes/sdk";
+
 /// Manifest routes and the functions they lead to.
 pub type Routes = Arc<Vec<(HttpRoute, String)>>;
 
@@ -127,8 +130,19 @@ pub struct Platform {
 
 impl Platform {
     /// Opens the store (applying migrations), loads credentials, prepares the
-    /// runtimes and cleans what an earlier run left.
+    /// runtimes and cleans what an earlier run left. Functions get the AWS
+    /// SDK found in `DATA_DIR/`[`SDK_DIR`], if any.
     pub async fn start(config: PlatformConfig) -> Result<Platform, PlatformError> {
+        let sdk = Sdk::find(&config.data_dir.join(SDK_DIR));
+        Platform::start_with_sdk(config, sdk).await
+    }
+
+    /// [`Platform::start`] with the AWS SDK that python3 and nodejs
+    /// functions import (`updraft server --sdk-dir`, `--install-sdk`).
+    pub async fn start_with_sdk(
+        config: PlatformConfig,
+        sdk: Sdk,
+    ) -> Result<Platform, PlatformError> {
         use std::os::unix::fs::PermissionsExt;
         let data_dir = &config.data_dir;
         std::fs::create_dir_all(data_dir)
@@ -188,6 +202,10 @@ impl Platform {
             logs.clone(),
         )
         .map_err(|e| PlatformError::internal("preparing the process runtime", e))?;
+        eprintln!("updraft: {}", sdk.summary());
+        let process = process
+            .with_sdk(sdk)
+            .map_err(|e| PlatformError::internal("showing the AWS SDK to functions", e))?;
         let access = process.access();
         let process: Arc<dyn Runtime> = Arc::new(process);
         let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();

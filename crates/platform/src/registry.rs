@@ -163,6 +163,7 @@ impl Platform {
             code_sha256: code_sha256.to_string(),
             code_dir,
             uid: 0,
+            invoked_arn: String::new(),
         };
         self.inner
             .scheduler

@@ -128,7 +128,8 @@ async fn next(State(st): State<Arc<ApiState>>) -> Response {
     set("lambda-runtime-aws-request-id", &inv.request_id);
     set("lambda-runtime-deadline-ms", &p.deadline_ms.to_string());
     set("lambda-runtime-invoked-function-arn", &inv.invoked_arn);
-    set("lambda-runtime-trace-id", &trace_id(&inv.request_id));
+    let trace = (inv.trace_id.clone()).unwrap_or_else(|| trace_id(&inv.request_id));
+    set("lambda-runtime-trace-id", &trace);
     if let Some(cc) = &inv.client_context {
         // Callers send base64 JSON (`X-Amz-Client-Context`); the Runtime API
         // hands runtimes the JSON itself, as Lambda does.
@@ -345,6 +346,24 @@ mod tests {
             "{trace}"
         );
         assert_eq!(json(resp).await, serde_json::json!({ "n": 1 }));
+    }
+
+    #[tokio::test]
+    async fn next_passes_on_the_callers_trace_id() {
+        let (state, handles) = new_state();
+        let (tx, _rx) = oneshot::channel();
+        let traced = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let mut inv = invocation(b"{}");
+        inv.trace_id = Some(traced.into());
+        let pending = Pending {
+            invocation: inv,
+            deadline_ms: 1_700_000_000_000,
+            reply: tx,
+        };
+        handles.invocations.send(pending).await.unwrap();
+        let app = router(state);
+        let resp = send(&app, "GET", "/2018-06-01/runtime/invocation/next", b"").await;
+        assert_eq!(resp.headers()["lambda-runtime-trace-id"], traced);
     }
 
     #[tokio::test]

@@ -9,12 +9,14 @@ pub mod interpreters;
 mod output;
 mod proc;
 pub mod sandbox;
+pub mod sdk;
 #[cfg(test)]
 mod test_support;
 
 pub use api::MAX_RESPONSE_BYTES;
 pub use interpreters::{Interpreter, RuntimeMapping, Runtimes, Unavailable};
 pub use sandbox::{Isolation, IsolationMode};
+pub use sdk::Sdk;
 
 /// What preparing the process runtime fails with.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,9 @@ pub enum ProcessError {
         #[source]
         source: io::Error,
     },
+    /// Installing the AWS SDK for functions failed (`--install-sdk`).
+    #[error("{0}")]
+    Sdk(String),
 }
 
 use instance::{exited, ProcessInstance};
@@ -83,6 +88,8 @@ pub struct ProcessRuntime {
     isolation: Isolation,
     interpreters: Arc<Runtimes>,
     logs: Arc<dyn LogSink>,
+    /// The AWS SDK shown to python3 and nodejs instances ([`Self::with_sdk`]).
+    sdk: Option<Sdk>,
 }
 
 impl ProcessRuntime {
@@ -130,7 +137,17 @@ impl ProcessRuntime {
             isolation,
             interpreters,
             logs,
+            sdk: None,
         })
+    }
+
+    /// Shows `sdk` to python3 and nodejs instances, read-only inside their
+    /// runtime directory (see [`sdk`]).
+    pub fn with_sdk(mut self, sdk: Sdk) -> Result<ProcessRuntime, ProcessError> {
+        let jailed = self.isolation.root.is_some();
+        sdk::link_runtime_dirs(&sdk, &self.runtimes_dir, jailed)?;
+        self.sdk = Some(sdk);
+        Ok(self)
     }
 
     pub fn isolation(&self) -> &Isolation {
@@ -254,13 +271,23 @@ impl ProcessRuntime {
             for (k, v) in (access.credentials)(spec) {
                 env.insert(k, v);
             }
+            // Reserved on Lambda, the credentials replace the function's own
+            // variables; an endpoint the function sets itself wins.
             let endpoint = format!("http://{api}");
             for service in ["LAMBDA", "SQS", "EVENTS"] {
-                env.insert(format!("AWS_ENDPOINT_URL_{service}"), endpoint.clone());
+                env.entry(format!("AWS_ENDPOINT_URL_{service}"))
+                    .or_insert_with(|| endpoint.clone());
             }
         }
         if kind == RuntimeKind::Python3 {
             env.insert("PYTHONUNBUFFERED".into(), "1".into());
+        }
+        if kind == RuntimeKind::Nodejs {
+            // As Lambda's: the runtime's node_modules (the SDK) after the
+            // function's own, which Node searches first.
+            let rt = self.runtime_root(kind).display().to_string();
+            let task = self.task_root(spec).display().to_string();
+            env.insert("NODE_PATH".into(), format!("{rt}/node_modules:{rt}:{task}"));
         }
         if self.isolation.root.is_none() {
             env.insert(
@@ -391,12 +418,14 @@ impl ProcessRuntime {
             Ok(Some(i)) => i.dirs(),
             _ => Vec::new(),
         };
+        let sdk = self.sdk.as_ref().and_then(|s| s.part(spec.config.kind()));
         let setup = iso.child_setup(
             cgroup.as_ref(),
             netns,
             &spec.code_dir,
             runtime_dir.as_deref(),
             &interpreter_dirs,
+            sdk.as_ref().map(|(dir, name)| (dir.as_path(), *name)),
             spec.config.ephemeral_storage_mb,
             spec.uid,
         )?;

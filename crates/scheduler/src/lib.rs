@@ -30,6 +30,10 @@ pub struct InstanceSpec {
     /// The host uid this function's instances run as, when the runtime
     /// switches users (allocated by the store, unique to the function).
     pub uid: u32,
+    /// The ARN its invocations report to the function
+    /// (`invoked_function_arn`): the function as the caller named it,
+    /// unqualified or with its version or alias, as Lambda does.
+    pub invoked_arn: String,
 }
 
 impl InstanceSpec {

@@ -361,6 +361,17 @@ async fn lifecycle_through_the_router() {
         serde_json::from_slice::<Value>(&bytes).unwrap(),
         json!({"k": 1})
     );
+    // The ARN an invocation reports is the function as the caller named it
+    // (an alias's invocations share the spec cache with no version's).
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:f";
+    for (q, shown) in [
+        (Some("1"), format!("{arn}:1")),
+        (Some("live"), format!("{arn}:live")),
+        (Some("$LATEST"), format!("{arn}:$LATEST")),
+        (None, arn.to_string()),
+    ] {
+        assert_eq!(p.resolve("f", q).await.unwrap().invoked_arn, shown);
+    }
     // Over the synchronous limit: refused before any instance.
     let big = "x".repeat(6 * 1024 * 1024 + 1);
     let (s, kind, _) = call(

@@ -85,23 +85,24 @@ function isError(e) {
   return e instanceof Error || util.types.isNativeError(e);
 }
 
-// Body posted to /error and /init/error.
+// Body posted to /error and /init/error, as Lambda's Node runtime sends it:
+// `trace` is the stack, its `Type: message` line first.
 function toRuntimeResponse(error) {
   try {
     if (isError(error)) {
       return {
         errorType: error.name,
         errorMessage: error.message,
-        stackTrace: typeof error.stack === 'string' ? error.stack.split('\n').slice(1) : [],
+        trace: typeof error.stack === 'string' ? error.stack.split('\n') : [],
       };
     }
-    return { errorType: typeof error, errorMessage: error.toString(), stackTrace: [] };
+    return { errorType: typeof error, errorMessage: error.toString(), trace: [] };
   } catch (_e) {
     return {
       errorType: 'handled',
       errorMessage: 'callback called with Error argument, but there was a problem while ' +
         'retrieving one or more of its message, name, and stack',
-      stackTrace: [],
+      trace: [],
     };
   }
 }
@@ -189,6 +190,45 @@ function postResponse(id, result) {
   return post(`${API_PREFIX}/invocation/${encodeURIComponent(id)}/response`, body);
 }
 
+// --- The runtime's node_modules for ES modules ------------------------------------
+// `require` searches NODE_PATH (the SDK in the runtime's node_modules, after
+// the function's own node_modules); `import` does not. As Lambda's runtime
+// makes NODE_PATH work for ES modules, a resolve hook retries a bare
+// specifier the default resolution did not find from each NODE_PATH entry.
+const NODE_PATH_HOOK = `
+let parents = [];
+export async function initialize(data) { parents = data; }
+const bare = (s) => !/^(\\.{0,2}\\/|#|[a-zA-Z][a-zA-Z0-9+.-]*:)/.test(s);
+export async function resolve(specifier, context, next) {
+  try {
+    return await next(specifier, context);
+  } catch (e) {
+    if (!e || e.code !== 'ERR_MODULE_NOT_FOUND' || !bare(specifier)) throw e;
+    for (const parentURL of parents) {
+      try { return await next(specifier, { ...context, parentURL }); } catch (_e) { /* next */ }
+    }
+    throw e;
+  }
+}`;
+
+function resolveEsmFromNodePath() {
+  const dirs = (env.NODE_PATH || '').split(path.delimiter).filter(Boolean);
+  const mod = require('module');
+  if (!dirs.length || typeof mod.register !== 'function') return;
+  const parents = dirs.map((d) => pathToFileURL(path.join(d, 'noop.js')).href);
+  mod.register(`data:text/javascript,${encodeURIComponent(NODE_PATH_HOOK)}`, { data: parents });
+}
+
+// A missing @aws-sdk package: say how the server gets the SDK.
+const SDK_HINT = ' (the AWS SDK for JavaScript is not installed on this server: start it with ' +
+  '`updraft server --install-sdk`, or give an installed copy with --sdk-dir DIR)';
+function sdkHint(e) {
+  const m = /['"](@aws-sdk\/[^'"/]+)/.exec(String(e && e.message));
+  if (!m) return '';
+  const dirs = (env.NODE_PATH || '').split(path.delimiter).filter(Boolean);
+  return dirs.some((d) => fs.existsSync(path.join(d, m[1], 'package.json'))) ? '' : SDK_HINT;
+}
+
 // --- Handler loading -------------------------------------------------------------------
 function hasPackageJsonTypeModule(file) {
   let dir = path.dirname(file);
@@ -255,7 +295,7 @@ async function loadHandler(fullHandler) {
   } catch (e) {
     if (e instanceof SyntaxError) throw new UserCodeSyntaxError(String(e));
     if (e && (e.code === 'MODULE_NOT_FOUND' || e.code === 'ERR_MODULE_NOT_FOUND')) {
-      throw new ImportModuleError(String(e));
+      throw new ImportModuleError(String(e) + sdkHint(e));
     }
     throw e;
   }
@@ -385,6 +425,7 @@ async function main() {
     process.exit(1);
   }
   try {
+    resolveEsmFromNodePath();
     handler = await loadHandler(HANDLER);
   } catch (err) {
     console.error('Uncaught Exception', toFormatted(err));

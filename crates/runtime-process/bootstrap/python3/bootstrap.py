@@ -17,6 +17,14 @@ import urllib.parse
 from collections.abc import Awaitable
 
 _THIS_FILE = os.path.abspath(__file__)
+# The AWS SDK (boto3) the server installed, beside this file: last on sys.path,
+# so a function's own copy (in its code) wins, as on Lambda.
+SDK_DIR = os.path.join(os.path.dirname(_THIS_FILE), "sdk")
+SDK_MODULES = ("boto3", "botocore", "s3transfer")
+SDK_HINT = (
+    " (the AWS SDK for Python is not installed on this server: start it with"
+    " `updraft server --install-sdk`, or give an installed copy with --sdk-dir DIR)"
+)
 
 # Python puts the script's directory first on sys.path; user code must not see it.
 if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(_THIS_FILE):
@@ -31,10 +39,7 @@ FUNCTION_NAME = _ENV.get("AWS_LAMBDA_FUNCTION_NAME")
 FUNCTION_VERSION = _ENV.get("AWS_LAMBDA_FUNCTION_VERSION")
 LOG_GROUP_NAME = _ENV.get("AWS_LAMBDA_LOG_GROUP_NAME")
 LOG_STREAM_NAME = _ENV.get("AWS_LAMBDA_LOG_STREAM_NAME")
-try:
-    MEMORY_LIMIT_IN_MB = int(_ENV.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", ""))
-except ValueError:
-    MEMORY_LIMIT_IN_MB = None
+MEMORY_LIMIT_IN_MB = _ENV.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")  # a string, as awslambdaric has it
 
 API_PREFIX = "/2018-06-01/runtime"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
@@ -123,7 +128,7 @@ for _stream in (sys.stdout, sys.stderr):
         pass
 
 
-_current_request_id = None
+_current_request_id = ""
 
 
 class _RequestIdFilter(logging.Filter):
@@ -134,10 +139,15 @@ class _RequestIdFilter(logging.Filter):
 
 def _install_logging():
     # Like Lambda: the root logger gets a handler, so logger.setLevel(INFO) +
-    # logger.info(...) works (without one Python's lastResort drops INFO).
-    # Lambda's format minus the timestamp (the platform adds timestamps).
+    # logger.info(...) works (without one Python's lastResort drops INFO),
+    # with awslambdaric's format: [LEVEL]\tUTC TIMESTAMP\tREQUEST_ID\tmessage.
+    formatter = logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    formatter.converter = time.gmtime
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("[%(levelname)s]\t%(aws_request_id)s\t%(message)s"))
+    handler.setFormatter(formatter)
     handler.addFilter(_RequestIdFilter())
     logging.getLogger().addHandler(handler)
 
@@ -216,9 +226,13 @@ def load_handler(handler):
             )
         module = importlib.import_module(modpath)
     except ImportError as e:
+        hint = ""
+        missing = (getattr(e, "name", None) or "").split(".")[0]
+        if missing in SDK_MODULES and not os.path.isdir(os.path.join(SDK_DIR, "boto3")):
+            hint = SDK_HINT
         raise FaultException(
             FaultException.IMPORT_MODULE_ERROR,
-            "Unable to import module '{}': {}".format(modname, e),
+            "Unable to import module '{}': {}{}".format(modname, e, hint),
         )
     except SyntaxError as e:
         trace = ['  File "%s" Line %s\n    %s' % (e.filename, e.lineno, e.text)]
@@ -405,6 +419,8 @@ def main():
     _install_logging()
     if TASK_ROOT not in sys.path:
         sys.path.insert(0, TASK_ROOT)
+    if SDK_DIR not in sys.path:
+        sys.path.append(SDK_DIR)
 
     error = None
     try:

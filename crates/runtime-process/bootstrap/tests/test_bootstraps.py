@@ -9,6 +9,7 @@ throwaway Runtime API server and sample handlers written to temp dirs.
 import json
 import os
 import queue
+import re
 import select
 import shutil
 import subprocess
@@ -79,13 +80,13 @@ class _Server(ThreadingHTTPServer):
 class FakeRuntime:
     """Runtime API server plus one bootstrap subprocess."""
 
-    def __init__(self, cmd, task_root, handler, api=None):
+    def __init__(self, cmd, task_root, handler, api=None, env=None):
         self.events, self.results = queue.Queue(), queue.Queue()
         self.connections = set()
         self.httpd = _Server(("127.0.0.1", 0), _Handler)
         self.httpd.api = self
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        env = {
+        env_vars = {
             "PATH": os.environ.get("PATH", ""),
             "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:%d" % self.httpd.server_address[1],
             "_HANDLER": handler,
@@ -98,7 +99,9 @@ class FakeRuntime:
             "AWS_REGION": "us-east-1",
         }
         if api:
-            env["AWS_LAMBDA_RUNTIME_API"] = api
+            env_vars["AWS_LAMBDA_RUNTIME_API"] = api
+        env_vars.update(env or {})
+        env = env_vars
         self.lock = threading.Lock()
         self.out, self.err = [], []
         self.proc = subprocess.Popen(cmd, cwd=task_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -186,6 +189,7 @@ class FakeRuntime:
 
 class Base(unittest.TestCase):
     CMD = None
+    TRACE = "stackTrace"  # the error body's stack field
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="updraft-bootstrap-")
@@ -202,8 +206,8 @@ class Base(unittest.TestCase):
         with open(p, "w") as f:
             f.write(textwrap.dedent(text))
 
-    def start(self, handler, api=None):
-        rt = FakeRuntime(self.CMD, self.dir, handler, api)
+    def start(self, handler, api=None, cmd=None, env=None):
+        rt = FakeRuntime(cmd or self.CMD, self.dir, handler, api, env)
         self.runtimes.append(rt)
         return rt
 
@@ -213,15 +217,15 @@ class Base(unittest.TestCase):
         self.assertEqual(body, expected)
         return output
 
-    def assert_init_error(self, handler, error_type, message_part):
-        rt = self.start(handler)
+    def assert_init_error(self, handler, error_type, message_part, **kw):
+        rt = self.start(handler, **kw)
         kind, _, headers, body, _ = rt.result()
         self.assertEqual(kind, "init_error")
         body = json.loads(body)
         self.assertEqual(body["errorType"], error_type, body)
         self.assertEqual(headers["Lambda-Runtime-Function-Error-Type"], error_type)
         self.assertIn(message_part, body["errorMessage"])
-        self.assertIsInstance(body["stackTrace"], list)
+        self.assertIsInstance(body[self.TRACE], list)
         self.assertEqual(rt.proc.wait(timeout=TIMEOUT), 1)
         return body, rt.stderr()
 
@@ -283,7 +287,7 @@ class PythonBootstrapTest(Common, Base):
             self.assertEqual(body["event"], {"n": n})
             self.assertEqual(body["function_name"], "fn-name")
             self.assertEqual(body["function_version"], "$LATEST")
-            self.assertEqual(body["memory_limit_in_mb"], 256)
+            self.assertEqual(body["memory_limit_in_mb"], "256")  # a string, as in awslambdaric
             self.assertEqual(body["log_group_name"], "/aws/lambda/fn-name")
             self.assertTrue(body["invoked_function_arn"].endswith(":function:fn-name"))
             self.assertTrue(0 < body["remaining"] <= 30000)
@@ -292,6 +296,60 @@ class PythonBootstrapTest(Common, Base):
             self.assertEqual(body["identity_id"], "id-1")
             self.assertTrue(body["trace"].startswith("Root=1-"))
         self.assertEqual(len(rt.connections), 1, "keep-alive: one connection expected")
+
+    def test_logging_has_lambdas_form(self):
+        self.write("app.py", """
+            import logging
+            logger = logging.getLogger()
+            logger.setLevel(logging.INFO)
+            logger.info("at import")
+            def handler(event, context):
+                logger.warning("in handler %s", event)
+                return context.aws_request_id
+        """)
+        rt = self.start("app.handler")
+        kind, _, request_id, (out, _) = rt.invoke(7)
+        self.assertEqual(kind, "response")
+        stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+        self.assertRegex(out, r"(?m)^\[INFO\]\t%s\t\tat import$" % stamp)
+        self.assertRegex(out, r"(?m)^\[WARNING\]\t%s\t%s\tin handler 7$" % (stamp, re.escape(request_id)))
+
+    def sdk_runtime(self, with_sdk):
+        """A runtime directory as the server makes it: the bootstrap, and
+        the SDK (a stand-in boto3) in sdk/ beside it."""
+        rt_dir = os.path.join(self.dir, "runtime")
+        os.makedirs(rt_dir)
+        shutil.copy(PY_BOOTSTRAP, rt_dir)
+        if with_sdk:
+            self.write("runtime/sdk/boto3/__init__.py", "ORIGIN = 'shipped'\n")
+        # -S: no site-packages, which may hold a boto3 of its own (this venv's).
+        return [sys.executable, "-S", os.path.join(rt_dir, "bootstrap.py")]
+
+    def test_shipped_sdk_comes_last_on_sys_path(self):
+        cmd = self.sdk_runtime(with_sdk=True)
+        self.write("task/app.py", """
+            import sys, boto3
+            def handler(event, context):
+                return {"origin": boto3.ORIGIN, "first": sys.path[0], "last": sys.path[-1]}
+        """)
+        self.dir, root = os.path.join(self.dir, "task"), self.dir
+        self.assert_ok(self.start("app.handler", cmd=cmd), {}, {
+            "origin": "shipped", "first": self.dir, "last": os.path.join(root, "runtime", "sdk")})
+        # The function's own copy wins.
+        self.write("boto3/__init__.py", "ORIGIN = 'bundled'\n")
+        kind, _, body, _ = self.start("app.handler", cmd=cmd).invoke({})
+        self.assertEqual((kind, body["origin"]), ("response", "bundled"))
+
+    def test_missing_sdk_says_how_to_install_it(self):
+        cmd = self.sdk_runtime(with_sdk=False)
+        self.write("app.py", "import boto3\ndef handler(e, c): pass\n")
+        self.write("other.py", "import requests\ndef handler(e, c): pass\n")
+        self.assert_init_error("app.handler", "Runtime.ImportModuleError",
+                               "No module named 'boto3' (the AWS SDK for Python is not installed on this "
+                               "server: start it with `updraft server --install-sdk`", cmd=cmd)
+        body, _ = self.assert_init_error("other.handler", "Runtime.ImportModuleError",
+                                         "No module named 'requests'", cmd=cmd)
+        self.assertNotIn("install-sdk", body["errorMessage"])
 
     def test_async_none_and_nested(self):
         self.write("pkg/__init__.py", "")
@@ -356,6 +414,7 @@ class PythonBootstrapTest(Common, Base):
 
 class NodeBootstrapTest(Common, Base):
     CMD = ["node", NODE_BOOTSTRAP]
+    TRACE = "trace"
 
     CONTEXT_FN = """(event, context) => ({
         event,
@@ -455,8 +514,11 @@ class NodeBootstrapTest(Common, Base):
         self.assertEqual(headers["Lambda-Runtime-Function-Error-Type"], "Unhandled")
         self.assertEqual(body["errorType"], "MyError")
         self.assertEqual(body["errorMessage"], "bad thing")
-        self.assertTrue(body["stackTrace"][0].strip().startswith("at "), body["stackTrace"])
-        self.assertIn("index.js", body["stackTrace"][0])
+        # As aws-lambda-nodejs-runtime-interface-client: `trace`, "Type: message" first.
+        self.assertNotIn("stackTrace", body)
+        self.assertEqual(body["trace"][0], "MyError: bad thing")
+        self.assertTrue(body["trace"][1].strip().startswith("at "), body["trace"])
+        self.assertIn("index.js", body["trace"][1])
         self.assertIn('ERROR\tInvoke Error \t{"errorType":"MyError","errorMessage":"bad thing"', err)
         for handler, etype, msg in (
             ("rejectString", "string", "just a string"),
@@ -480,6 +542,38 @@ class NodeBootstrapTest(Common, Base):
             kind, _, body, _ = rt.invoke({})
             self.assertEqual((kind, body["errorType"], body["errorMessage"]), ("error", etype, msg))
             self.assertEqual(rt.proc.wait(timeout=TIMEOUT), code)
+
+    def fake_sdk(self, where, origin):
+        """A stand-in @aws-sdk/client-lambda (CommonJS, as Lambda's copy)."""
+        pkg = os.path.join(where, "@aws-sdk", "client-lambda")
+        self.write(os.path.join(pkg, "package.json"), '{"name": "@aws-sdk/client-lambda", "main": "index.js"}')
+        self.write(os.path.join(pkg, "index.js"), "exports.ORIGIN = %r; exports.LambdaClient = class {};\n" % origin)
+
+    def test_shipped_sdk_for_require_and_import(self):
+        self.fake_sdk("runtime/node_modules", "shipped")
+        env = {"NODE_PATH": os.path.join(self.dir, "runtime", "node_modules")}
+        self.write("task/index.mjs", """
+            import { LambdaClient, ORIGIN } from "@aws-sdk/client-lambda";
+            export const handler = async () => ({ esm: ORIGIN, client: typeof LambdaClient });
+        """)
+        self.write("task/cjs.js", "exports.handler = async () => require('@aws-sdk/client-lambda').ORIGIN;\n")
+        self.dir = os.path.join(self.dir, "task")
+        self.assert_ok(self.start("index.handler", env=env), {}, {"esm": "shipped", "client": "function"})
+        self.assert_ok(self.start("cjs.handler", env=env), {}, "shipped")
+        # The function's own copy wins, for import and require.
+        self.fake_sdk("node_modules", "bundled")
+        self.assert_ok(self.start("index.handler", env=env), {}, {"esm": "bundled", "client": "function"})
+        self.assert_ok(self.start("cjs.handler", env=env), {}, "bundled")
+
+    def test_missing_sdk_says_how_to_install_it(self):
+        env = {"NODE_PATH": os.path.join(self.dir, "no-runtime", "node_modules")}
+        self.write("index.mjs", "import { S3Client } from '@aws-sdk/client-s3';\nexport const handler = () => 1;\n")
+        self.write("other.mjs", "import x from 'left-pad';\nexport const handler = () => 1;\n")
+        self.assert_init_error("index.handler", "Runtime.ImportModuleError",
+                               "the AWS SDK for JavaScript is not installed on this server: "
+                               "start it with `updraft server --install-sdk`", env=env)
+        body, _ = self.assert_init_error("other.handler", "Runtime.ImportModuleError", "left-pad", env=env)
+        self.assertNotIn("install-sdk", body["errorMessage"])
 
     def test_init_errors(self):
         self.write("syn.js", "exports.handler = (;\n")

@@ -320,6 +320,7 @@ impl Isolation {
         code_dir: &Path,
         runtime_dir: Option<&Path>,
         interpreter_dirs: &[PathBuf],
+        sdk: Option<(&Path, &'static str)>,
         tmp_mb: u32,
         uid: u32,
     ) -> std::io::Result<ChildSetup> {
@@ -331,6 +332,7 @@ impl Isolation {
             code_dir,
             runtime_dir,
             interpreter_dirs,
+            sdk,
             tmp_mb,
         });
         let workdir = if self.root.is_some() {
@@ -379,6 +381,7 @@ fn probe_jail(
             code_dir: &code,
             runtime_dir: None,
             interpreter_dirs: &[],
+            sdk: None,
             tmp_mb: 1,
         }),
         is_root().then_some(crate::sandbox::PROBE_UID),

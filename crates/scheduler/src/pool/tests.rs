@@ -109,6 +109,7 @@ fn spec(revision: &str, scaling: Scaling) -> Arc<InstanceSpec> {
     Arc::new(InstanceSpec {
         function: "f".into(),
         version: 0,
+        invoked_arn: String::new(),
         revision: revision.into(),
         config: FunctionConfig {
             runtime: "python3".into(),

@@ -119,6 +119,9 @@ pub struct InstanceRoot<'a> {
     /// An interpreter's directories (`--runtime` mappings), shown at their
     /// own paths unless a system directory holds them already.
     pub interpreter_dirs: &'a [PathBuf],
+    /// The AWS SDK for the runtime, and its name inside `/var/runtime`
+    /// (where an empty directory waits for it).
+    pub sdk: Option<(&'a Path, &'static str)>,
     pub tmp_mb: u32,
 }
 
@@ -178,6 +181,9 @@ impl InstanceRoot<'_> {
         bind_ro(&mut steps, self.code_dir, "var/task")?;
         if let Some(rt) = self.runtime_dir {
             bind_ro(&mut steps, rt, "var/runtime")?;
+            if let Some((sdk, name)) = self.sdk {
+                bind_ro(&mut steps, sdk, &format!("var/runtime/{name}"))?;
+            }
         }
         steps.push(Step::Mkdir(at("opt")?));
         let tmpfs = |steps: &mut Vec<Step>, dst: &str, data: String, extra: libc::c_ulong, what| {
