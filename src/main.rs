@@ -38,7 +38,7 @@ struct Cli {
 enum Command {
     /// Run the platform: gateway, control API, scheduler, runtimes, store.
     #[command(after_help = commands::server::EXAMPLES)]
-    Server(commands::server::Args),
+    Server(Box<commands::server::Args>),
     /// Local development: a server on loopback, redeploys on change, streams logs.
     #[command(after_help = commands::dev::EXAMPLES)]
     Dev(commands::dev::Args),
@@ -135,7 +135,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let ctx = || ctx.expect("a client command has client flags");
         match cli.command {
-            Command::Server(a) => commands::server::run(a).await,
+            Command::Server(a) => commands::server::run(*a).await,
             Command::Dev(a) => commands::dev::run(a).await,
             Command::Deploy(a) => commands::deploy::run(a, ctx()).await,
             Command::Invoke(a) => commands::invoke::run(a, ctx()).await,

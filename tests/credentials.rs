@@ -5,27 +5,19 @@
 
 mod common;
 
-use common::aws::{aws_env, require_boto3, run_suite, KEYS, SECRET_KEY};
-use common::{fixture, scratch, Server};
+use common::aws::{aws_env, require_boto3, run_suite, server_with_keys_and_flags, SECRET_KEY};
+use common::{fixture, Server};
 use serde_json::Value;
 use std::process::Command;
 
-/// The server's environment: the test keys and the AWS SDK scripts/setup
-/// installs for functions (UPDRAFT_TEST_SDK_DIR).
-fn env() -> Vec<(&'static str, String)> {
+/// A server with the test keys and the AWS SDK scripts/setup installs for
+/// functions (UPDRAFT_TEST_SDK_DIR).
+fn start(name: &str, flags: &[&str]) -> Server {
     let sdk = std::env::var("UPDRAFT_TEST_SDK_DIR").expect(
         "UPDRAFT_TEST_SDK_DIR: the AWS SDK for functions (scripts/setup installs it in \
          target/ci/sdk and names it in target/ci/env)",
     );
-    let mut env: Vec<(&str, String)> = KEYS.iter().map(|(k, v)| (*k, v.to_string())).collect();
-    env.push(("UPDRAFT_SDK_DIR", sdk));
-    env
-}
-
-fn start(name: &str, flags: &[&str]) -> Server {
-    let env = env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Server::start_with(scratch(name), &env, flags)
+    server_with_keys_and_flags(name, &[("UPDRAFT_SDK_DIR", &sdk)], flags)
 }
 
 fn call(s: &Server, payload: &str) -> Value {
@@ -47,7 +39,10 @@ fn a_function_calls_the_lambda_api_with_its_own_credentials_and_only_as_granted(
     // function, even reading the function list.
     for (payload, what) in [
         (r#"{"op": "create"}"#, "lambda:CreateFunction"),
-        (r#"{"op": "invoke", "target": "private"}"#, "lambda:InvokeFunction on resource: private"),
+        (
+            r#"{"op": "invoke", "target": "private"}"#,
+            "lambda:InvokeFunction on resource: private",
+        ),
         (r#"{"op": "list"}"#, "lambda:ListFunctions"),
     ] {
         let got = call(&s, payload);
@@ -66,17 +61,33 @@ fn a_function_calls_the_lambda_api_with_its_own_credentials_and_only_as_granted(
     let env = call(&s, r#"{"op": "env"}"#);
     let given = &env["ok"];
     assert!(
-        given["AWS_ACCESS_KEY_ID"].as_str().unwrap().starts_with("ASIA"),
+        given["AWS_ACCESS_KEY_ID"]
+            .as_str()
+            .unwrap()
+            .starts_with("ASIA"),
         "{given}"
     );
-    assert!(given["AWS_SESSION_TOKEN"].as_str().is_some_and(|t| t.len() > 40), "{given}");
+    assert!(
+        given["AWS_SESSION_TOKEN"]
+            .as_str()
+            .is_some_and(|t| t.len() > 40),
+        "{given}"
+    );
     for service in ["LAMBDA", "SQS", "EVENTS"] {
-        let url = given[format!("AWS_ENDPOINT_URL_{service}")].as_str().unwrap();
+        let url = given[format!("AWS_ENDPOINT_URL_{service}")]
+            .as_str()
+            .unwrap();
         assert!(url.starts_with("http://127.0.0.1:"), "{service}: {url}");
     }
     let all = env["all"].to_string();
-    assert!(!all.contains(SECRET_KEY), "the admin secret is in a function's environment");
-    assert!(!all.contains(common::aws::ACCESS_KEY), "the admin key id is in a function's environment");
+    assert!(
+        !all.contains(SECRET_KEY),
+        "the admin secret is in a function's environment"
+    );
+    assert!(
+        !all.contains(common::aws::ACCESS_KEY),
+        "the admin key id is in a function's environment"
+    );
 
     // Used from outside, a tampered token is refused.
     let mut cmd = Command::new("python3");

@@ -93,6 +93,11 @@ pub fn aws_env(cmd: &mut Command, s: &Server) {
 /// to its data directory before it starts (as if it had generated them), so
 /// that the CLI and [`Server::bearer`] find them there too.
 pub fn server_with_keys(name: &str, env: &[(&str, &str)]) -> Server {
+    server_with_keys_and_flags(name, env, &[])
+}
+
+/// [`server_with_keys`] with extra `server` flags.
+pub fn server_with_keys_and_flags(name: &str, env: &[(&str, &str)], flags: &[&str]) -> Server {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = super::scratch(name);
     let creds = updraft_auth::Credentials {
@@ -106,5 +111,5 @@ pub fn server_with_keys(name: &str, env: &[(&str, &str)]) -> Server {
         .open(dir.join("credentials"))
         .unwrap();
     std::io::Write::write_all(&mut file, creds.to_ini().as_bytes()).unwrap();
-    Server::start_in(dir, env)
+    Server::start_with(dir, env, flags)
 }

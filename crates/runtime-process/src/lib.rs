@@ -62,13 +62,16 @@ const NODE_BOOTSTRAP: &str = include_str!("../bootstrap/nodejs/bootstrap.js");
 /// The `PATH` instances see: the system's, never the server's.
 const INSTANCE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+/// Makes the environment variables carrying an instance's credentials.
+pub type CredentialsEnv = Box<dyn Fn(&InstanceSpec) -> Vec<(String, String)> + Send + Sync>;
+
 /// How instances call the platform's AWS APIs (Lambda, SQS, EventBridge)
 /// as their function, the way a Lambda execution role and the SDK's
 /// default endpoints let them on AWS.
 pub struct FunctionAccess {
     /// The environment carrying an instance's credentials
     /// (`AWS_ACCESS_KEY_ID`, …), minted at each start.
-    pub credentials: Box<dyn Fn(&InstanceSpec) -> Vec<(String, String)> + Send + Sync>,
+    pub credentials: CredentialsEnv,
     /// How long those credentials last: an instance takes no invocation
     /// that could run past their expiry.
     pub credentials_ttl: Duration,
@@ -505,7 +508,10 @@ impl ProcessRuntime {
             peak,
             oom_flag,
             stopped: AtomicBool::new(false),
-            retire_at: self.access.get().map(|a| Instant::now() + a.credentials_ttl),
+            retire_at: self
+                .access
+                .get()
+                .map(|a| Instant::now() + a.credentials_ttl),
         };
         Ok((instance, handles))
     }

@@ -127,9 +127,10 @@ impl Pool {
     fn put_idle(&self, instance: Box<dyn Instance>, spec: &InstanceSpec, now: Instant) {
         let mut st = self.lock();
         // Unfit once an invocation begun then could outlive the instance.
-        let stale_at = instance
-            .retire_at()
-            .map(|t| t.checked_sub(Duration::from_millis(spec.config.timeout_ms)).unwrap_or(now));
+        let stale_at = instance.retire_at().map(|t| {
+            t.checked_sub(Duration::from_millis(spec.config.timeout_ms))
+                .unwrap_or(now)
+        });
         st.idle.push(Idle {
             instance,
             stale_at,
