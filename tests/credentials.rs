@@ -112,3 +112,17 @@ fn function_credentials_expire() {
     let got = call(&s, r#"{"op": "invoke", "target": "callee"}"#);
     assert_eq!(got["ok"]["called"], "callee", "{got}");
 }
+
+#[test]
+fn create_functions_role_names_a_role_the_server_defines() {
+    require_boto3();
+    let s = start(
+        "creds-role",
+        &["--role", "invoker=lambda:InvokeFunction:callee"],
+    );
+    s.deploy(&fixture("credentials"));
+    let mut cmd = Command::new("python3");
+    cmd.arg("tests/credentials/by_role.py");
+    aws_env(&mut cmd, &s);
+    run_suite("CreateFunction with a Role", cmd);
+}
