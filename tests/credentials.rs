@@ -126,3 +126,36 @@ fn create_functions_role_names_a_role_the_server_defines() {
     aws_env(&mut cmd, &s);
     run_suite("CreateFunction with a Role", cmd);
 }
+
+/// Attack: a function that can reach the server (here: functions share the
+/// host's loopback) signs a request to another function's private URL with
+/// its own credentials. Without lambda:InvokeFunctionUrl on that function it
+/// is refused; granted, it runs.
+#[test]
+fn a_functions_credentials_open_a_private_function_url_only_when_granted() {
+    require_boto3();
+    let sdk = std::env::var("UPDRAFT_TEST_SDK_DIR").expect("UPDRAFT_TEST_SDK_DIR");
+    let s = server_with_keys_and_flags(
+        "creds-url",
+        &[
+            ("UPDRAFT_SDK_DIR", &sdk),
+            ("UPDRAFT_ALLOW_FUNCTION_LOOPBACK", "true"),
+        ],
+        &[],
+    );
+    s.deploy(&fixture("credentials"));
+    let url = format!("{}/fn/private", s.endpoint);
+    let payload = serde_json::json!({"op": "url", "url": url}).to_string();
+    let refused = s.invoke_json("caller", &payload);
+    assert_eq!(refused["ok"]["status"], 403, "{refused}");
+    let body = refused["ok"]["body"].as_str().unwrap_or_default();
+    assert!(body.contains("lambda:InvokeFunctionUrl"), "{body}");
+    assert!(
+        !body.contains("\"called\""),
+        "the private function ran: {body}"
+    );
+    let granted = s.invoke_json("url-caller", &payload);
+    assert_eq!(granted["ok"]["status"], 200, "{granted}");
+    let body: Value = serde_json::from_str(granted["ok"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["called"], "private", "{body}");
+}

@@ -188,7 +188,29 @@ async fn function_url_call(
             std::time::SystemTime::now(),
         );
         match verdict {
-            Ok(pending) => Some(pending),
+            // A function's own credentials open another function's private
+            // URL only when granted, as IAM's lambda:InvokeFunctionUrl.
+            Ok(pending) => match pending.caller() {
+                updraft_auth::Caller::Function(claims)
+                    if !updraft_auth::permits(
+                        &claims.permissions,
+                        "lambda:InvokeFunctionUrl",
+                        &name,
+                    ) =>
+                {
+                    return error_response(
+                        StatusCode::FORBIDDEN,
+                        &format!(
+                            "function {} is not authorized to perform: lambda:InvokeFunctionUrl \
+                             on resource: {name} (grant it with permissions = \
+                             [\"lambda:InvokeFunctionUrl:{name}\"])",
+                            claims.function
+                        ),
+                        &new_request_id(),
+                    );
+                }
+                _ => Some(pending),
+            },
             Err(e) => return refused(&name, e),
         }
     } else {
