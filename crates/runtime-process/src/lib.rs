@@ -364,6 +364,9 @@ impl ProcessRuntime {
         args: &[PathBuf],
     ) -> io::Result<(ProcessInstance, api::ApiHandles)> {
         use std::os::unix::fs::PermissionsExt;
+        // Before the credentials are minted (in `env`): they expire no
+        // earlier than this plus their lifetime.
+        let minted = Instant::now();
         let iso = &self.isolation;
         let uid = iso.per_function_uid.then_some(spec.uid);
         let dir = self.instances_dir.join(id);
@@ -508,10 +511,7 @@ impl ProcessRuntime {
             peak,
             oom_flag,
             stopped: AtomicBool::new(false),
-            retire_at: self
-                .access
-                .get()
-                .map(|a| Instant::now() + a.credentials_ttl),
+            retire_at: self.access.get().map(|a| minted + a.credentials_ttl),
         };
         Ok((instance, handles))
     }
