@@ -120,7 +120,8 @@ impl Verifier {
                     .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| {
                         AuthError::Denied(
-                            "The security token included in the request is invalid:                              temporary credentials (ASIA…) need the X-Amz-Security-Token header"
+                            "The security token included in the request is invalid: \
+                             temporary credentials (ASIA…) need the X-Amz-Security-Token header"
                                 .into(),
                         )
                     })?;
