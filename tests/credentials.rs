@@ -158,4 +158,9 @@ fn a_functions_credentials_open_a_private_function_url_only_when_granted() {
     assert_eq!(granted["ok"]["status"], 200, "{granted}");
     let body: Value = serde_json::from_str(granted["ok"]["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["called"], "private", "{body}");
+    let headers = &body["event"]["headers"];
+    assert!(
+        headers.get("authorization").is_none() && headers.get("x-amz-security-token").is_none(),
+        "the caller's credentials reached the function: {headers}"
+    );
 }

@@ -224,8 +224,10 @@ async fn function_url_call(
         if let Err(e) = pending.finish(&inc.body) {
             return refused(&name, e);
         }
-        // The credentials were Updraft's, not the function's: they stop here.
+        // The credentials were Updraft's, not the function's: they stop here
+        // (a caller function's session token with them).
         inc.headers.remove(header::AUTHORIZATION);
+        inc.headers.remove("x-amz-security-token");
     }
     executor::run(gw, spec, inc, executor::Target::function_url(&raw_path)).await
 }
