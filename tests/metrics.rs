@@ -134,10 +134,7 @@ fn parse(text: &str) -> Option<Parsed> {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
             .collect();
-        let labels: Vec<String> = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{v}\""))
-            .collect();
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
         let key = format!("{}{{{}}}", s[0].as_str().unwrap(), labels.join(","));
         let prev = samples.insert(key.clone(), s[2].as_f64().unwrap());
         assert!(prev.is_none(), "sample {key} twice");
@@ -150,6 +147,24 @@ fn parse(text: &str) -> Option<Parsed> {
         .collect();
     Some(Parsed { samples, types })
 }
+
+/// GET argv[1] signed with SigV4 (argv[2], argv[3]); prints the status and body.
+const SIGNED_GET: &str = r#"
+import sys, urllib.request, urllib.error
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+url, key, secret = sys.argv[1:4]
+req = AWSRequest(method="GET", url=url)
+SigV4Auth(Credentials(key, secret), "lambda", "us-east-1").add_auth(req)
+try:
+    r = urllib.request.urlopen(urllib.request.Request(url, headers=dict(req.headers.items())))
+    print(r.status)
+    sys.stdout.write(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code)
+    sys.stdout.write(e.read().decode())
+"#;
 
 fn lambda_api(server: &Server, method: &str, path: &str, body: Value) -> u16 {
     let bearer = server.bearer();
@@ -355,7 +370,9 @@ fn a_known_sequence_shows_exactly_in_every_series() {
         0.0
     );
     assert_eq!(
-        m.named("updraft_dead_letters").into_iter().collect::<Vec<_>>(),
+        m.named("updraft_dead_letters")
+            .into_iter()
+            .collect::<Vec<_>>(),
         [("updraft_dead_letters{function=\"m-fail\"}", 1.0)]
     );
     assert!(m.named("updraft_async_events").is_empty(), "none waiting");
@@ -369,7 +386,10 @@ fn a_known_sequence_shows_exactly_in_every_series() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    assert!(start > now - 600.0 && start <= now + 1.0, "{start} vs {now}");
+    assert!(
+        start > now - 600.0 && start <= now + 1.0,
+        "{start} vs {now}"
+    );
 
     for (family, t) in [
         ("updraft_invocations", "counter"),
@@ -453,6 +473,26 @@ fn a_scrape_needs_the_admin_credentials_unless_public() {
     let (status, _, body) = scrape(&server, Some(&server.bearer()));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("# TYPE process_open_fds gauge"), "{body}");
+    // SigV4 (service lambda), as botocore signs.
+    aws::require_boto3();
+    let bearer = server.bearer();
+    let (key, secret) = bearer["Bearer ".len()..].split_once(':').unwrap();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            SIGNED_GET,
+            &format!("{}/metrics", server.endpoint),
+            key,
+            secret,
+        ])
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.starts_with("200\n"), "{text}");
+    assert!(text.contains("# TYPE process_open_fds gauge"), "{text}");
 
     let public = Server::start_with(scratch("metrics-public"), &[], &["--metrics-public"]);
     let (status, content_type, body) = scrape(&public, None);

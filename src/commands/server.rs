@@ -352,7 +352,10 @@ fn connection_cap(wanted: usize) -> usize {
 pub fn app(platform: Platform, metrics_public: bool) -> axum::Router {
     let app =
         updraft_api::router(platform.clone()).merge(updraft_gateway::router(platform.clone()));
-    let app = app.merge(updraft_api::metrics_router(platform.clone(), metrics_public));
+    let app = app.merge(updraft_api::metrics_router(
+        platform.clone(),
+        metrics_public,
+    ));
     // AWS's JSON-protocol services (SQS) on `POST /` with X-Amz-Target.
     updraft_api::target::wrap(app, platform).layer(axum::middleware::map_response(
         |mut resp: axum::response::Response| async move {

@@ -27,8 +27,7 @@ pub enum MetricsError {
 
 /// Upper bounds (seconds) of the duration histograms' buckets.
 pub const DURATION_BUCKETS: [f64; 16] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-    300.0,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
 /// A function version.
@@ -369,7 +368,9 @@ impl Metrics {
                 source: source.clone(),
             };
             self.async_events.get_or_create(&l).set(*count);
-            self.async_oldest.get_or_create(&l).set(oldest.as_secs_f64());
+            self.async_oldest
+                .get_or_create(&l)
+                .set(oldest.as_secs_f64());
         }
         for (function, n) in &s.dead_letters {
             self.dead_letters
@@ -397,7 +398,9 @@ impl Metrics {
             if let Some(age) = q.oldest {
                 self.queue_oldest.get_or_create(&l).set(age.as_secs_f64());
             }
-            self.queue_dead_letters.get_or_create(&l).set(q.dead_letters);
+            self.queue_dead_letters
+                .get_or_create(&l)
+                .set(q.dead_letters);
         }
     }
 }

@@ -201,6 +201,9 @@ mod tests {
             .unwrap()
             .as_secs_f64();
         let start = s.start_time_seconds.expect("start time");
-        assert!(start <= now + 1.0 && start > now - 86_400.0 * 365.0, "{start} vs {now}");
+        assert!(
+            start <= now + 1.0 && start > now - 86_400.0 * 365.0,
+            "{start} vs {now}"
+        );
     }
 }

@@ -99,6 +99,9 @@ fn scrape_time_gauges_replace_the_last_scrapes() {
     };
     let text = m.encode(&second).unwrap();
     assert!(!text.contains("function=\"a\""), "{text}");
-    assert!(!text.contains("updraft_queue_oldest_age_seconds{"), "{text}");
+    assert!(
+        !text.contains("updraft_queue_oldest_age_seconds{"),
+        "{text}"
+    );
     assert!(lines(&text).contains(&r#"updraft_queue_messages{queue="jobs",state="visible"} 0"#));
 }

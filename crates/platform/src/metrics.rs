@@ -73,7 +73,14 @@ impl Platform {
             .event_depths()
             .await?
             .into_iter()
-            .map(|d| (d.function, d.source, d.count, age(now, d.oldest_enqueued_ms)))
+            .map(|d| {
+                (
+                    d.function,
+                    d.source,
+                    d.count,
+                    age(now, d.oldest_enqueued_ms),
+                )
+            })
             .collect();
         let queues = store
             .queue_stats(None, now)
