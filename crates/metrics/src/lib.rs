@@ -6,12 +6,13 @@
 
 mod process;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
+use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,17 +31,28 @@ pub const DURATION_BUCKETS: [f64; 16] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
+/// A function's name as a label value: made once per invocation, shared
+/// (not copied) by every family the invocation counts in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct Name(Arc<str>);
+
+impl EncodeLabelValue for Name {
+    fn encode(&self, e: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        e.write_str(&self.0)
+    }
+}
+
 /// A function version.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FunctionLabels {
-    pub function: String,
-    pub version: i64,
+struct FunctionLabels {
+    function: Name,
+    version: i64,
 }
 
 /// An invocation's function version, what started it and how it ended.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InvocationLabels {
-    function: String,
+    function: Name,
     version: i64,
     trigger: &'static str,
     outcome: &'static str,
@@ -48,21 +60,21 @@ struct InvocationLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
-    function: String,
+    function: Name,
     version: i64,
     outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StartLabels {
-    function: String,
+    function: Name,
     version: i64,
     start: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ThrottleLabels {
-    function: String,
+    function: Name,
     version: i64,
     trigger: &'static str,
 }
@@ -144,6 +156,91 @@ pub struct QueueDepth {
     pub dead_letters: i64,
 }
 
+/// A family's name, help and unit.
+type Desc = (&'static str, &'static str, Option<Unit>);
+
+/// The families' descriptions.
+mod desc {
+    use super::{Desc, Unit};
+    pub const INVOCATIONS: Desc = (
+        "updraft_invocations",
+        "Invocations by function, version, trigger and outcome (throttles included)",
+        None,
+    );
+    pub const ERRORS: Desc = (
+        "updraft_errors",
+        "Invocations that ended in an error, by outcome",
+        None,
+    );
+    pub const STARTS: Desc = (
+        "updraft_starts",
+        "Invocations by start: cold (started an instance) or warm",
+        None,
+    );
+    pub const THROTTLES: Desc = (
+        "updraft_throttles",
+        "Invocations refused for want of concurrency",
+        None,
+    );
+    pub const INVOCATION_DURATION: Desc = (
+        "updraft_invocation_duration",
+        "Run time of invocations (init excluded)",
+        Some(Unit::Seconds),
+    );
+    pub const INIT_DURATION: Desc = (
+        "updraft_init_duration",
+        "Instance start time of cold starts",
+        Some(Unit::Seconds),
+    );
+    pub const BILLED_GB_SECONDS: Desc = (
+        "updraft_billed_gb_seconds",
+        "Billed duration times memory (GB = 1024 MB), as Lambda bills",
+        None,
+    );
+    pub const INSTANCES: Desc = (
+        "updraft_instances",
+        "Instances per function: live (idle included) and idle",
+        None,
+    );
+    pub const ASYNC_EVENTS: Desc = (
+        "updraft_async_events",
+        "Asynchronous events waiting or running, by target function and source",
+        None,
+    );
+    pub const ASYNC_OLDEST_AGE: Desc = (
+        "updraft_async_oldest_age",
+        "Age of the oldest asynchronous event, by target function and source",
+        Some(Unit::Seconds),
+    );
+    pub const DEAD_LETTERS: Desc = (
+        "updraft_dead_letters",
+        "Asynchronous events that failed for good, kept as dead letters",
+        None,
+    );
+    pub const QUEUE_MESSAGES: Desc = (
+        "updraft_queue_messages",
+        "Messages per queue: visible, in_flight or delayed",
+        None,
+    );
+    pub const QUEUE_OLDEST_AGE: Desc = (
+        "updraft_queue_oldest_age",
+        "Age of the oldest message on a queue (absent when empty)",
+        Some(Unit::Seconds),
+    );
+    pub const QUEUE_DEAD_LETTERS: Desc = (
+        "updraft_queue_dead_letters",
+        "Messages moved from a queue to its dead-letter queue and still there",
+        None,
+    );
+}
+
+fn add<M: Metric + Clone>(r: &mut Registry, (name, help, unit): Desc, m: &M) {
+    match unit {
+        Some(unit) => r.register_with_unit(name, help, unit, m.clone()),
+        None => r.register(name, help, m.clone()),
+    }
+}
+
 /// Every family, registered once. Cheap to share: hold it in an [`Arc`].
 pub struct Metrics {
     registry: Registry,
@@ -191,81 +288,22 @@ impl Metrics {
             queue_dead_letters: Family::default(),
             scrape: Mutex::new(()),
         };
+        use desc::*;
         let r = &mut m.registry;
-        r.register(
-            "updraft_invocations",
-            "Invocations by function, version, trigger and outcome (throttles included)",
-            m.invocations.clone(),
-        );
-        r.register(
-            "updraft_errors",
-            "Invocations that ended in an error, by outcome",
-            m.errors.clone(),
-        );
-        r.register(
-            "updraft_starts",
-            "Invocations by start: cold (started an instance) or warm",
-            m.starts.clone(),
-        );
-        r.register(
-            "updraft_throttles",
-            "Invocations refused for want of concurrency",
-            m.throttles.clone(),
-        );
-        r.register_with_unit(
-            "updraft_invocation_duration",
-            "Run time of invocations (init excluded)",
-            Unit::Seconds,
-            m.duration.clone(),
-        );
-        r.register_with_unit(
-            "updraft_init_duration",
-            "Instance start time of cold starts",
-            Unit::Seconds,
-            m.init_duration.clone(),
-        );
-        r.register(
-            "updraft_billed_gb_seconds",
-            "Billed duration times memory (GB = 1024 MB), as Lambda bills",
-            m.gb_seconds.clone(),
-        );
-        r.register(
-            "updraft_instances",
-            "Instances per function: live (idle included) and idle",
-            m.instances.clone(),
-        );
-        r.register(
-            "updraft_async_events",
-            "Asynchronous events waiting or running, by target function and source",
-            m.async_events.clone(),
-        );
-        r.register_with_unit(
-            "updraft_async_oldest_age",
-            "Age of the oldest asynchronous event, by target function and source",
-            Unit::Seconds,
-            m.async_oldest.clone(),
-        );
-        r.register(
-            "updraft_dead_letters",
-            "Asynchronous events that failed for good, kept as dead letters",
-            m.dead_letters.clone(),
-        );
-        r.register(
-            "updraft_queue_messages",
-            "Messages per queue: visible, in_flight or delayed",
-            m.queue_messages.clone(),
-        );
-        r.register_with_unit(
-            "updraft_queue_oldest_age",
-            "Age of the oldest message on a queue (absent when empty)",
-            Unit::Seconds,
-            m.queue_oldest.clone(),
-        );
-        r.register(
-            "updraft_queue_dead_letters",
-            "Messages moved from a queue to its dead-letter queue and still there",
-            m.queue_dead_letters.clone(),
-        );
+        add(r, INVOCATIONS, &m.invocations);
+        add(r, ERRORS, &m.errors);
+        add(r, STARTS, &m.starts);
+        add(r, THROTTLES, &m.throttles);
+        add(r, INVOCATION_DURATION, &m.duration);
+        add(r, INIT_DURATION, &m.init_duration);
+        add(r, BILLED_GB_SECONDS, &m.gb_seconds);
+        add(r, INSTANCES, &m.instances);
+        add(r, ASYNC_EVENTS, &m.async_events);
+        add(r, ASYNC_OLDEST_AGE, &m.async_oldest);
+        add(r, DEAD_LETTERS, &m.dead_letters);
+        add(r, QUEUE_MESSAGES, &m.queue_messages);
+        add(r, QUEUE_OLDEST_AGE, &m.queue_oldest);
+        add(r, QUEUE_DEAD_LETTERS, &m.queue_dead_letters);
         // Process metrics keep their conventional names (`process_…`).
         r.register_collector(Box::new(process::ProcessCollector));
         m
@@ -274,7 +312,7 @@ impl Metrics {
     /// Records a finished invocation (any outcome but a throttle).
     pub fn invocation(&self, f: &Finished<'_>) {
         let function = FunctionLabels {
-            function: f.function.to_string(),
+            function: Name(f.function.into()),
             version: f.version,
         };
         self.invocations
@@ -316,7 +354,7 @@ impl Metrics {
 
     /// Records a throttled invocation.
     pub fn throttle(&self, function: &str, version: i64, trigger: &'static str) {
-        let function = function.to_string();
+        let function = Name(function.into());
         self.invocations
             .get_or_create(&InvocationLabels {
                 function: function.clone(),
@@ -404,9 +442,6 @@ impl Metrics {
         }
     }
 }
-
-/// A shared handle.
-pub type SharedMetrics = Arc<Metrics>;
 
 #[cfg(test)]
 mod tests;

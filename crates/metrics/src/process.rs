@@ -30,8 +30,8 @@ impl ProcessStats {
         let boot = std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|s| boot_time(&s));
-        let ticks = clock_ticks();
-        let page = page_size();
+        let ticks = sysconf(libc::_SC_CLK_TCK, 100) as f64;
+        let page = sysconf(libc::_SC_PAGESIZE, 4096);
         ProcessStats {
             cpu_seconds: stat.map(|s| (s.utime + s.stime) as f64 / ticks),
             resident_bytes: stat.map(|s| s.rss_pages * page),
@@ -136,25 +136,15 @@ fn max_open_files(s: &str) -> Option<i64> {
         .ok()
 }
 
+/// A constant of the system (`sysconf(3)`), or `fallback` when it has none.
 #[allow(unsafe_code)]
-fn clock_ticks() -> f64 {
+fn sysconf(name: libc::c_int, fallback: i64) -> i64 {
     // SAFETY: sysconf reads a constant of the system; no memory is passed.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
+    let v = unsafe { libc::sysconf(name) };
+    if v > 0 {
+        v as i64
     } else {
-        100.0
-    }
-}
-
-#[allow(unsafe_code)]
-fn page_size() -> i64 {
-    // SAFETY: as above.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 {
-        p as i64
-    } else {
-        4096
+        fallback
     }
 }
 
