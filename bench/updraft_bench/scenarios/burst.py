@@ -112,4 +112,6 @@ def render(r):
             "",
             f"- Goal: 0 errors, no 429 (with max_queue_wait large enough none are expected): "
             f"{met(r['goal'])}. Peak instances polled every 20 ms from `GET /api/v1/functions` "
-            "(what `updraft ls` reads)."]
+            "(what `updraft ls` reads).",
+            f"- Target (issue 14): all complete within 1.5× the ideal, no 429, no error: "
+            f"{met(r['goal'] and r['wall'][0] <= 1.5 * r['ideal_ms'])} ({r['wall'][0] / r['ideal_ms']:.1f}×)."]

@@ -244,4 +244,28 @@ def render(r):
                  "lrrrrrrrrl", rows)
     out += ["", "- Goal: platform share of a process cold start under 5 ms (judged at the median; p99 shown). "
             "wasm goal (issue 4): platform overhead under 1 ms at p99, judged on cold − warm after a pause."]
+    out += issue14_targets(r)
+    return out
+
+
+# Issue 14's cold-start targets: (runtime, what, threshold ms, value of a row).
+ISSUE14 = (
+    ("provided", "platform share at p99 under 2 ms", 2.0, lambda row: row["share"][1]),
+    ("python3", "end to end under 15 ms at the median (zygotes)", 15.0,
+     lambda row: med([row["after_deploy"][0], row["after_zero"][0]])),
+    ("nodejs", "end to end under 25 ms at the median (zygotes)", 25.0,
+     lambda row: med([row["after_deploy"][0], row["after_zero"][0]])),
+)
+
+
+def issue14_targets(r):
+    by = {row["runtime"]: row for row in r["rows"] if "skipped" not in row}
+    out = []
+    for rt, what, limit, value in ISSUE14:
+        row = by.get(rt)
+        if row is None:
+            out.append(f"- Target (issue 14): {rt} cold start {what}: **not measured** (skipped).")
+            continue
+        v = value(row)
+        out.append(f"- Target (issue 14): {rt} cold start {what}: {met(v < limit)} ({fmt_ms(v)}).")
     return out

@@ -18,4 +18,14 @@ def render(r):
                     "`updraft ls --json` (median / p99)", "`GET /api/v1/functions` (median / p99)"], "rrrrrr",
                    [[r["n"], f"{r['deploys_per_s']:.1f}", fmt_ms2(r["deploy_lat"]), fmt_ms(r["redeploy"]),
                      fmt_ms2(r["ls_cli"]), fmt_ms2(r["ls_api"])]]),
-            "", NO_GOAL]
+            "", NO_GOAL, *targets(r)]
+
+
+def targets(r):
+    scale = "" if r["n"] >= 10_000 else f" (measured with {r['n']:,} functions, not the target's 10,000)"
+    ls_ok = r["ls_cli"][0] < 200
+    dep_ok = r["deploys_per_s"] >= 50
+    return [f"- Target (issue 14): `updraft ls` under 200 ms: **{'met' if ls_ok else 'NOT met'}** "
+            f"(median {fmt_ms(r['ls_cli'][0])}){scale}.",
+            f"- Target (issue 14): ≥ 50 deploys/s with 4 clients: **{'met' if dep_ok else 'NOT met'}** "
+            f"({r['deploys_per_s']:.1f}/s with {r['parallel']}){scale}."]

@@ -22,4 +22,11 @@ def render(r):
                      f"{(r['rss_idle_mb'] - r['rss_empty_mb']) * 1024 / r['n']:.1f} KB", f"{r['rss_warm_mb']:.1f} MB",
                      r["live"], f"{r['instances_rss_mb']:.0f} MB / {r['instances_rss_mb'] / max(1, r['live']):.1f} MB",
                      f"{r.get('cpu_idle', 0):.1f} % / {r.get('cpu_warm', 0):.1f} %"]]),
-            "", NO_GOAL]
+            "", NO_GOAL, target(r)]
+
+
+def target(r):
+    per_kb = (r['rss_idle_mb'] - r['rss_empty_mb']) * 1024 / r['n']
+    scale = "" if r["n"] >= 10_000 else f" (measured with {r['n']:,} functions, not the target's 10,000)"
+    return (f"- Target (issue 14): server RSS per idle function ≤ 20 KB: **{'met' if per_kb <= 20 else 'NOT met'}** "
+            f"({per_kb:.1f} KB){scale}.")

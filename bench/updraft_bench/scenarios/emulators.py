@@ -361,4 +361,32 @@ def render(r):
         out.append(f"- Goal (issue 5): Updraft above every local emulator: **{met}** "
                    f"(lowest Updraft / emulator: {fmt_ratio(worst)})"
                    + (f"; not measured: {', '.join(unmeasured)}." if unmeasured else "."))
+    out += issue14_targets(r)
+    return out
+
+
+# Issue 14: (emulator key, mode text contains, least Updraft / emulator throughput at c=16 and c=64).
+ISSUE14 = (("serverless_offline", "useInProcess", 2.0), ("cargo_lambda", "concurrency 4", 1.5))
+
+
+def issue14_targets(r):
+    out = []
+    for key, mode, least in ISSUE14:
+        label = next(lbl for k, lbl, _ in EMULATOR_KINDS if k == key)
+        variant = next((v for v in r.get(key, {}).get("variants", []) if mode in v["mode"] and v.get("rows")), None)
+        if variant is None:
+            out.append(f"- Target (issue 14): ≥ {least:g}× {label} ({mode}) at c=16 and c=64: **not measured** "
+                       "(not installed or broken here).")
+            continue
+        ratios = [row["ratio"] for row in variant["rows"] if row["c"] in (16, 64)]
+        ok = len(ratios) == 2 and all(x is not None and x >= least for x in ratios)
+        out.append(f"- Target (issue 14): ≥ {least:g}× {label} ({variant['mode']}) at c=16 and c=64: "
+                   f"**{'met' if ok else 'NOT met'}** ({', '.join(fmt_ratio(x) for x in ratios)}).")
+        if key == "cargo_lambda":
+            c16 = next((row for row in variant["rows"] if row["c"] == 16), None)
+            if c16 and c16["emulator"]["p99"] and c16["updraft"]["p99"]:
+                ok = c16["updraft"]["p99"] <= 2 * c16["emulator"]["p99"]
+                out.append(f"- Target (issue 14): p99 at c=16 within 2× of {label} ({variant['mode']}): "
+                           f"**{'met' if ok else 'NOT met'}** ({fmt_ms(c16['updraft']['p99'])} vs "
+                           f"{fmt_ms(c16['emulator']['p99'])}).")
     return out

@@ -332,8 +332,12 @@ impl ProcessRuntime {
         let mut init_error = handles.init_error;
         let mut exit = instance.exit.clone();
         let deadline = Instant::now() + Duration::from_millis(spec.config.timeout_ms);
+        let t_ready = Instant::now();
         let failure = tokio::select! {
-            Ok(()) = &mut ready => return Ok(Box::new(instance)),
+            Ok(()) = &mut ready => {
+                tracing::debug!(function = %spec.function, ready_us = t_ready.elapsed().as_micros() as u64, "instance ready");
+                return Ok(Box::new(instance));
+            }
             Ok((error_type, body)) = &mut init_error => {
                 StartFailure { outcome: Outcome::Error { kind: ErrorKind::Init, error_type, body: body.to_vec() }, max_memory_mb: 0 }
             }
@@ -380,6 +384,7 @@ impl ProcessRuntime {
 
         // The Runtime API: in the instance's own network namespace, or on
         // the host's loopback accepting only the function's uid.
+        let t_netns = Instant::now();
         let (listener, netns, api_addr) = if iso.network_ns {
             let ns = tokio::task::spawn_blocking(sandbox::netns::create)
                 .await
@@ -404,6 +409,7 @@ impl ProcessRuntime {
             let _ = axum::serve(listener, app).await;
         });
 
+        let t_cgroup = Instant::now();
         let cgroup = match &iso.cgroups {
             Some(root) => Some(root.create(
                 id,
@@ -449,7 +455,9 @@ impl ProcessRuntime {
         unsafe {
             cmd.pre_exec(move || setup.apply());
         }
+        let t_spawn = Instant::now();
         let spawned = cmd.spawn();
+        let t_spawned = Instant::now();
         // The parent's copies of the pipe's write end must close, or the
         // reader never sees end of file.
         drop(cmd);
@@ -498,6 +506,14 @@ impl ProcessRuntime {
                 exit_rx.clone(),
             ));
         }
+        tracing::debug!(
+            function = %spec.function,
+            netns_us = (t_cgroup - t_netns).as_micros() as u64,
+            cgroup_us = (t_spawn - t_cgroup).as_micros() as u64,
+            spawn_us = (t_spawned - t_spawn).as_micros() as u64,
+            after_spawn_us = t_spawned.elapsed().as_micros() as u64,
+            "instance prepared"
+        );
         let instance = ProcessInstance {
             spec: spec.clone(),
             pid,
