@@ -23,6 +23,85 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// A log line's level, as Lambda's log levels order them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl Level {
+    pub const ALL: [Level; 6] = [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Fatal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "TRACE",
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+            Level::Fatal => "FATAL",
+        }
+    }
+
+    /// A level's name in any case; Python's `WARNING` and `CRITICAL` too.
+    pub fn parse(name: &str) -> Option<Level> {
+        Some(match name.to_ascii_uppercase().as_str() {
+            "TRACE" => Level::Trace,
+            "DEBUG" => Level::Debug,
+            "INFO" => Level::Info,
+            "WARN" | "WARNING" => Level::Warn,
+            "ERROR" => Level::Error,
+            "FATAL" | "CRITICAL" => Level::Fatal,
+            _ => return None,
+        })
+    }
+
+    /// The level a line carries, if any: a JSON object's `level` (Lambda's
+    /// JSON log format), a leading `[LEVEL]` (Python's text format), or a
+    /// leading `LEVEL<TAB>` or `TIMESTAMP<TAB>REQUEST_ID<TAB>LEVEL<TAB>`
+    /// (Node.js's text format). START/END/REPORT and plain prints: none.
+    pub fn of_line(text: &str) -> Option<Level> {
+        if text.starts_with('{') {
+            let v: serde_json::Value = serde_json::from_str(text).ok()?;
+            return Level::parse(v.get("level")?.as_str()?);
+        }
+        if let Some(rest) = text.strip_prefix('[') {
+            return Level::parse(rest.split_once(']')?.0);
+        }
+        let mut fields = text.splitn(4, '\t');
+        let first = fields.next()?;
+        if let Some(l) = Level::parse(first) {
+            return fields.next().is_some().then_some(l);
+        }
+        fields.next()?;
+        let third = fields.next()?;
+        fields.next()?;
+        Level::parse(third)
+    }
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Level, String> {
+        Level::parse(s).ok_or_else(|| {
+            format!("expected one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL, got {s:?}")
+        })
+    }
+}
+
 /// Where instance output and START/END/REPORT lines go. Implementations must
 /// not block: they are called from the output readers of instances.
 pub trait LogSink: Send + Sync + 'static {
@@ -159,6 +238,36 @@ impl LogBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lines_level() {
+        for (text, level) in [
+            (
+                "[WARNING]\t2024-01-01T00:00:00.000Z\trid\tdisk low",
+                Some(Level::Warn),
+            ),
+            ("[ERROR] boom", Some(Level::Error)),
+            ("INFO\thello", Some(Level::Info)),
+            (
+                "2024-01-01T00:00:00.000Z\trid\tDEBUG\tdetail",
+                Some(Level::Debug),
+            ),
+            (
+                r#"{"timestamp":"t","level":"FATAL","message":"m"}"#,
+                Some(Level::Fatal),
+            ),
+            (r#"{"message":"no level"}"#, None),
+            ("START RequestId: r Version: $LATEST", None),
+            ("[not a level] text", None),
+            ("INFO", None),
+            ("plain print", None),
+        ] {
+            assert_eq!(Level::of_line(text), level, "{text}");
+        }
+        assert_eq!("warning".parse::<Level>(), Ok(Level::Warn));
+        assert!("loud".parse::<Level>().unwrap_err().contains("\"loud\""));
+        assert!(Level::Warn > Level::Info);
+    }
 
     fn split(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
         let mut s = LineSplitter::default();
