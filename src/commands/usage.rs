@@ -14,9 +14,7 @@ pub const EXAMPLES: &str = r#"Examples:
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum By {
-    /// One row per function over the whole period.
     Function,
-    /// One row per UTC day and function.
     Day,
 }
 
@@ -25,8 +23,8 @@ pub struct Args {
     /// How far back to count: a duration (1h, 24h, 7days) or an RFC 3339 time.
     #[arg(long, default_value = "24h")]
     since: String,
-    /// Rows per function (the default) or per UTC day and function.
-    #[arg(long, value_enum, default_value = "function")]
+    /// `function`: a row per function (the default); `day`: per UTC day and function.
+    #[arg(long, value_enum, default_value = "function", hide_possible_values = true)]
     by: By,
     /// One JSON object: {"since","until","functions":[…]} (+ "days":[…] with --by day).
     #[arg(long, conflicts_with = "csv")]
