@@ -24,7 +24,12 @@ pub struct Args {
     #[arg(long, default_value = "24h")]
     since: String,
     /// `function`: a row per function (the default); `day`: per UTC day and function.
-    #[arg(long, value_enum, default_value = "function", hide_possible_values = true)]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "function",
+        hide_possible_values = true
+    )]
     by: By,
     /// One JSON object: {"since","until","functions":[…]} (+ "days":[…] with --by day).
     #[arg(long, conflicts_with = "csv")]

@@ -24,7 +24,8 @@ pub struct LogLine {
 }
 
 /// A log line's level, as Lambda's log levels order them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum Level {
     Trace,
     Debug,
@@ -89,6 +90,92 @@ impl Level {
         let third = fields.next()?;
         fields.next()?;
         Level::parse(third)
+    }
+}
+
+impl From<Level> for String {
+    fn from(l: Level) -> String {
+        l.as_str().to_string()
+    }
+}
+
+impl TryFrom<String> for Level {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Level, String> {
+        s.parse()
+    }
+}
+
+/// Lambda's `LoggingConfig.LogFormat`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    #[serde(rename = "JSON")]
+    Json,
+}
+
+/// Lambda's `LoggingConfig`: the JSON log format with its level filters. In
+/// JSON format the runtimes write one JSON object a line (env
+/// `AWS_LAMBDA_LOG_FORMAT=JSON`, `AWS_LAMBDA_LOG_LEVEL`) and START/REPORT
+/// become `platform.start` / `platform.report` records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// Lines of the function below this are dropped (JSON format only;
+    /// default INFO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_level: Option<Level>,
+    /// Platform records below this are dropped (JSON format only; default
+    /// INFO; START and REPORT are INFO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_level: Option<Level>,
+    /// Accepted and reported back; Updraft keeps logs in its store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_group: Option<String>,
+}
+
+impl LoggingConfig {
+    pub fn is_default(&self) -> bool {
+        *self == LoggingConfig::default()
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == LogFormat::Json
+    }
+
+    /// Levels are filters of the JSON format, as Lambda insists.
+    pub fn validate(&self) -> Result<(), crate::Invalid> {
+        if !self.is_json() && (self.application_level.is_some() || self.system_level.is_some()) {
+            return Err(crate::Invalid::new(
+                "logging.format",
+                "JSON when a log level is set",
+                "Text",
+            ));
+        }
+        if let Some(l) = self.system_level {
+            if !matches!(l, Level::Debug | Level::Info | Level::Warn) {
+                return Err(crate::Invalid::new(
+                    "logging.system_level",
+                    "DEBUG, INFO or WARN",
+                    l.as_str(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The application level in effect (JSON format: INFO unless set).
+    pub fn application_level(&self) -> Level {
+        self.application_level.unwrap_or(Level::Info)
+    }
+
+    /// The system level in effect (JSON format: INFO unless set).
+    pub fn system_level(&self) -> Level {
+        self.system_level.unwrap_or(Level::Info)
     }
 }
 
