@@ -369,3 +369,52 @@ fn usage_by_day_matches_the_invocations_and_the_formulas() {
         "{table}"
     );
 }
+
+#[test]
+fn a_json_format_function_writes_json_lines_that_logs_filters_by_level() {
+    let s = Server::start("logs-json");
+    let dir = write_app("logs-json");
+    let toml = std::fs::read_to_string(dir.join("updraft.toml")).unwrap();
+    std::fs::write(
+        dir.join("updraft.toml"),
+        format!(
+            "{toml}\n[functions.talk.logging]\nformat = \"json\"\napplication_level = \"info\"\n"
+        ),
+    )
+    .unwrap();
+    s.deploy(&dir);
+    let rid = talk(&s, "talk", "$LATEST", "j");
+    let lines = json_lines(&s, &["logs", "talk", "--request-id", &rid]);
+    // The handler lowers the root logger to DEBUG: Lambda still drops it.
+    let records: Vec<Value> = texts(&lines)
+        .iter()
+        .filter_map(|t| serde_json::from_str::<Value>(t).ok())
+        .collect();
+    let app: Vec<&Value> = records
+        .iter()
+        .filter(|r| r.get("level").is_some())
+        .collect();
+    let got: Vec<(&str, &str)> = app
+        .iter()
+        .map(|r| (r["level"].as_str().unwrap(), r["message"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, [("WARNING", "warn j"), ("ERROR", "Needle j")]);
+    for r in &app {
+        assert_eq!(r["requestId"], rid.as_str());
+        assert_eq!(r["logger"], "root");
+        assert!(r["timestamp"].as_str().unwrap().ends_with('Z'), "{r}");
+    }
+    let types: Vec<&str> = records.iter().filter_map(|r| r["type"].as_str()).collect();
+    assert_eq!(types, ["platform.start", "platform.report"]);
+    // print() stays text, as on Lambda.
+    assert!(texts(&lines).contains(&"plain j".to_string()), "{lines:?}");
+    // `logs --level` reads the JSON lines' level.
+    let errors = json_lines(&s, &["logs", "talk", "--level", "error"]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["level"], "ERROR");
+    let other = json_lines(&s, &["logs", "other"]);
+    assert!(
+        other.is_empty(),
+        "other kept the text format and was not invoked"
+    );
+}

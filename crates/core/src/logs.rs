@@ -179,6 +179,56 @@ impl LoggingConfig {
     }
 }
 
+/// What Lambda's `platform.report` record says of an invocation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlatformReport<'a> {
+    pub request_id: &'a str,
+    pub duration_ms: f64,
+    pub billed_ms: u64,
+    pub memory_mb: u64,
+    pub max_memory_mb: u64,
+    pub init_ms: Option<f64>,
+    /// `success`, `error` or `timeout`.
+    pub status: &'a str,
+    pub error_type: Option<&'a str>,
+}
+
+fn platform_record(kind: &str, record: serde_json::Value) -> String {
+    let time = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    serde_json::json!({ "time": time, "type": kind, "record": record }).to_string()
+}
+
+/// Lambda's `platform.start` line of the JSON log format.
+pub fn platform_start(request_id: &str, version: &str) -> String {
+    platform_record(
+        "platform.start",
+        serde_json::json!({ "requestId": request_id, "version": version }),
+    )
+}
+
+/// Lambda's `platform.report` line of the JSON log format.
+pub fn platform_report(r: &PlatformReport) -> String {
+    let round2 = |v: f64| (v * 100.0).round() / 100.0;
+    let mut metrics = serde_json::json!({
+        "durationMs": round2(r.duration_ms),
+        "billedDurationMs": r.billed_ms,
+        "memorySizeMB": r.memory_mb,
+        "maxMemoryUsedMB": r.max_memory_mb,
+    });
+    if let Some(init) = r.init_ms {
+        metrics["initDurationMs"] = round2(init).into();
+    }
+    let mut record = serde_json::json!({
+        "requestId": r.request_id,
+        "metrics": metrics,
+        "status": r.status,
+    });
+    if let Some(t) = r.error_type {
+        record["errorType"] = t.into();
+    }
+    platform_record("platform.report", record)
+}
+
 impl std::str::FromStr for Level {
     type Err = String;
 
@@ -354,6 +404,35 @@ mod tests {
         assert_eq!("warning".parse::<Level>(), Ok(Level::Warn));
         assert!("loud".parse::<Level>().unwrap_err().contains("\"loud\""));
         assert!(Level::Warn > Level::Info);
+    }
+
+    #[test]
+    fn platform_records_have_lambdas_shape() {
+        let start: serde_json::Value =
+            serde_json::from_str(&platform_start("r1", "$LATEST")).unwrap();
+        assert_eq!(start["type"], "platform.start");
+        assert_eq!(
+            start["record"],
+            serde_json::json!({"requestId": "r1", "version": "$LATEST"})
+        );
+        assert!(start["time"].as_str().unwrap().ends_with('Z'));
+        let report: serde_json::Value = serde_json::from_str(&platform_report(&PlatformReport {
+            request_id: "r1",
+            duration_ms: 2.856,
+            billed_ms: 3,
+            memory_mb: 128,
+            max_memory_mb: 40,
+            init_ms: None,
+            status: "timeout",
+            error_type: None,
+        }))
+        .unwrap();
+        assert_eq!(report["type"], "platform.report");
+        assert_eq!(
+            report["record"],
+            serde_json::json!({"requestId": "r1", "status": "timeout", "metrics": {
+                "durationMs": 2.86, "billedDurationMs": 3, "memorySizeMB": 128, "maxMemoryUsedMB": 40}})
+        );
     }
 
     fn split(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
