@@ -15,6 +15,18 @@ fn rows(report: &UsageReport) -> Vec<(Option<&str>, &FunctionUsage)> {
         .collect()
 }
 
+/// The name and the counts, the first columns of both forms.
+fn counts(f: &FunctionUsage) -> [String; 6] {
+    [
+        f.name.clone(),
+        f.invocations.to_string(),
+        f.errors.to_string(),
+        f.throttles.to_string(),
+        f.cold_starts.to_string(),
+        f.billed_ms.to_string(),
+    ]
+}
+
 fn break_even(f: &FunctionUsage) -> String {
     f.break_even_utilisation
         .map_or_else(String::new, |b| format!("{b:.6}"))
@@ -45,13 +57,8 @@ pub fn render_table(report: &UsageReport) -> String {
     let mut table = vec![header.into_iter().map(String::from).collect::<Vec<_>>()];
     for (day, f) in rows(report) {
         let mut row: Vec<String> = day.map(String::from).into_iter().collect();
+        row.extend(counts(f));
         row.extend([
-            f.name.clone(),
-            f.invocations.to_string(),
-            f.errors.to_string(),
-            f.throttles.to_string(),
-            f.cold_starts.to_string(),
-            f.billed_ms.to_string(),
             format!("{:.6}", f.gb_seconds),
             format!("{:.1}", f.p50_ms),
             format!("{:.1}", f.p99_ms),
@@ -99,14 +106,9 @@ pub fn render_csv(report: &UsageReport) -> String {
     // Writing to a Vec cannot fail.
     let _ = w.write_record(header);
     for (day, f) in rows(report) {
-        let _ = w.write_record([
-            day.unwrap_or("").to_string(),
-            f.name.clone(),
-            f.invocations.to_string(),
-            f.errors.to_string(),
-            f.throttles.to_string(),
-            f.cold_starts.to_string(),
-            f.billed_ms.to_string(),
+        let mut row = vec![day.unwrap_or("").to_string()];
+        row.extend(counts(f));
+        row.extend([
             f.gb_seconds.to_string(),
             f.requests_cost_usd.to_string(),
             f.compute_cost_usd.to_string(),
@@ -118,6 +120,7 @@ pub fn render_csv(report: &UsageReport) -> String {
             f.break_even_utilisation
                 .map_or_else(String::new, |b| b.to_string()),
         ]);
+        let _ = w.write_record(&row);
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }

@@ -158,7 +158,6 @@ impl Store {
                 },
             );
         }
-        drop(push);
         if let Some(min) = q.min_level {
             let levels: Vec<String> = Level::ALL
                 .iter()
