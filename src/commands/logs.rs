@@ -44,8 +44,8 @@ pub struct Args {
     /// WARN, ERROR, FATAL); lines without a level are left out.
     #[arg(long)]
     level: Option<Level>,
-    /// Only lines containing this text (case-sensitive).
-    #[arg(long)]
+    /// Only lines containing this text (case-sensitive); --grep is the same.
+    #[arg(long, visible_alias = "grep")]
     filter: Option<String>,
     /// Only the lines of this invocation (its request id).
     #[arg(long)]
