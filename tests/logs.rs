@@ -165,7 +165,11 @@ fn each_logs_filter_selects_its_lines() {
     assert_eq!(messages(&needle), ["Needle a", "Needle b"]);
     assert!(json_lines(&s, &["logs", "talk", "--filter", "needle"]).is_empty());
     let grep = json_lines(&s, &["logs", "talk", "--grep", "Needle"]);
-    assert_eq!(messages(&grep), ["Needle a", "Needle b"], "--grep is --filter");
+    assert_eq!(
+        messages(&grep),
+        ["Needle a", "Needle b"],
+        "--grep is --filter"
+    );
 
     // --since / --until with an RFC 3339 time; durations too.
     let before = json_lines(&s, &["logs", "talk", "--until", &between]);
