@@ -42,6 +42,11 @@ fn boto3_functions() {
 }
 
 #[test]
+fn boto3_logging_config() {
+    boto3_class("LoggingConfigTest");
+}
+
+#[test]
 fn boto3_errors() {
     boto3_class("ErrorsTest");
 }

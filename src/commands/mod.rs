@@ -60,10 +60,19 @@ impl Context {
     }
 }
 
-/// Parses `--since 1h` into epoch milliseconds.
-pub fn since_ms(since: &str) -> anyhow::Result<i64> {
-    let d = updraft_core::duration::parse(since).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
-    Ok(updraft_core::now_ms() - d.as_millis() as i64)
+/// A point in time for `flag`: a duration ago (`10m`, `7days`) or an RFC 3339
+/// time (`2026-01-02T10:00:00Z`, any offset), as Unix milliseconds.
+pub fn time_ms(flag: &str, value: &str) -> anyhow::Result<i64> {
+    if let Ok(d) = updraft_core::duration::parse(value) {
+        return Ok(updraft_core::now_ms() - d.as_millis() as i64);
+    }
+    match chrono::DateTime::parse_from_rfc3339(value) {
+        Ok(t) => Ok(t.timestamp_millis()),
+        Err(_) => anyhow::bail!(
+            "{flag}: expected a duration such as 10m or 7days, or an RFC 3339 time such as \
+             2026-01-02T10:00:00Z, got {value:?}"
+        ),
+    }
 }
 
 /// RFC 3339 with milliseconds, UTC.

@@ -438,6 +438,72 @@ class FunctionsTest(LambdaTest):
         self.assertEqual(listed[created[1]]["FunctionArn"], arn(created[1]))
 
 
+class LoggingConfigTest(LambdaTest):
+    SOURCE = (
+        "import logging\n"
+        "log = logging.getLogger()\n"
+        "def handler(event, context):\n"
+        "    log.debug('hidden')\n"
+        "    log.info('shown %s', event.get('n'))\n"
+        "    return context.aws_request_id\n"
+    )
+
+    def tail(self, name, n):
+        resp = self.lam.invoke(FunctionName=name, Payload=json.dumps({"n": n}).encode(), LogType="Tail")
+        rid = json.loads(resp["Payload"].read())
+        text = base64.b64decode(resp["LogResult"]).decode()
+        return rid, text.splitlines()
+
+    def test_json_format_round_trip_and_lines(self):
+        name = unique("jsonlog")
+        resp = self.create(
+            name, zip_of(self.SOURCE), LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "INFO"}
+        )
+        expected = {
+            "LogFormat": "JSON",
+            "ApplicationLogLevel": "INFO",
+            "SystemLogLevel": "INFO",
+            "LogGroup": "/aws/lambda/" + name,
+        }
+        self.assertEqual(resp["LoggingConfig"], expected)
+        self.assertEqual(self.lam.get_function_configuration(FunctionName=name)["LoggingConfig"], expected)
+        rid, lines = self.tail(name, 5)
+        records = [json.loads(l) for l in lines]
+        app = [r for r in records if "level" in r]
+        self.assertEqual([(r["level"], r["message"], r["requestId"]) for r in app], [("INFO", "shown 5", rid)])
+        self.assertRegex(app[0]["timestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        platform = [r for r in records if "type" in r]
+        self.assertEqual([r["type"] for r in platform], ["platform.start", "platform.report"])
+        self.assertEqual(platform[0]["record"], {"requestId": rid, "version": "$LATEST"})
+        self.assertEqual(platform[1]["record"]["status"], "success")
+        self.assertGreaterEqual(platform[1]["record"]["metrics"]["billedDurationMs"], 1)
+
+        # SystemLogLevel WARN drops the platform records (they are INFO).
+        resp = self.lam.update_function_configuration(FunctionName=name, LoggingConfig={"SystemLogLevel": "WARN"})
+        self.assertEqual(resp["LoggingConfig"], dict(expected, SystemLogLevel="WARN"))
+        _, lines = self.tail(name, 6)
+        self.assertEqual([json.loads(l)["message"] for l in lines], ["shown 6"])
+
+        # Text again: the levels go, the text lines come back (and Python's
+        # root logger is at its default WARNING again: no INFO line).
+        resp = self.lam.update_function_configuration(FunctionName=name, LoggingConfig={"LogFormat": "Text"})
+        self.assertEqual(resp["LoggingConfig"], {"LogFormat": "Text", "LogGroup": "/aws/lambda/" + name})
+        _, lines = self.tail(name, 7)
+        self.assertEqual([l.split(" ")[0] for l in lines], ["START", "END", "REPORT"], lines)
+
+    def test_bad_logging_configs_name_the_field(self):
+        name = unique("badlog")
+        self.create(name)
+        for config, field in [
+            ({"ApplicationLogLevel": "DEBUG"}, "LoggingConfig.LogFormat"),
+            ({"LogFormat": "JSON", "SystemLogLevel": "ERROR"}, "LoggingConfig.SystemLogLevel"),
+            ({"LogFormat": "XML"}, "LoggingConfig.LogFormat"),
+        ]:
+            with self.assertRaises(self.lam.exceptions.InvalidParameterValueException) as cm:
+                self.lam.update_function_configuration(FunctionName=name, LoggingConfig=config)
+            self.assertIn(field, str(cm.exception))
+
+
 class ErrorsTest(LambdaTest):
     def test_missing_function_is_resource_not_found(self):
         name = unique("missing")

@@ -50,6 +50,8 @@ fn lambda_field(field: &str) -> Option<&'static str> {
         "ephemeral_storage_mb" => "EphemeralStorage.Size",
         "timeout" => "Timeout",
         "env" => "Environment.Variables",
+        "logging.format" => "LoggingConfig.LogFormat",
+        "logging.system_level" => "LoggingConfig.SystemLogLevel",
         _ => return None,
     })
 }

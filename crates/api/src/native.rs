@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
-use updraft_platform::{DeployFunction, Platform, PlatformError};
+use updraft_platform::{DeployFunction, LogQuery, LogScope, Platform, PlatformError};
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -20,6 +20,7 @@ pub fn router() -> Router<Platform> {
     Router::new()
         .route("/api/v1/code/{sha}", put(put_code).get(get_code))
         .route("/api/v1/apps/{app}/deploy", post(deploy))
+        .route("/api/v1/apps/{app}/logs", get(app_logs))
         .route("/api/v1/functions", get(list))
         .route("/api/v1/functions/{name}", get(get_function).delete(delete))
         .route("/api/v1/functions/{name}/invoke", post(invoke))
@@ -145,10 +146,39 @@ async fn rollback(State(p): State<Platform>, Path(name): Path<String>, body: Byt
 struct LogsQuery {
     #[serde(default)]
     since_ms: i64,
+    until_ms: Option<i64>,
     request_id: Option<String>,
+    version: Option<i64>,
+    /// The lowest level shown (`TRACE`…`FATAL`).
+    level: Option<String>,
+    /// Text the line contains (case-sensitive).
+    filter: Option<String>,
     #[serde(default)]
     after_id: i64,
     limit: Option<i64>,
+}
+
+impl LogsQuery {
+    fn to_query<'a>(&'a self, scope: LogScope<'a>) -> Result<LogQuery<'a>, ApiError> {
+        let min_level = match &self.level {
+            Some(l) => Some(
+                l.parse()
+                    .map_err(|e: String| PlatformError::InvalidParameter(format!("level: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(LogQuery {
+            scope,
+            since_ms: self.since_ms,
+            until_ms: self.until_ms,
+            request_id: self.request_id.as_deref(),
+            version: self.version,
+            min_level,
+            text: self.filter.as_deref().filter(|t| !t.is_empty()),
+            after_id: self.after_id,
+            limit: self.limit.unwrap_or(1000).clamp(1, 10_000),
+        })
+    }
 }
 
 async fn logs(
@@ -159,16 +189,22 @@ async fn logs(
     // An unknown name is 404 like every other function endpoint, not an
     // empty page.
     p.get(&name).await?;
-    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let lines = p
-        .logs(
-            &name,
-            q.since_ms,
-            q.request_id.as_deref(),
-            q.after_id,
-            limit,
-        )
+        .query_logs(&q.to_query(LogScope::Function(&name))?)
         .await?;
+    Ok(Json(serde_json::json!({ "lines": lines })).into_response())
+}
+
+/// The lines of every function of an app.
+async fn app_logs(
+    State(p): State<Platform>,
+    Path(app): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult {
+    if !p.app_exists(&app).await? {
+        return Err(PlatformError::NotFound(format!("no app named {app}")).into());
+    }
+    let lines = p.query_logs(&q.to_query(LogScope::App(&app))?).await?;
     Ok(Json(serde_json::json!({ "lines": lines })).into_response())
 }
 
@@ -177,10 +213,22 @@ async fn logs(
 struct UsageQuery {
     #[serde(default)]
     since_ms: i64,
+    /// `day`: per UTC day as well.
+    by: Option<String>,
 }
 
 async fn usage(State(p): State<Platform>, Query(q): Query<UsageQuery>) -> ApiResult {
-    Ok(Json(p.usage(q.since_ms).await?).into_response())
+    let by_day = match q.by.as_deref() {
+        None | Some("function") => false,
+        Some("day") => true,
+        Some(other) => {
+            return Err(PlatformError::InvalidParameter(format!(
+                "by: expected day or function, got {other:?}"
+            ))
+            .into())
+        }
+    };
+    Ok(Json(p.usage(q.since_ms, by_day).await?).into_response())
 }
 
 /// The function's dead letters: Lambda destination invocation records of the

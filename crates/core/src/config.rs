@@ -357,6 +357,12 @@ pub struct FunctionConfig {
     /// `events:PutEvents:orders`); `*` matches any run of characters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub permissions: Vec<String>,
+    /// Lambda's `LoggingConfig` (the default: text format).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::logs::LoggingConfig::is_default"
+    )]
+    pub logging: crate::logs::LoggingConfig,
 }
 
 /// The form of a permission, as errors state it.
@@ -492,6 +498,7 @@ impl FunctionConfig {
                 "0s",
             ));
         }
+        self.logging.validate()?;
         if let Some(cors) = &self.cors {
             cors.validate()?;
         }
@@ -529,6 +536,7 @@ mod tests {
             triggers: vec![],
             description: String::new(),
             permissions: Vec::new(),
+            logging: Default::default(),
         }
     }
 

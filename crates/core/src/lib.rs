@@ -26,7 +26,7 @@ pub use invoke::{
     ErrorKind, HttpRequest, HttpResponse, Invocation, Invoke, InvokeRequest, InvokeResult, Outcome,
     Stats, TriggerKind,
 };
-pub use logs::{LogLine, LogSink};
+pub use logs::{LogFormat, LogLine, LogSink, LoggingConfig};
 
 /// Milliseconds since the Unix epoch, the one clock every record uses.
 pub fn now_ms() -> i64 {

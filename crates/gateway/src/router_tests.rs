@@ -68,6 +68,7 @@ fn function(name: &str, url: UrlAuth, routes: &[&str], sha: &str) -> DeployFunct
                 .collect(),
             description: String::new(),
             permissions: Vec::new(),
+            logging: Default::default(),
         },
         code_sha256: sha.into(),
     }

@@ -316,6 +316,10 @@ impl Cx<'_> {
             triggers,
             description: String::new(),
             permissions: f.permissions,
+            logging: match f.logging.map(|l| l.config()).transpose() {
+                Ok(l) => l.unwrap_or_default(),
+                Err((k, msg)) => return Err(self.invalid(key(&format!("logging.{k}")), msg)),
+            },
         };
         // The shared rules live in core so that the Lambda API enforces the same
         // ones; their field becomes "functions.NAME.field".

@@ -486,6 +486,7 @@ mod tests {
             triggers: vec![],
             description: String::new(),
             permissions: Vec::new(),
+            logging: Default::default(),
         };
         let mut s = FunctionSettings {
             reserved_concurrency: Some(2),

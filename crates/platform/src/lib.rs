@@ -37,6 +37,7 @@ pub use updraft_auth::Credentials;
 pub use updraft_core::logs::DEFAULT_INVOCATION_LOG_LIMIT;
 pub use updraft_scheduler::InstanceSpec;
 pub use updraft_store::{AccountUsage, AliasRow, FunctionSettings, Tags, VersionRow};
+pub use updraft_store::{LogQuery, LogScope};
 pub use updraft_triggers::{FailureCondition, DEFAULT_RETRY_BASE};
 
 use std::collections::HashMap;

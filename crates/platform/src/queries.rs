@@ -3,10 +3,9 @@
 use crate::{Platform, PlatformError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::time::Duration;
 use updraft_core::now_ms;
 use updraft_metering::UsageReport;
-use updraft_store::VersionRow;
+use updraft_store::{LogQuery, VersionRow};
 
 /// What `ls` and `get` show of a function.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -49,6 +48,14 @@ pub struct LogEntry {
     pub ts_ms: i64,
     pub request_id: String,
     pub text: String,
+    #[serde(default)]
+    pub function: String,
+    /// The invocation's version once its record is written (0 = `$LATEST`).
+    #[serde(default)]
+    pub version: Option<i64>,
+    /// The level the line carries (`TRACE`…`FATAL`), if any.
+    #[serde(default)]
+    pub level: Option<String>,
 }
 
 impl Platform {
@@ -134,6 +141,7 @@ impl Platform {
 
     // ---- logs and usage ---------------------------------------------------
 
+    /// A function's lines (optionally of one request) after `after_id`.
     pub async fn logs(
         &self,
         name: &str,
@@ -142,24 +150,36 @@ impl Platform {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<LogEntry>, PlatformError> {
+        let q = LogQuery::of_function(name, since_ms, request_id, after_id, limit);
+        self.query_logs(&q).await
+    }
+
+    /// The log lines `q` selects (written ones: the sink is flushed first).
+    pub async fn query_logs(&self, q: &LogQuery<'_>) -> Result<Vec<LogEntry>, PlatformError> {
         self.inner.logs.flush().await;
-        let lines = self
-            .inner
-            .store
-            .logs(name, since_ms, request_id, after_id, limit)
-            .await?;
-        Ok(lines
+        let rows = self.inner.store.query_logs(q).await?;
+        Ok(rows
             .into_iter()
-            .map(|(id, l)| LogEntry {
-                id,
-                ts_ms: l.ts_ms,
-                request_id: l.request_id,
-                text: l.text,
+            .map(|r| LogEntry {
+                id: r.id,
+                ts_ms: r.line.ts_ms,
+                request_id: r.line.request_id,
+                text: r.line.text,
+                function: r.line.function,
+                version: r.version,
+                level: r.level,
             })
             .collect())
     }
 
-    pub async fn usage(&self, since_ms: i64) -> Result<UsageReport, PlatformError> {
+    /// Whether any function belongs to `app`.
+    pub async fn app_exists(&self, app: &str) -> Result<bool, PlatformError> {
+        let functions = self.inner.store.list_functions().await?;
+        Ok(functions.iter().any(|f| f.app.as_deref() == Some(app)))
+    }
+
+    /// Usage since `since_ms` per function, and per UTC day with `by_day`.
+    pub async fn usage(&self, since_ms: i64, by_day: bool) -> Result<UsageReport, PlatformError> {
         self.inner.records.flush().await;
         let until_ms = now_ms() + 1;
         let records = self
@@ -167,17 +187,12 @@ impl Platform {
             .store
             .invocations_since(since_ms, until_ms)
             .await?;
-        let fmt = |ms: i64| {
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
-            )
-            .to_string()
-        };
         Ok(updraft_metering::usage(
             &records,
-            fmt(since_ms),
-            fmt(until_ms),
+            since_ms,
+            until_ms,
             &self.inner.config.prices,
+            by_day,
         ))
     }
 

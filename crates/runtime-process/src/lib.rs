@@ -245,7 +245,11 @@ impl ProcessRuntime {
             ),
             (
                 "AWS_LAMBDA_LOG_GROUP_NAME",
-                format!("/aws/lambda/{}", spec.function),
+                spec.config
+                    .logging
+                    .log_group
+                    .clone()
+                    .unwrap_or_else(|| format!("/aws/lambda/{}", spec.function)),
             ),
             (
                 "AWS_LAMBDA_LOG_STREAM_NAME",
@@ -269,6 +273,12 @@ impl ProcessRuntime {
         ];
         for (k, v) in reserved {
             env.insert(k.into(), v);
+        }
+        // Lambda's JSON log format, honoured by the bootstraps.
+        if spec.config.logging.is_json() {
+            let level = spec.config.logging.application_level().as_str();
+            env.insert("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into());
+            env.insert("AWS_LAMBDA_LOG_LEVEL".into(), level.into());
         }
         if let Some(access) = self.access.get() {
             for (k, v) in (access.credentials)(spec) {

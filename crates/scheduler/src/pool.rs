@@ -463,6 +463,9 @@ impl Scheduler {
         } else {
             spec.version.to_string()
         };
+        if spec.config.logging.is_json() {
+            return json_logs::start(&*self.inner.logs, spec, rid, &version);
+        }
         self.inner.logs.emit(
             &spec.function,
             rid,
@@ -472,6 +475,9 @@ impl Scheduler {
 
     fn log_end(&self, spec: &InstanceSpec, rid: &str, stats: &Stats, outcome: &Outcome) {
         let logs = &self.inner.logs;
+        if spec.config.logging.is_json() {
+            return json_logs::report(&**logs, spec, rid, stats, outcome);
+        }
         logs.emit(&spec.function, rid, format!("END RequestId: {rid}"));
         let mut report = format!(
             "REPORT RequestId: {rid}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
@@ -581,6 +587,8 @@ impl Scheduler {
         }
     }
 }
+
+mod json_logs;
 
 #[cfg(test)]
 mod cap_tests {

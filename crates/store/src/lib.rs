@@ -41,6 +41,7 @@ pub use buses::BusSubscription;
 pub use functions::{DeployOutcome, FunctionRow, VersionRow};
 pub use identity::FIRST_FUNCTION_UID;
 pub use invocations::InvocationRecord;
+pub use logs::{LogQuery, LogRow, LogScope};
 pub use mappings::MappingRow;
 pub use messages::{
     Message, NewMessage, QueueRow, QueueStats, Redrive, DEFAULT_VISIBILITY_TIMEOUT_MS,

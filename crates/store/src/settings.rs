@@ -265,6 +265,7 @@ mod tests {
             triggers: vec![],
             description: String::new(),
             permissions: Vec::new(),
+            logging: Default::default(),
         }
     }
 

@@ -111,6 +111,7 @@ fn cfg(memory_mb: u32) -> FunctionConfig {
         triggers: vec![],
         description: "hello".into(),
         permissions: Vec::new(),
+        logging: Default::default(),
     }
 }
 

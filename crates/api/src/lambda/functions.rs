@@ -71,6 +71,7 @@ struct CreateBody {
     architectures: Option<Vec<String>>,
     layers: Option<Vec<String>>,
     tags: Option<updraft_platform::Tags>,
+    logging_config: Option<super::logging::LoggingConfigBody>,
 }
 
 fn decode_zip(zip: Option<&str>) -> Result<Vec<u8>, PlatformError> {
@@ -182,6 +183,10 @@ pub async fn create(State(p): State<Platform>, bytes: Bytes) -> ApiResult {
         zip: decode_zip(code.zip_file.as_deref())?,
         publish: b.publish,
         tags: b.tags.unwrap_or_default(),
+        logging: match b.logging_config {
+            Some(l) => l.apply(&Default::default())?,
+            None => Default::default(),
+        },
     };
     let d = p.create_function(f).await?;
     Ok((
@@ -299,6 +304,7 @@ struct UpdateConfigBody {
     runtime: Option<String>,
     revision_id: Option<String>,
     layers: Option<Vec<String>>,
+    logging_config: Option<super::logging::LoggingConfigBody>,
 }
 
 pub async fn update_configuration(
@@ -315,6 +321,10 @@ pub async fn update_configuration(
         )
         .into());
     }
+    let logging = match b.logging_config {
+        Some(l) => Some(l.apply(&p.function_detail(&name, None).await?.row.config.logging)?),
+        None => None,
+    };
     let patch = ConfigPatch {
         runtime: b.runtime,
         handler: b.handler,
@@ -324,6 +334,7 @@ pub async fn update_configuration(
         env: b.environment.map(|e| e.variables.unwrap_or_default()),
         description: b.description,
         role: b.role,
+        logging,
     };
     let d = p
         .update_function_configuration(&name, patch, b.revision_id.as_deref())

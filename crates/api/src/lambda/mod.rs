@@ -8,6 +8,7 @@ mod aliases;
 pub(crate) mod fallback;
 mod functions;
 mod invoke;
+mod logging;
 mod mappings;
 mod operations;
 mod settings;

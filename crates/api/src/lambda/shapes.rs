@@ -66,7 +66,7 @@ pub fn function_configuration(p: &Platform, d: &FunctionDetail, qualify_latest: 
         "PackageType": "Zip",
         "Architectures": [architecture()],
         "EphemeralStorage": {"Size": c.ephemeral_storage_mb},
-        "LoggingConfig": {"LogFormat": "Text", "LogGroup": format!("/aws/lambda/{name}")},
+        "LoggingConfig": super::logging::shape(&c.logging, name),
     });
     if !c.env.is_empty() {
         v["Environment"] = json!({ "Variables": c.env });

@@ -40,6 +40,57 @@ pub(super) struct RawFunction {
     /// What the function's credentials may do (`service:Action:resource`).
     #[serde(default)]
     pub(super) permissions: Vec<String>,
+    pub(super) logging: Option<RawLogging>,
+}
+
+/// `[functions.NAME.logging]`: Lambda's `LoggingConfig`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLogging {
+    /// `"text"` (the default) or `"json"`.
+    pub(super) format: Option<String>,
+    pub(super) application_level: Option<String>,
+    pub(super) system_level: Option<String>,
+    pub(super) log_group: Option<String>,
+}
+
+impl RawLogging {
+    /// The config, or the key (below `logging.`) and what it expected.
+    pub(super) fn config(self) -> Result<updraft_core::LoggingConfig, (&'static str, String)> {
+        use updraft_core::logs::Level;
+        use updraft_core::LogFormat;
+        let format = match self
+            .format
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => {
+                let got = self.format.unwrap_or_default();
+                return Err((
+                    "format",
+                    format!("expected \"text\" or \"json\", got {got:?}"),
+                ));
+            }
+        };
+        let level = |key: &'static str, v: Option<String>| match v {
+            None => Ok(None),
+            Some(v) => Level::parse(&v).map(Some).ok_or_else(|| {
+                (
+                    key,
+                    format!("expected trace, debug, info, warn, error or fatal, got {v:?}"),
+                )
+            }),
+        };
+        Ok(updraft_core::LoggingConfig {
+            format,
+            application_level: level("application_level", self.application_level)?,
+            system_level: level("system_level", self.system_level)?,
+            log_group: self.log_group,
+        })
+    }
 }
 
 #[derive(Deserialize)]

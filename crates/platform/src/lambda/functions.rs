@@ -29,6 +29,7 @@ impl Platform {
             description: f.description,
             // The role's grants, as the server defines them (`--role`).
             permissions: self.role_permissions(f.role.as_deref()),
+            logging: f.logging,
         };
         let mut config = config;
         if config.kind() == RuntimeKind::Wasm {
@@ -201,6 +202,9 @@ impl Platform {
         }
         if let Some(v) = patch.description {
             config.description = v;
+        }
+        if let Some(v) = patch.logging {
+            config.logging = v;
         }
         if let Some(role) = &patch.role {
             config.permissions = self.role_permissions(Some(role));

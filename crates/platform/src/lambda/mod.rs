@@ -63,6 +63,8 @@ pub struct NewFunction {
     pub publish: bool,
     /// `Tags`, checked before the function is made.
     pub tags: updraft_store::Tags,
+    /// `LoggingConfig`.
+    pub logging: updraft_core::LoggingConfig,
 }
 
 /// UpdateFunctionConfiguration's input: None fields stay as they are.
@@ -76,6 +78,8 @@ pub struct ConfigPatch {
     pub env: Option<BTreeMap<String, String>>,
     pub description: Option<String>,
     pub role: Option<String>,
+    /// `LoggingConfig`, whole.
+    pub logging: Option<updraft_core::LoggingConfig>,
 }
 
 /// The additional version of an alias and its weight.
@@ -170,6 +174,7 @@ mod tests {
             triggers: vec![],
             description: String::new(),
             permissions: Vec::new(),
+            logging: Default::default(),
         };
         match check_config("f", &c) {
             Err(PlatformError::Invalid(e)) => assert_eq!(e.field, "memory_mb"),

@@ -47,7 +47,41 @@ function writeSync(fd, str) {
     }
   }
 }
+// Lambda's advanced logging controls: with AWS_LAMBDA_LOG_FORMAT=JSON each
+// console call is one JSON object a line, and calls below AWS_LAMBDA_LOG_LEVEL
+// write nothing.
+const LOG_JSON = (env.AWS_LAMBDA_LOG_FORMAT || '').toUpperCase() === 'JSON';
+const LEVELS = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4, FATAL: 5 };
+const MIN_LEVEL = LOG_JSON ? (LEVELS[(env.AWS_LAMBDA_LOG_LEVEL || '').toUpperCase()] ?? 0) : 0;
+let logRequestId;
+function errorFields(e) {
+  return {
+    errorType: (e && e.constructor && e.constructor.name) || 'UnknownError',
+    errorMessage: e.message,
+    stackTrace: typeof e.stack === 'string' ? e.stack.split('\n') : [],
+  };
+}
+// As the Node.js RIC: one argument is the message as is (an Error becomes
+// its fields), several are util.format'ed, the first Error's fields added.
+function jsonLine(level, args) {
+  const line = { timestamp: new Date().toISOString(), level, requestId: logRequestId };
+  if (args.length === 1) {
+    line.message = args[0];
+    try {
+      return JSON.stringify(line, (_k, v) => (v instanceof Error ? errorFields(v) : v));
+    } catch (_e) {
+      line.message = util.format(args[0]);
+      return JSON.stringify(line);
+    }
+  }
+  line.message = util.format(...args);
+  const err = args.find((a) => a instanceof Error);
+  if (err) Object.assign(line, errorFields(err));
+  return JSON.stringify(line);
+}
 function logger(level, fd) {
+  if (LEVELS[level] < MIN_LEVEL) return () => {};
+  if (LOG_JSON) return (...args) => writeSync(fd, `${jsonLine(level, args)}\n`);
   return (...args) => writeSync(fd, `${level}\t${util.format(...args)}\n`);
 }
 console.log = logger('INFO', 1);
@@ -55,7 +89,8 @@ console.info = logger('INFO', 1);
 console.debug = logger('DEBUG', 1);
 console.warn = logger('WARN', 2);
 console.error = logger('ERROR', 2);
-console.trace = function trace(...args) {
+console.fatal = logger('FATAL', 2);
+console.trace = LOG_JSON ? logger('TRACE', 1) : function trace(...args) {
   const e = new Error(util.format(...args));
   e.name = 'Trace';
   Error.captureStackTrace(e, trace);
@@ -359,6 +394,7 @@ function invoke({ headers, body }) {
   const id = headers['lambda-runtime-aws-request-id'] || '';
   const inv = { id, done: false };
   current = inv;
+  logRequestId = id;
 
   const traceId = headers['lambda-runtime-trace-id'];
   if (traceId) env._X_AMZN_TRACE_ID = traceId;

@@ -40,6 +40,12 @@ FUNCTION_VERSION = _ENV.get("AWS_LAMBDA_FUNCTION_VERSION")
 LOG_GROUP_NAME = _ENV.get("AWS_LAMBDA_LOG_GROUP_NAME")
 LOG_STREAM_NAME = _ENV.get("AWS_LAMBDA_LOG_STREAM_NAME")
 MEMORY_LIMIT_IN_MB = _ENV.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")  # a string, as awslambdaric has it
+# Lambda's advanced logging controls: JSON lines, and a level below which
+# logging records are dropped (TRACE is Python's DEBUG).
+LOG_FORMAT_JSON = _ENV.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
+LOG_LEVEL = {"TRACE": "DEBUG"}.get(
+    _ENV.get("AWS_LAMBDA_LOG_LEVEL", "").upper(), _ENV.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+)
 
 API_PREFIX = "/2018-06-01/runtime"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
@@ -137,19 +143,70 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+# Record attributes that are not extra fields of a JSON line.
+_RESERVED_RECORD_FIELDS = {
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module",
+    "exc_info", "exc_text", "stack_info", "lineno", "funcName", "created", "msecs",
+    "relativeCreated", "thread", "threadName", "processName", "process", "taskName",
+    "aws_request_id",
+}
+
+
+class _JsonFormatter(logging.Formatter):
+    """awslambdaric's JSON line: timestamp, level, message, logger, requestId,
+    the exception's errorType/errorMessage/stackTrace/location, and `extra`."""
+
+    def formatTime(self, record, datefmt=None):
+        t = time.gmtime(record.created)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", t) + ".%03dZ" % record.msecs
+
+    def format(self, record):
+        levelno = min(50, max(0, record.levelno)) // 10 * 10
+        exc = record.exc_info
+        result = {
+            "timestamp": self.formatTime(record),
+            "level": logging.getLevelName(levelno),
+            "message": record.getMessage(),
+            "logger": record.name,
+            "stackTrace": traceback.format_tb(exc[2]) if exc else None,
+            "errorType": exc[0].__name__ if exc else None,
+            "errorMessage": str(exc[1]) if exc else None,
+            "requestId": getattr(record, "aws_request_id", None),
+            "location": f"{record.pathname}:{record.funcName}:{record.lineno}" if exc else None,
+        }
+        result.update(
+            (k, v)
+            for k, v in record.__dict__.items()
+            if k not in _RESERVED_RECORD_FIELDS and k not in result
+        )
+        return json.dumps(
+            {k: v for k, v in result.items() if v is not None}, default=str, ensure_ascii=False
+        )
+
+
 def _install_logging():
     # Like Lambda: the root logger gets a handler, so logger.setLevel(INFO) +
     # logger.info(...) works (without one Python's lastResort drops INFO),
-    # with awslambdaric's format: [LEVEL]\tUTC TIMESTAMP\tREQUEST_ID\tmessage.
-    formatter = logging.Formatter(
-        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
-        "%Y-%m-%dT%H:%M:%S",
-    )
-    formatter.converter = time.gmtime
+    # with awslambdaric's format: [LEVEL]\tUTC TIMESTAMP\tREQUEST_ID\tmessage,
+    # or one JSON object a line with AWS_LAMBDA_LOG_FORMAT=JSON.
+    if LOG_FORMAT_JSON:
+        formatter = _JsonFormatter()
+    else:
+        formatter = logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+            "%Y-%m-%dT%H:%M:%S",
+        )
+        formatter.converter = time.gmtime
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)
     handler.addFilter(_RequestIdFilter())
-    logging.getLogger().addHandler(handler)
+    root = logging.getLogger()
+    if LOG_LEVEL in ("DEBUG", "INFO", "WARN", "ERROR", "FATAL"):
+        # The root's level as awslambdaric sets it; on the handler too, since
+        # Lambda drops lower records even when the code lowers the root's.
+        root.setLevel(LOG_LEVEL)
+        handler.setLevel(LOG_LEVEL)
+    root.addHandler(handler)
 
 
 # --- Errors ------------------------------------------------------------------------

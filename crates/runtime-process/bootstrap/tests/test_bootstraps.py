@@ -314,6 +314,40 @@ class PythonBootstrapTest(Common, Base):
         self.assertRegex(out, r"(?m)^\[INFO\]\t%s\t\tat import$" % stamp)
         self.assertRegex(out, r"(?m)^\[WARNING\]\t%s\t%s\tin handler 7$" % (stamp, re.escape(request_id)))
 
+    def test_json_log_format_and_level(self):
+        self.write("app.py", """
+            import logging
+            logger = logging.getLogger("orders")
+            def handler(event, context):
+                logging.getLogger().setLevel(logging.DEBUG)
+                print("a print stays text")
+                logger.debug("dropped below WARN")
+                logger.info("dropped too")
+                logger.warning("low stock %s", event, extra={"sku": "A1"})
+                try:
+                    raise KeyError("gone")
+                except KeyError:
+                    logger.exception("lookup failed")
+                return context.aws_request_id
+        """)
+        rt = self.start("app.handler", env={"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "WARN"})
+        kind, _, request_id, (out, _) = rt.invoke(7)
+        self.assertEqual(kind, "response")
+        lines = out.splitlines()
+        self.assertIn("a print stays text", lines)
+        records = [json.loads(l) for l in lines if l.startswith("{")]
+        self.assertEqual([r["message"] for r in records], ["low stock 7", "lookup failed"], out)
+        warn, error = records
+        self.assertRegex(warn["timestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertEqual(
+            {k: warn[k] for k in ("level", "logger", "requestId", "sku")},
+            {"level": "WARNING", "logger": "orders", "requestId": request_id, "sku": "A1"},
+        )
+        self.assertNotIn("errorType", warn)
+        self.assertEqual((error["level"], error["errorType"], error["errorMessage"]), ("ERROR", "KeyError", "'gone'"))
+        self.assertIsInstance(error["stackTrace"], list)
+        self.assertIn("app.py:handler:", error["location"])
+
     def sdk_runtime(self, with_sdk):
         """A runtime directory as the server makes it: the bootstrap, and
         the SDK (a stand-in boto3) in sdk/ beside it."""
@@ -463,6 +497,30 @@ class NodeBootstrapTest(Common, Base):
             self.assertTrue(body["trace"].startswith("Root=1-"))
             self.assertEqual(len(body["awsRequestId"]), 36)
         self.assertEqual(len(rt.connections), 1, "keep-alive: one connection expected")
+
+    def test_json_log_format_and_level(self):
+        self.write("index.js", """
+            exports.handler = async (event, context) => {
+                console.debug("dropped below INFO");
+                console.log("order", event.n);
+                console.warn({ sku: "A1" });
+                console.error("lookup failed", new TypeError("gone"));
+                return context.awsRequestId;
+            };
+        """)
+        rt = self.start("index.handler", env={"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "INFO"})
+        kind, _, request_id, (out, err) = rt.invoke({"n": 7})
+        self.assertEqual(kind, "response")
+        records = [json.loads(l) for l in (out + err).splitlines()]
+        records.sort(key=lambda r: ["INFO", "WARN", "ERROR"].index(r["level"]))
+        self.assertEqual([r["message"] for r in records[:2]], ["order 7", {"sku": "A1"}])
+        self.assertTrue(records[2]["message"].startswith("lookup failed TypeError: gone"), records[2])
+        for r in records:
+            self.assertEqual(r["requestId"], request_id)
+            self.assertRegex(r["timestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertEqual((records[2]["errorType"], records[2]["errorMessage"]), ("TypeError", "gone"))
+        self.assertIsInstance(records[2]["stackTrace"], list)
+        self.assertNotIn("dropped", out + err)
 
     def test_esm_async_promise_callback(self):
         self.write("esm.mjs", """

@@ -124,6 +124,7 @@ fn spec(revision: &str, scaling: Scaling) -> Arc<InstanceSpec> {
             triggers: vec![],
             description: String::new(),
             permissions: Vec::new(),
+            logging: Default::default(),
         },
         code_sha256: String::new(),
         code_dir: std::path::PathBuf::new(),

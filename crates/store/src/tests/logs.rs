@@ -1,6 +1,7 @@
 //! Log lines and invocation records, on both databases.
 
 use super::*;
+use updraft_core::logs::Level;
 
 async fn logs_filtering(db: &TestDb) {
     let s = db.open().await;
@@ -100,7 +101,94 @@ async fn dollar_placeholders(db: &TestDb) {
     db.finish(s).await;
 }
 
+async fn query_filters(db: &TestDb) {
+    let s = db.open().await;
+    s.deploy("f", "shop", &cfg(128), "aaa", 1).await.unwrap();
+    s.deploy("g", "shop", &cfg(128), "aaa", 1).await.unwrap();
+    s.deploy("x", "other", &cfg(128), "aaa", 1).await.unwrap();
+    s.append_logs(&[
+        line("f", "r1", 100, "[WARNING]\tt\tr1\tDisk Low"),
+        line("f", "r1", 110, "plain disk print"),
+        line("g", "r2", 200, r#"{"level":"ERROR","message":"disk gone"}"#),
+        line("x", "r3", 300, "[ERROR] disk elsewhere"),
+        line("f", "r4", 400, "INFO\tdisk fine"),
+    ])
+    .await
+    .unwrap();
+    s.record_invocations(&[
+        inv("r1", "f", 100),
+        InvocationRecord {
+            version: 2,
+            ..inv("r4", "f", 400)
+        },
+    ])
+    .await
+    .unwrap();
+    let texts =
+        |rows: Vec<LogRow>| -> Vec<String> { rows.into_iter().map(|r| r.line.text).collect() };
+    let base = LogQuery::of_function("f", 0, None, 0, 100);
+    let all = s.query_logs(&base).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].level.as_deref(), Some("WARN"));
+    assert_eq!(all[1].level, None);
+    assert_eq!((all[0].version, all[2].version), (Some(1), Some(2)));
+    let app = LogQuery {
+        scope: LogScope::App("shop"),
+        ..base
+    };
+    assert_eq!(s.query_logs(&app).await.unwrap().len(), 4);
+    let warn = LogQuery {
+        min_level: Some(Level::Warn),
+        ..app
+    };
+    assert_eq!(
+        texts(s.query_logs(&warn).await.unwrap()),
+        vec![
+            "[WARNING]\tt\tr1\tDisk Low",
+            r#"{"level":"ERROR","message":"disk gone"}"#
+        ]
+    );
+    let text = LogQuery {
+        text: Some("disk"),
+        ..app
+    };
+    assert_eq!(
+        s.query_logs(&text).await.unwrap().len(),
+        3,
+        "case-sensitive"
+    );
+    let v2 = LogQuery {
+        version: Some(2),
+        ..base
+    };
+    assert_eq!(
+        texts(s.query_logs(&v2).await.unwrap()),
+        vec!["INFO\tdisk fine"]
+    );
+    let window = LogQuery {
+        since_ms: 105,
+        until_ms: Some(400),
+        ..base
+    };
+    assert_eq!(
+        texts(s.query_logs(&window).await.unwrap()),
+        vec!["plain disk print", "INFO\tdisk fine"]
+    );
+    // Paging with a filter: each page starts after the last id seen.
+    let first = s.query_logs(&LogQuery { limit: 1, ..text }).await.unwrap();
+    let rest = s
+        .query_logs(&LogQuery {
+            after_id: first[0].id,
+            ..text
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 2);
+    db.finish(s).await;
+}
+
 suite!(
+    query_filters,
     logs_filtering,
     logs_capped_per_function,
     dollar_placeholders
