@@ -679,3 +679,56 @@ async fn a_set_idle_timeout_is_never_learned_over() {
     sched.reap(t0 + Duration::from_secs(3600 * 24)).await;
     assert_eq!(counts.starts.load(Ordering::SeqCst), 0);
 }
+
+// The cap: permits owed when max_instances goes down while busy.
+
+fn bare_pool() -> Pool {
+    Pool {
+        function: "f".into(),
+        permits: Arc::new(Semaphore::new(0)),
+        state: Mutex::new(PoolState::default()),
+    }
+}
+
+#[test]
+fn a_cap_lowered_while_busy_holds_when_the_permit_comes_back() {
+    let p = bare_pool();
+    p.resize(1);
+    let busy = p.permits.clone().try_acquire_owned().unwrap();
+    // Reserved concurrency 0 while the one invocation runs.
+    p.resize(0);
+    drop(busy);
+    let back = p.permits.clone().try_acquire_owned().unwrap();
+    assert!(p.keep(back).is_none(), "the returned permit is owed");
+    assert!(p.permits.clone().try_acquire_owned().is_err());
+    // Raising the cap again pays the debt first, then adds.
+    p.resize(2);
+    let a = p.permits.clone().try_acquire_owned().unwrap();
+    let a = p.keep(a).unwrap();
+    let b = p.permits.clone().try_acquire_owned().unwrap();
+    let b = p.keep(b).unwrap();
+    assert!(p.permits.clone().try_acquire_owned().is_err());
+    drop((a, b));
+}
+
+#[test]
+fn owed_permits_are_paid_before_new_ones_are_added() {
+    let p = bare_pool();
+    p.resize(2);
+    let x = p.permits.clone().try_acquire_owned().unwrap();
+    let y = p.permits.clone().try_acquire_owned().unwrap();
+    p.resize(0);
+    assert_eq!(p.lock().owed, 2);
+    p.resize(1);
+    assert_eq!(p.lock().owed, 1);
+    assert_eq!(p.permits.available_permits(), 0);
+    drop((x, y));
+    // Two came back, one was owed: one is usable, as the cap says.
+    let first = p.permits.clone().try_acquire_owned().unwrap();
+    let second = p.permits.clone().try_acquire_owned().unwrap();
+    let kept: Vec<_> = [p.keep(first), p.keep(second)]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(kept.len(), 1);
+}
