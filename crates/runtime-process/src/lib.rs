@@ -396,7 +396,7 @@ impl ProcessRuntime {
         // the host's loopback accepting only the function's uid.
         let t_netns = Instant::now();
         let (listener, netns, api_addr) = if iso.network_ns {
-            let ns = tokio::task::spawn_blocking(sandbox::netns::create)
+            let ns = tokio::task::spawn_blocking(sandbox::prepared::take)
                 .await
                 .map_err(io::Error::other)??;
             let listener = tokio::net::TcpListener::from_std(ns.listener)?;

@@ -11,6 +11,7 @@ pub mod firewall;
 pub mod jail;
 pub mod listener;
 pub mod netns;
+pub mod prepared;
 pub mod seccomp;
 
 pub use cgroup::{Cgroup, CgroupRoot};

@@ -87,7 +87,7 @@ pub fn set_outbound(subnet: Option<Subnet>) {
     *OUTBOUND.write().unwrap_or_else(|e| e.into_inner()) = subnet;
 }
 
-fn outbound() -> Option<Subnet> {
+pub(crate) fn outbound() -> Option<Subnet> {
     *OUTBOUND.read().unwrap_or_else(|e| e.into_inner())
 }
 
