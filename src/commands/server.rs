@@ -120,6 +120,18 @@ pub struct Args {
     /// stops the server).
     #[arg(long, env = "UPDRAFT_INSTALL_SDK")]
     install_sdk: bool,
+    /// Export every invocation's trace spans over OTLP to this collector
+    /// (`http://host:4318` for http/protobuf, `http://host:4317` for grpc).
+    /// Unset: no spans are made or sent.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// The OTLP transport: `http/protobuf` or `grpc`.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        default_value = "http/protobuf"
+    )]
+    otlp_protocol: updraft_traces::Protocol,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -215,6 +227,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) => updraft_metering::Prices::load(p)?,
         None => updraft_metering::Prices::default(),
     };
+    // An empty OTEL_EXPORTER_OTLP_ENDPOINT is unset, as OpenTelemetry's SDKs read it.
+    let tracer = match args.otlp_endpoint.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => updraft_traces::Tracer::otlp(url, args.otlp_protocol)?,
+        None => updraft_traces::Tracer::off(),
+    };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating --data-dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
@@ -253,6 +270,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         roles: args.roles.iter().cloned().collect(),
         function_credentials_ttl: args.function_credentials_ttl,
         runtimes: args.runtime.runtimes.clone(),
+        tracer,
     };
     let platform = Platform::start_with_sdk(config, sdk)
         .await

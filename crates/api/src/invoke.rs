@@ -43,6 +43,8 @@ pub(crate) struct InvokeCall {
     pub tail_logs: bool,
     /// `X-Amz-Client-Context`: base64 of a JSON object.
     pub client_context: Option<String>,
+    /// The caller's trace (`traceparent`, else `X-Amzn-Trace-Id`), continued.
+    pub trace: Option<updraft_platform::traces::TraceContext>,
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -101,6 +103,7 @@ impl InvokeCall {
             kind,
             tail_logs,
             client_context,
+            trace: updraft_platform::traces::TraceContext::from_headers(headers),
         })
     }
 }
@@ -185,6 +188,7 @@ pub(crate) async fn run(
             request_id.clone(),
             payload,
             call.client_context,
+            call.trace,
         )
         .await
         .map_err(|e| match e {

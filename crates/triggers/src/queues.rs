@@ -445,6 +445,8 @@ impl Batch {
             payload: sqs::event(records),
             client_context: None,
             trigger: TriggerKind::Queue,
+            trace: None,
+            accepted_ms: taken.iter().map(|m| m.sent_ms).min(),
         };
         let res = invoker.invoke(req).await;
         // Once the function is done with the batch, its capacity is free

@@ -280,6 +280,8 @@ impl AsyncEvents {
             payload: e.payload.clone(),
             client_context: None,
             trigger: trigger_of(&e.source),
+            trace: None,
+            accepted_ms: Some(e.enqueued_ms),
         };
         let r = match invoker.invoke(req).await {
             Ok(r) => r,
