@@ -6,7 +6,7 @@
 mod common;
 
 use common::aws::server_with_keys_and_flags;
-use common::{http, repo, Server};
+use common::{http, repo, wait_until, Server};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
@@ -14,6 +14,7 @@ use prost::Message;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
+use std::time::Duration;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
@@ -22,6 +23,8 @@ const PARENT_ID: &str = "00f067aa0ba902b7";
 struct Collector {
     url: String,
     requests: mpsc::Receiver<(String, Vec<Span>)>,
+    /// What `wait_for` took in so far.
+    seen: std::cell::RefCell<Vec<(String, Vec<Span>)>>,
 }
 
 impl Collector {
@@ -35,13 +38,33 @@ impl Collector {
                 std::thread::spawn(move || serve(conn, tx));
             }
         });
-        Collector { url, requests: rx }
+        Collector {
+            url,
+            requests: rx,
+            seen: Default::default(),
+        }
     }
 
-    /// What arrived so far (call once the server has exited: its shutdown
-    /// flushes the exporter, which waits for each answer).
+    /// Waits until spans of each name have arrived.
+    fn wait_for(&self, names: &[&str]) {
+        wait_until(
+            &format!("spans {names:?}"),
+            Duration::from_secs(120),
+            || {
+                self.seen.borrow_mut().extend(self.requests.try_iter());
+                let seen = self.seen.borrow();
+                let mut spans = seen.iter().flat_map(|(_, s)| s);
+                names.iter().all(|n| spans.clone().any(|s| s.name == *n)) && spans.next().is_some()
+            },
+        );
+    }
+
+    /// What arrived (call once the server has exited: its shutdown flushes
+    /// the exporter, which waits for each answer).
     fn received(&self) -> Vec<(String, Vec<Span>)> {
-        self.requests.try_iter().collect()
+        let mut all = std::mem::take(&mut *self.seen.borrow_mut());
+        all.extend(self.requests.try_iter());
+        all
     }
 }
 
@@ -113,7 +136,9 @@ fn call_through(s: &Server) -> serde_json::Value {
         vec![],
     );
     let body = String::from_utf8_lossy(&body).into_owned();
-    assert_eq!(status, 200, "{body}");
+    if status != 200 {
+        panic!("{status}: {body}\n{}", s.ok(&["logs", "caller"]));
+    }
     serde_json::from_str(&body).unwrap()
 }
 
@@ -137,6 +162,8 @@ fn both_invocations_are_spans_in_the_callers_trace() {
     let collector = Collector::start();
     let mut s = start("traces", &[], &["--otlp-endpoint", &collector.url]);
     let got = call_through(&s);
+    // The consumers of the event, the message and the bus event run later.
+    collector.wait_for(&["later", "worker", "listener"]);
     assert!(s.terminate().success(), "the server drained cleanly");
 
     let requests = collector.received();
@@ -186,13 +213,39 @@ fn both_invocations_are_spans_in_the_callers_trace() {
         attr(caller, "faas.invocation_id")
     );
 
-    // The caller's children: its instance start (cold) and its run.
-    let children: Vec<&str> = spans
+    // The caller's children: its instance start (cold) and its run, and
+    // every invocation it caused, through the store's queues included.
+    let mut children: Vec<&str> = spans
         .iter()
-        .filter(|s| s.parent_span_id == caller.span_id && s.span_id != callee.span_id)
+        .filter(|s| s.parent_span_id == caller.span_id)
         .map(|s| s.name.as_str())
         .collect();
-    assert_eq!(children, ["instance start", "run"], "{spans:#?}");
+    children.sort();
+    assert_eq!(
+        children,
+        [
+            "callee",
+            "instance start",
+            "later",
+            "listener",
+            "run",
+            "worker"
+        ],
+        "{spans:#?}"
+    );
+    for (name, trigger, kind) in [
+        ("later", "other", SpanKind::Consumer),
+        ("worker", "pubsub", SpanKind::Consumer),
+        ("listener", "pubsub", SpanKind::Consumer),
+    ] {
+        let span = find(name);
+        assert_eq!(text(attr(span, "faas.trigger")), trigger, "{name}");
+        assert_eq!(span.kind, kind as i32, "{name}");
+        let waited = spans
+            .iter()
+            .any(|s| s.parent_span_id == span.span_id && s.name == "queue wait");
+        assert!(waited, "{name} has a queue wait span");
+    }
 
     // What each function saw names its own span as the parent.
     let body = got;

@@ -161,7 +161,9 @@ pub(crate) async fn run(
     let qualifier = call.qualifier.as_deref();
     if call.kind == InvocationType::Event {
         // Written durably to the store's queue before the 202 (SPEC §4).
-        let id = p.enqueue_event(&call.name, qualifier, payload).await?;
+        let id = p
+            .enqueue_event(&call.name, qualifier, payload, call.trace.as_ref())
+            .await?;
         let mut resp = match surface {
             Surface::Native => (
                 StatusCode::ACCEPTED,

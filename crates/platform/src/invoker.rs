@@ -347,17 +347,20 @@ impl Platform {
     }
 
     /// Accepts an asynchronous invocation (Lambda's `Event` type): stored
-    /// durably before this returns the request id; see `updraft-triggers`.
+    /// durably, with the caller's trace context, before this returns the
+    /// request id; see `updraft-triggers`.
     pub async fn enqueue_event(
         &self,
         name: &str,
         qualifier: Option<&str>,
         payload: Vec<u8>,
+        trace: Option<&TraceContext>,
     ) -> Result<String, PlatformError> {
+        let trace = trace.and_then(TraceContext::traceparent);
         Ok(self
             .inner
             .events
-            .enqueue(self, "invoke", name, qualifier, payload)
+            .enqueue(self, "invoke", name, qualifier, payload, trace)
             .await?)
     }
 

@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "schedules", "0006_schedules"),
     migration!(7, "buses", "0007_buses"),
     migration!(8, "function tags", "0008_function_tags"),
+    migration!(9, "trace context", "0009_trace_context"),
 ];
 
 impl Migration {

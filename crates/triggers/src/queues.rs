@@ -445,7 +445,8 @@ impl Batch {
             payload: sqs::event(records),
             client_context: None,
             trigger: TriggerKind::Queue,
-            trace: None,
+            // A batch continues its first message's trace.
+            trace: taken.iter().find_map(|m| m.trace.clone()),
             accepted_ms: taken.iter().map(|m| m.sent_ms).min(),
         };
         let res = invoker.invoke(req).await;
