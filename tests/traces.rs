@@ -281,3 +281,48 @@ fn without_an_otlp_endpoint_nothing_is_sent() {
     assert!(s.terminate().success(), "the server drained cleanly");
     assert!(collector.received().is_empty(), "nothing was exported");
 }
+
+/// A collector that cannot be reached fails no invocation and no drain,
+/// over either transport.
+#[test]
+fn an_unreachable_collector_fails_nothing() {
+    // A port nothing listens on any more.
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    for (name, protocol) in [("grpc", "grpc"), ("http", "http/protobuf")] {
+        let mut s = start(
+            &format!("traces-unreachable-{name}"),
+            &[],
+            &["--otlp-endpoint", &closed, "--otlp-protocol", protocol],
+        );
+        let body = call_through(&s);
+        assert!(body["traceparent"].as_str().unwrap().contains(TRACE_ID));
+        assert!(s.terminate().success(), "{protocol}: the server drained cleanly");
+    }
+}
+
+#[test]
+fn a_bad_otlp_setting_is_refused_by_name() {
+    for (flags, expected) in [
+        (
+            &["--otlp-endpoint", "localhost:4318"][..],
+            "--otlp-endpoint: expected an http:// or https:// URL",
+        ),
+        (
+            &["--otlp-endpoint", "http://127.0.0.1:4318", "--otlp-protocol", "http/json"][..],
+            "--otlp-protocol: expected http/protobuf or grpc",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_updraft"))
+            .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(common::scratch("traces-bad-flag"))
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flags:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{flags:?}: {err}");
+    }
+}
