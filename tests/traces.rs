@@ -299,7 +299,10 @@ fn an_unreachable_collector_fails_nothing() {
         );
         let body = call_through(&s);
         assert!(body["traceparent"].as_str().unwrap().contains(TRACE_ID));
-        assert!(s.terminate().success(), "{protocol}: the server drained cleanly");
+        assert!(
+            s.terminate().success(),
+            "{protocol}: the server drained cleanly"
+        );
     }
 }
 
@@ -311,7 +314,12 @@ fn a_bad_otlp_setting_is_refused_by_name() {
             "--otlp-endpoint: expected an http:// or https:// URL",
         ),
         (
-            &["--otlp-endpoint", "http://127.0.0.1:4318", "--otlp-protocol", "http/json"][..],
+            &[
+                "--otlp-endpoint",
+                "http://127.0.0.1:4318",
+                "--otlp-protocol",
+                "http/json",
+            ][..],
             "--otlp-protocol: expected http/protobuf or grpc",
         ),
     ] {

@@ -121,17 +121,14 @@ pub struct Args {
     #[arg(long, env = "UPDRAFT_INSTALL_SDK")]
     install_sdk: bool,
     /// Export every invocation's trace spans over OTLP to this collector
-    /// (`http://host:4318` for http/protobuf, `http://host:4317` for grpc).
-    /// Unset: no spans are made or sent.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    /// (`http://host:4318` for http/protobuf, `http://host:4317` for grpc;
+    /// else OTEL_EXPORTER_OTLP_ENDPOINT). Unset: no spans are made or sent.
+    #[arg(long, env = "UPDRAFT_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
-    /// The OTLP transport: `http/protobuf` or `grpc`.
-    #[arg(
-        long,
-        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
-        default_value = "http/protobuf"
-    )]
-    otlp_protocol: updraft_traces::Protocol,
+    /// The OTLP transport: `http/protobuf` (default) or `grpc` (else
+    /// OTEL_EXPORTER_OTLP_PROTOCOL).
+    #[arg(long, env = "UPDRAFT_OTLP_PROTOCOL")]
+    otlp_protocol: Option<updraft_traces::Protocol>,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -227,11 +224,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) => updraft_metering::Prices::load(p)?,
         None => updraft_metering::Prices::default(),
     };
-    // An empty OTEL_EXPORTER_OTLP_ENDPOINT is unset, as OpenTelemetry's SDKs read it.
-    let tracer = match args.otlp_endpoint.as_deref().filter(|u| !u.is_empty()) {
-        Some(url) => updraft_traces::Tracer::otlp(url, args.otlp_protocol)?,
-        None => updraft_traces::Tracer::off(),
-    };
+    let tracer = tracer(&args)?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating --data-dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
@@ -308,6 +301,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     platform.store().close().await;
     eprintln!("updraft: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The OTLP exporter of `--otlp-endpoint` / `--otlp-protocol`, which fall
+/// back to OpenTelemetry's standard variables; an empty value is unset.
+fn tracer(args: &Args) -> anyhow::Result<updraft_traces::Tracer> {
+    let std_var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let endpoint = (args.otlp_endpoint.clone().filter(|u| !u.is_empty()))
+        .or_else(|| std_var("OTEL_EXPORTER_OTLP_ENDPOINT"));
+    let Some(endpoint) = endpoint else {
+        return Ok(updraft_traces::Tracer::off());
+    };
+    let protocol = match (args.otlp_protocol, std_var("OTEL_EXPORTER_OTLP_PROTOCOL")) {
+        (Some(p), _) => p,
+        (None, Some(v)) => v
+            .parse()
+            .with_context(|| format!("OTEL_EXPORTER_OTLP_PROTOCOL={v:?}"))?,
+        (None, None) => updraft_traces::Protocol::default(),
+    };
+    Ok(updraft_traces::Tracer::otlp(&endpoint, protocol)?)
 }
 
 /// The AWS SDK for functions: `--sdk-dir` (or DATA_DIR/runtimes/sdk),

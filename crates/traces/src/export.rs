@@ -128,11 +128,16 @@ impl Tracer {
         self.processor.is_some()
     }
 
-    /// Queues the invocation's span and its children for export.
+    /// Queues the invocation's span and its children for export, unless
+    /// the caller's trace is not sampled (its decision is kept, as
+    /// OpenTelemetry's parent-based sampler keeps it).
     pub fn record(&self, s: &InvocationSpan<'_>) {
         let Some(processor) = &self.processor else {
             return;
         };
+        if !s.trace.sampled {
+            return;
+        }
         for span in spans(s) {
             processor.on_end(span);
         }
