@@ -6,7 +6,7 @@
     bench/run --quick         # smoke run of every scenario (< 2 minutes once built);
                               # exits 1 if a scenario breaks (errors where 0 are required)
     bench/run --only warm,cold  # some scenarios: warm wasm cold burst control density emulators sandbox
-                                #   events
+                                #   events keepalive
 
 Builds in release mode what it needs (the `updraft` binary into target/bench,
 the plain hyper baseline in bench/hyper-baseline/ into target/bench-hyper, the
@@ -45,4 +45,8 @@ Scenarios (the goals are the ones of issue 5 and, for wasm, issue 4):
            store's own insert rate (Python's sqlite3, the same rows, 10 a transaction, on the
            same disk); and a `rate = "1s"` schedule's firing lateness (handler start - due
            time, p50/p99 over 60 warm ticks; --quick 5) from `updraft logs`
+  keepalive  a seeded synthetic trace shaped like the Azure Functions trace (1,000 functions,
+           48 hours; --quick 100, 6) replayed through the scheduler's keep-alive code against
+           a fixed 10-minute keep-alive and the learned (default) policy: cold starts and idle
+           instance-seconds (crates/scheduler/examples/keepalive_replay.rs, on the trace's clock)
 """

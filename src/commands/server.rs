@@ -129,6 +129,10 @@ pub struct Args {
     /// OTEL_EXPORTER_OTLP_PROTOCOL).
     #[arg(long, env = "UPDRAFT_OTLP_PROTOCOL")]
     otlp_protocol: Option<updraft_traces::Protocol>,
+    /// Serve `/metrics` without credentials, for a Prometheus scraper on a
+    /// private network (by default it needs the admin credentials).
+    #[arg(long, env = "UPDRAFT_METRICS_PUBLIC")]
+    metrics_public: bool,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -269,7 +273,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .map_err(platform_error)?;
 
-    let app = app(platform.clone());
+    let app = app(platform.clone(), args.metrics_public);
     // Instances reach the AWS APIs (not the gateway) on their Runtime API
     // address, with credentials of their own.
     platform.serve_functions(updraft_api::target::wrap(
@@ -374,10 +378,14 @@ fn connection_cap(wanted: usize) -> usize {
     wanted
 }
 
-/// The whole HTTP surface: control API, gateway, and a request id on every response.
-pub fn app(platform: Platform) -> axum::Router {
+/// The whole HTTP surface: control API, gateway, `/metrics`, and a request id on every response.
+pub fn app(platform: Platform, metrics_public: bool) -> axum::Router {
     let app =
         updraft_api::router(platform.clone()).merge(updraft_gateway::router(platform.clone()));
+    let app = app.merge(updraft_api::metrics_router(
+        platform.clone(),
+        metrics_public,
+    ));
     // AWS's JSON-protocol services (SQS) on `POST /` with X-Amz-Target.
     updraft_api::target::wrap(app, platform).layer(axum::middleware::map_response(
         |mut resp: axum::response::Response| async move {

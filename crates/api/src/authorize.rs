@@ -181,6 +181,7 @@ mod tests {
             ("GET", "/2015-03-31/functions"),
             ("GET", "/api/v1/functions"),
             ("POST", "/api/v1/deploy"),
+            ("GET", "/metrics"),
         ] {
             assert!(
                 matches!(

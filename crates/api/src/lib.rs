@@ -3,7 +3,8 @@
 //! by `X-Amz-Target`, [`target`]), and `/healthz`.
 //! Every request is authenticated (SigV4 or bearer) before it reaches a
 //! handler; every error leaves through [`ApiError`] (or, on the AWS JSON
-//! protocols, `error::aws_json_error`).
+//! protocols, `error::aws_json_error`). `/metrics` ([`metrics_router`])
+//! is authenticated the same way unless the server makes it public.
 
 mod authorize;
 mod error;
@@ -44,6 +45,36 @@ pub fn router(platform: Platform) -> Router {
         .route("/healthz", get(healthz))
         .with_state(platform)
         .merge(authed)
+}
+
+/// `GET /metrics`: the Prometheus text exposition, behind the control
+/// API's authentication (admin credentials; a function's are refused)
+/// unless `public` (`updraft server --metrics-public`).
+pub fn metrics_router(platform: Platform, public: bool) -> Router {
+    let route = Router::new().route("/metrics", get(metrics));
+    let route = if public {
+        route
+    } else {
+        route.route_layer(axum::middleware::from_fn_with_state(
+            platform.clone(),
+            authenticate,
+        ))
+    };
+    route.with_state(platform)
+}
+
+async fn metrics(State(p): State<Platform>) -> Response {
+    match p.metrics_text().await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                updraft_metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
 }
 
 /// 200 while the store can commit a write; 503 naming the cause (a full

@@ -86,8 +86,26 @@ pub struct Scaling {
     pub min_instances: u32,
     pub max_instances: u32,
     pub per_instance: u32,
+    /// An idle instance is stopped after this long, or, with `keep_alive`
+    /// adaptive, while the function's history predicts nothing yet.
     pub idle_timeout_ms: u64,
     pub max_queue_wait_ms: u64,
+    /// How long idle instances are kept: adaptive unless `idle_timeout` is
+    /// set (configurations stored before this field existed read as fixed).
+    #[serde(default)]
+    pub keep_alive: KeepAlive,
+}
+
+/// How a function's idle instances are kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeepAlive {
+    /// Exactly `idle_timeout` after each invocation.
+    #[default]
+    Fixed,
+    /// Learned from the function's idle times (crates/scheduler keepalive.rs),
+    /// `idle_timeout` until the history predicts.
+    Adaptive,
 }
 
 impl Default for Scaling {
@@ -96,8 +114,9 @@ impl Default for Scaling {
             min_instances: 0,
             max_instances: 10,
             per_instance: 1,
-            idle_timeout_ms: 5 * 60 * 1000,
+            idle_timeout_ms: 10 * 60 * 1000,
             max_queue_wait_ms: 10 * 1000,
+            keep_alive: KeepAlive::Adaptive,
         }
     }
 }

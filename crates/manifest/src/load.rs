@@ -272,6 +272,7 @@ impl Cx<'_> {
             )?;
             if let Some(d) = s.idle_timeout {
                 scaling.idle_timeout_ms = self.duration_ms(key("scaling.idle_timeout"), &d)?;
+                scaling.keep_alive = updraft_core::config::KeepAlive::Fixed;
             }
             if let Some(d) = s.max_queue_wait {
                 scaling.max_queue_wait_ms = self.duration_ms(key("scaling.max_queue_wait"), &d)?;

@@ -132,7 +132,8 @@ code = "dist/bin.zip"
             max_instances: 20,
             per_instance: 1,
             idle_timeout_ms: 60_000,
-            max_queue_wait_ms: 0
+            max_queue_wait_ms: 0,
+            keep_alive: updraft_core::config::KeepAlive::Fixed,
         }
     );
     assert_eq!(

@@ -365,6 +365,7 @@ impl Platform {
     }
 
     fn record_throttle(&self, spec: &InstanceSpec, trigger: TriggerKind, record_id: String) {
+        self.count_throttle(spec, trigger);
         self.inner.records.push(InvocationRecord {
             trigger: trigger.as_str().into(),
             request_id: record_id,
@@ -389,6 +390,7 @@ impl Platform {
         record_id: String,
         r: &InvokeResult,
     ) {
+        self.count_invocation(&spec.function, trigger, r);
         let (outcome, error_type) = match &r.outcome {
             Outcome::Success(_) => ("success".to_string(), None),
             Outcome::Error {

@@ -14,6 +14,7 @@ mod lambda;
 mod lock;
 mod logs;
 mod mappings;
+mod metrics;
 mod queries;
 pub mod queues;
 mod registry;
@@ -123,6 +124,7 @@ struct Inner {
     queues: QueueConsumers,
     buses: bus::BusCache,
     waiters: queues::Waiters,
+    metrics: Arc<updraft_metrics::Metrics>,
 }
 
 /// The platform. Cheap to clone.
@@ -257,6 +259,7 @@ impl Platform {
                 events,
                 buses: bus::BusCache::default(),
                 waiters: queues::Waiters::default(),
+                metrics: Arc::new(updraft_metrics::Metrics::new()),
             }),
         };
         platform.refresh_routes().await?;

@@ -4,6 +4,7 @@
 //! stops instances idle longer than `idle_timeout`. Runtimes plug in through the
 //! [`Runtime`] and [`Instance`] traits.
 
+pub mod keepalive;
 mod pool;
 
 pub use pool::{Scheduler, SchedulerError};

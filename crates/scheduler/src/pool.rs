@@ -1,5 +1,6 @@
 //! Pools of instances, one per function, and the scheduler that owns them.
 
+use crate::keepalive::{History, Policy};
 use crate::{Instance, InstanceSpec, Runtime};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -7,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use updraft_core::config::KeepAlive;
 use updraft_core::{
     invoke::elapsed_us, now_ms, ErrorKind, Invocation, InvokeResult, LogSink, Outcome, RuntimeKind,
     Stats,
@@ -53,6 +55,10 @@ struct PoolState {
     /// forgotten when it comes back, so a lowered cap (reserved concurrency
     /// 0 included) holds at once, not once the running invocations end.
     owed: u32,
+    /// Idle times and the pending pre-warm (keepalive.rs).
+    history: History,
+    /// The spec a pending pre-warm starts.
+    prewarm: Option<Arc<InstanceSpec>>,
 }
 
 struct Pool {
@@ -123,8 +129,21 @@ impl Pool {
         st.live = st.live.saturating_sub(1);
     }
 
-    /// Makes `instance` idle, as of `now`.
+    /// Makes `instance` idle, as of `now`, for the function's `idle_timeout`.
+    #[cfg(test)]
     fn put_idle(&self, instance: Box<dyn Instance>, spec: &InstanceSpec, now: Instant) {
+        let timeout = Duration::from_millis(spec.config.scaling.idle_timeout_ms);
+        self.put_idle_for(instance, spec, now, timeout);
+    }
+
+    /// Makes `instance` idle, as of `now`, for `idle_timeout`.
+    fn put_idle_for(
+        &self,
+        instance: Box<dyn Instance>,
+        spec: &InstanceSpec,
+        now: Instant,
+        idle_timeout: Duration,
+    ) {
         let mut st = self.lock();
         // Unfit once an invocation begun then could outlive the instance.
         let stale_at = instance.retire_at().map(|t| {
@@ -136,8 +155,25 @@ impl Pool {
             stale_at,
             revision: spec.revision.clone(),
             since: now,
-            idle_timeout: Duration::from_millis(spec.config.scaling.idle_timeout_ms),
+            idle_timeout,
         });
+    }
+
+    /// An invocation of `spec` arrives at `now` (it holds a permit).
+    fn arrive(&self, spec: &InstanceSpec, now: Instant) {
+        self.lock().history.arrive(now, policy(spec));
+    }
+
+    /// An invocation of `spec` ended: how long its instance stays idle (zero
+    /// when a pre-warm takes its place later).
+    fn finish(&self, spec: &Arc<InstanceSpec>, now: Instant) -> Duration {
+        let fallback = Duration::from_millis(spec.config.scaling.idle_timeout_ms);
+        let mut st = self.lock();
+        let idle = st.history.finish(now, policy(spec), fallback);
+        if idle.is_zero() {
+            st.prewarm = Some(spec.clone());
+        }
+        idle
     }
 
     /// Stops every idle instance and stops keeping any warm; busy ones finish.
@@ -145,6 +181,8 @@ impl Pool {
         let idle: Vec<Idle> = {
             let mut st = self.lock();
             st.warm = None;
+            st.history.cancel();
+            st.prewarm = None;
             let idle: Vec<Idle> = st.idle.drain(..).collect();
             st.live -= idle.len() as u32;
             idle
@@ -181,6 +219,14 @@ impl Pool {
         st.idle = keep;
         st.live -= out.len() as u32;
         out
+    }
+}
+
+/// The keep-alive policy of a function's instances.
+fn policy(spec: &InstanceSpec) -> Policy {
+    match spec.config.scaling.keep_alive {
+        KeepAlive::Fixed => Policy::Fixed,
+        KeepAlive::Adaptive => Policy::Learned,
     }
 }
 
@@ -310,6 +356,7 @@ impl Scheduler {
             .await?;
         let memory_mb = spec.config.memory_mb;
         let rid = inv.request_id.clone();
+        pool.arrive(&spec, Instant::now());
 
         let (instance, init_us) = match pool.take_idle(&spec.revision) {
             Some(i) => (i, None),
@@ -324,6 +371,7 @@ impl Scheduler {
                         (i, init)
                     }
                     Err(failure) => {
+                        pool.finish(&spec, Instant::now());
                         pool.release();
                         drop(permit);
                         let stats = Stats {
@@ -361,8 +409,9 @@ impl Scheduler {
         };
         self.log_end(&spec, &rid, &stats, &reply.outcome);
 
+        let idle_for = pool.finish(&spec, Instant::now());
         if reply.reusable && !self.inner.draining.load(Ordering::SeqCst) {
-            pool.put_idle(instance, &spec, Instant::now());
+            pool.put_idle_for(instance, &spec, Instant::now(), idle_for);
         } else {
             instance.stop().await;
             pool.release();
@@ -468,21 +517,29 @@ impl Scheduler {
                 continue;
             }
             let warm = {
-                let st = pool.lock();
+                let mut st = pool.lock();
                 match &st.warm {
-                    Some(w) if st.live < w.config.scaling.min_instances => Some(w.clone()),
-                    _ => None,
+                    Some(w) if st.live < w.config.scaling.min_instances => {
+                        let idle = Duration::from_millis(w.config.scaling.idle_timeout_ms);
+                        Some((w.clone(), idle))
+                    }
+                    // A pre-warm is due: start one unless one is there.
+                    _ => match st.history.due(now) {
+                        Some(keep) if st.live == 0 => st.prewarm.take().map(|s| (s, keep)),
+                        _ => None,
+                    },
                 }
             };
-            if let Some(spec) = warm {
-                self.warm_one(pool, spec);
+            if let Some((spec, idle)) = warm {
+                self.warm_one(pool, spec, idle, now);
             }
         }
     }
 
-    /// Starts one instance in the background to keep `min_instances` warm; it
-    /// holds a permit while starting so the cap still holds.
-    fn warm_one(&self, pool: Arc<Pool>, spec: Arc<InstanceSpec>) {
+    /// Starts one instance in the background to keep `min_instances` warm or
+    /// to pre-warm, kept idle for `idle` from `since`; it holds a permit while
+    /// starting so the cap still holds.
+    fn warm_one(&self, pool: Arc<Pool>, spec: Arc<InstanceSpec>, idle: Duration, since: Instant) {
         let Ok(runtime) = self.runtime(&spec) else {
             return;
         };
@@ -498,7 +555,7 @@ impl Scheduler {
         pool.lock().live += 1;
         tokio::spawn(async move {
             match runtime.start(spec.clone(), "").await {
-                Ok(instance) => pool.put_idle(instance, &spec, Instant::now()),
+                Ok(instance) => pool.put_idle_for(instance, &spec, since, idle),
                 Err(failure) => {
                     tracing::warn!(function = %spec.function, error = ?failure.outcome.error_type(), "could not keep an instance warm");
                     pool.release();

@@ -47,7 +47,7 @@ pub use messages::{
     MAX_MESSAGE_BYTES,
 };
 pub use migrate::{schema_version, Migration, MIGRATIONS};
-pub use queue::{DeadLetter, EventInvokeConfigRow, LastError, NewEvent, QueuedEvent};
+pub use queue::{DeadLetter, EventDepth, EventInvokeConfigRow, LastError, NewEvent, QueuedEvent};
 pub use schedules::{NewSchedule, ScheduleRow};
 pub use settings::FunctionSettings;
 pub use tags::{AccountUsage, Tags};

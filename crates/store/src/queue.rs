@@ -54,6 +54,15 @@ pub struct QueuedEvent {
     pub trace: Option<String>,
 }
 
+/// Events waiting (or running) of one function from one source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventDepth {
+    pub function: String,
+    pub source: String,
+    pub count: i64,
+    pub oldest_enqueued_ms: i64,
+}
+
 /// What the last failed run of an event left.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LastError {
@@ -314,6 +323,39 @@ impl Store {
             }
         };
         Ok(n)
+    }
+
+    /// Events on the queue by function and source: how many, and when the
+    /// oldest was accepted (`/metrics`).
+    pub async fn event_depths(&self) -> Result<Vec<EventDepth>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT function, source, COUNT(*), MIN(enqueued_ms) FROM events \
+             GROUP BY function, source ORDER BY function, source",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventDepth {
+                    function: r.try_get(0)?,
+                    source: r.try_get(1)?,
+                    count: r.try_get(2)?,
+                    oldest_enqueued_ms: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Dead letters kept, by function (`/metrics`).
+    pub async fn dead_letter_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT function, COUNT(*) FROM dead_letters GROUP BY function ORDER BY function",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     /// Everything asynchronous about a deleted function: its queued events,

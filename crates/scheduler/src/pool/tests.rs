@@ -5,7 +5,7 @@ use super::*;
 use crate::{Reply, StartFailure};
 use futures_util::future::BoxFuture;
 use std::sync::atomic::AtomicU32;
-use updraft_core::config::Scaling;
+use updraft_core::config::{KeepAlive, Scaling};
 use updraft_core::FunctionConfig;
 
 /// What the fake runtime did, shared with the test.
@@ -598,4 +598,83 @@ async fn the_reaper_keeps_min_instances_warm() {
     sched.reap(Instant::now() + Duration::from_secs(3600)).await;
     assert_eq!(sched.live_instances("f"), 0);
     assert_eq!(counts.stops.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_learned_gap_releases_the_instance_and_prewarms_it_before_the_next_call() {
+    let (sched, counts, _) = scheduler(Behaviour::default());
+    let s = spec("r1", scaling(2, 0));
+    assert_eq!(s.config.scaling.keep_alive, KeepAlive::Adaptive);
+    let pool = sched.pool("f");
+    pool.resize(2);
+    let minutes = |m: u32| Duration::from_secs(60) * m;
+    // Called 30 minutes after the last call ended, ten times (the history,
+    // at injected times).
+    let t0 = Instant::now();
+    let mut end = t0;
+    for i in 0..10 {
+        let at = end + minutes(30);
+        pool.arrive(&s, at);
+        end = at + Duration::from_secs(1);
+        assert!(
+            pool.finish(&s, end) > Duration::ZERO,
+            "still learning at call {i}"
+        );
+    }
+    // Learned: the next call's instance is released at once...
+    let at = end + minutes(30);
+    pool.arrive(&s, at);
+    pool.reserve();
+    end = at + Duration::from_secs(1);
+    let idle = pool.finish(&s, end);
+    assert_eq!(idle, Duration::ZERO);
+    pool.put_idle_for(instance(7, &counts), &s, end, idle);
+    sched.reap(end).await;
+    assert_eq!(counts.stops.load(Ordering::SeqCst), 1);
+    assert_eq!(sched.live_instances("f"), 0);
+    // ...and one is started 27 minutes later (30, less 10%), not before.
+    sched
+        .reap(end + minutes(27) - Duration::from_millis(1))
+        .await;
+    assert_eq!(counts.starts.load(Ordering::SeqCst), 0);
+    let due = end + minutes(27);
+    sched.reap(due).await;
+    let started = async {
+        while sched.idle_instances("f") == 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), started)
+        .await
+        .expect("the pre-warmed instance went idle");
+    assert_eq!(counts.starts.load(Ordering::SeqCst), 1);
+    // Kept to the end of the 30-minute bin (4 minutes).
+    let keep = minutes(4);
+    sched.reap(due + keep - Duration::from_millis(1)).await;
+    assert_eq!(sched.idle_instances("f"), 1);
+    // The next call finds it warm.
+    let r = sched.invoke(s.clone(), invocation("a")).await.unwrap();
+    assert_eq!((body(&r), r.stats.init_us), ("1:a".to_string(), None));
+    assert_eq!(counts.starts.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_set_idle_timeout_is_never_learned_over() {
+    let (sched, counts, _) = scheduler(Behaviour::default());
+    let s = spec(
+        "r1",
+        Scaling {
+            keep_alive: KeepAlive::Fixed,
+            ..idle_ms(60_000)
+        },
+    );
+    let pool = sched.pool("f");
+    let t0 = Instant::now();
+    for i in 0..30 {
+        let at = t0 + Duration::from_secs(1800) * i;
+        pool.arrive(&s, at);
+        assert_eq!(pool.finish(&s, at), Duration::from_secs(60));
+    }
+    sched.reap(t0 + Duration::from_secs(3600 * 24)).await;
+    assert_eq!(counts.starts.load(Ordering::SeqCst), 0);
 }

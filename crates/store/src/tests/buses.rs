@@ -84,6 +84,17 @@ async fn events_are_enqueued_all_or_none(db: &TestDb) {
     ));
     assert_eq!(s.count_events(None).await.unwrap(), 2);
     assert_eq!(s.count_events(Some("a")).await.unwrap(), 1);
+    let depths: Vec<(String, String, i64)> = s
+        .event_depths()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.function, d.source, d.count))
+        .collect();
+    assert_eq!(
+        depths,
+        [("a".into(), "bus".into(), 1), ("b".into(), "bus".into(), 1)]
+    );
     s.enqueue_events(&[]).await.unwrap();
     let claimed = s.claim_events("w", 1000, 61_000, 10).await.unwrap();
     let mut got: Vec<(String, String, String)> = claimed

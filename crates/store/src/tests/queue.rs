@@ -146,6 +146,10 @@ async fn queue_finish_dead_letters_and_forward(db: &TestDb) {
     };
     assert!(s.finish_event("w", "y", None, Some(&fwd)).await.unwrap());
     assert_eq!(s.dead_letters("f", 100).await.unwrap(), vec![dl.clone()]);
+    assert_eq!(
+        s.dead_letter_counts().await.unwrap(),
+        [("f".to_string(), 1)]
+    );
     let z = s.claim_events("w", 30, 1000, 10).await.unwrap();
     assert_eq!(z.len(), 1);
     assert_eq!((z[0].id.as_str(), z[0].function.as_str()), ("z", "dest"));
@@ -169,6 +173,7 @@ async fn queue_finish_dead_letters_and_forward(db: &TestDb) {
     s2.close().await;
     assert_eq!(s.drop_function_events("f").await.unwrap(), 1);
     assert!(s.dead_letters("f", 100).await.unwrap().is_empty());
+    assert!(s.dead_letter_counts().await.unwrap().is_empty());
     assert!(s
         .get_event_invoke_config("f", "$LATEST")
         .await
