@@ -302,7 +302,8 @@ fn events_carry_forwarded_headers_and_a_trace_id_and_204_has_no_type() {
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-port"], port.as_str());
     let trace = h["x-amzn-trace-id"].as_str().unwrap().to_string();
-    let parts: Vec<&str> = trace.trim_start_matches("Root=").split('-').collect();
+    let root = trace.split(';').next().unwrap();
+    let parts: Vec<&str> = root.trim_start_matches("Root=").split('-').collect();
     assert_eq!(parts.len(), 3, "{trace}");
     assert_eq!(
         (parts[0], parts[1].len(), parts[2].len()),
@@ -315,7 +316,8 @@ fn events_carry_forwarded_headers_and_a_trace_id_and_204_has_no_type() {
         "one trace a request"
     );
 
-    // A client's chain is extended, its proto and port replaced, its trace kept.
+    // A client's chain is extended, its proto and port replaced, its trace
+    // continued (the invocation's span as the parent).
     let theirs = "Root=1-67891233-abcdef012345678912345678;Sampled=1";
     let h = echo(&[
         ("x-forwarded-for", "198.51.100.7"),
@@ -326,7 +328,15 @@ fn events_carry_forwarded_headers_and_a_trace_id_and_204_has_no_type() {
     assert_eq!(h["x-forwarded-for"], "198.51.100.7, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-port"], port.as_str());
-    assert_eq!(h["x-amzn-trace-id"], theirs);
+    let continued = h["x-amzn-trace-id"].as_str().unwrap();
+    assert!(
+        continued.starts_with("Root=1-67891233-abcdef012345678912345678;Parent="),
+        "{continued}"
+    );
+    assert_eq!(
+        h["traceparent"].as_str().unwrap()[..36],
+        *"00-67891233abcdef012345678912345678-"
+    );
 
     // A 204 answer has no body and no content type.
     let (status, headers, body) = http(

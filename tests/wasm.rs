@@ -49,7 +49,13 @@ fn both_components_answer_through_the_function_url_and_invoke() {
         let (status, headers, body) = http(
             "GET",
             &url(&s, name, "/some/path?q=1"),
-            &[("x-fixture", "yes")],
+            &[
+                ("x-fixture", "yes"),
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+            ],
             vec![],
         );
         assert_eq!(status, 200, "{name}: {}", String::from_utf8_lossy(&body));
@@ -60,6 +66,16 @@ fn both_components_answer_through_the_function_url_and_invoke() {
         assert_eq!(v["method"], "GET");
         assert_eq!(v["path"], "/some/path?q=1");
         assert_eq!(v["headers"]["x-fixture"], "yes", "{name}: {v}");
+        // The guest's request names the invocation's span in the caller's trace.
+        let tp = v["headers"]["traceparent"].as_str().unwrap_or_default();
+        assert!(
+            tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && tp.ends_with("-01"),
+            "{name}: {v}"
+        );
+        assert!(
+            !tp.contains("00f067aa0ba902b7"),
+            "{name}: its own span: {tp}"
+        );
 
         // `updraft invoke`: the payload is POSTed to `/`, the body is the result.
         let v = s.invoke_json(name, r#"{"a": 1}"#);

@@ -120,6 +120,15 @@ pub struct Args {
     /// stops the server).
     #[arg(long, env = "UPDRAFT_INSTALL_SDK")]
     install_sdk: bool,
+    /// Export every invocation's trace spans over OTLP to this collector
+    /// (`http://host:4318` for http/protobuf, `http://host:4317` for grpc;
+    /// else OTEL_EXPORTER_OTLP_ENDPOINT). Unset: no spans are made or sent.
+    #[arg(long, env = "UPDRAFT_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
+    /// The OTLP transport: `http/protobuf` (default) or `grpc` (else
+    /// OTEL_EXPORTER_OTLP_PROTOCOL).
+    #[arg(long, env = "UPDRAFT_OTLP_PROTOCOL")]
+    otlp_protocol: Option<updraft_traces::Protocol>,
     /// Serve `/metrics` without credentials, for a Prometheus scraper on a
     /// private network (by default it needs the admin credentials).
     #[arg(long, env = "UPDRAFT_METRICS_PUBLIC")]
@@ -219,6 +228,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) => updraft_metering::Prices::load(p)?,
         None => updraft_metering::Prices::default(),
     };
+    let tracer = tracer(&args)?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating --data-dir {}", args.data_dir.display()))?;
     let data_dir = args.data_dir.canonicalize()?;
@@ -257,6 +267,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         roles: args.roles.iter().cloned().collect(),
         function_credentials_ttl: args.function_credentials_ttl,
         runtimes: args.runtime.runtimes.clone(),
+        tracer,
     };
     let platform = Platform::start_with_sdk(config, sdk)
         .await
@@ -294,6 +305,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     platform.store().close().await;
     eprintln!("updraft: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The OTLP exporter of `--otlp-endpoint` / `--otlp-protocol`, which fall
+/// back to OpenTelemetry's standard variables; an empty value is unset.
+fn tracer(args: &Args) -> anyhow::Result<updraft_traces::Tracer> {
+    let std_var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let endpoint = (args.otlp_endpoint.clone().filter(|u| !u.is_empty()))
+        .or_else(|| std_var("OTEL_EXPORTER_OTLP_ENDPOINT"));
+    let Some(endpoint) = endpoint else {
+        return Ok(updraft_traces::Tracer::off());
+    };
+    let protocol = match (args.otlp_protocol, std_var("OTEL_EXPORTER_OTLP_PROTOCOL")) {
+        (Some(p), _) => p,
+        (None, Some(v)) => v
+            .parse()
+            .with_context(|| format!("OTEL_EXPORTER_OTLP_PROTOCOL={v:?}"))?,
+        (None, None) => updraft_traces::Protocol::default(),
+    };
+    Ok(updraft_traces::Tracer::otlp(&endpoint, protocol)?)
 }
 
 /// The AWS SDK for functions: `--sdk-dir` (or DATA_DIR/runtimes/sdk),

@@ -19,9 +19,14 @@ pub(crate) const TARGET_PREFIX: &str = "AWSEvents.";
 
 /// Runs one EventBridge operation (the part of `X-Amz-Target` after
 /// [`TARGET_PREFIX`]) on a body already authenticated.
-pub(crate) async fn handle(platform: Platform, operation: &str, body: Bytes) -> Response {
+pub(crate) async fn handle(
+    platform: Platform,
+    operation: &str,
+    headers: &axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
     match operation {
-        "PutEvents" => match put_events(&platform, &body).await {
+        "PutEvents" => match put_events(&platform, headers, &body).await {
             Ok(r) => r,
             Err(e) => platform_error(&e),
         },
@@ -71,6 +76,8 @@ struct RequestEntry {
     detail_type: Option<String>,
     detail: Option<String>,
     event_bus_name: Option<String>,
+    /// An X-Ray trace header for this entry (EventBridge's `TraceHeader`).
+    trace_header: Option<String>,
 }
 
 /// A timestamp as the JSON protocol sends it (epoch seconds, perhaps with a
@@ -89,7 +96,14 @@ pub(crate) fn timestamp(field: &str, v: &Value) -> Result<SystemTime, PlatformEr
     })
 }
 
-async fn put_events(platform: &Platform, body: &[u8]) -> Result<Response, PlatformError> {
+async fn put_events(
+    platform: &Platform,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<Response, PlatformError> {
+    use updraft_platform::traces::TraceContext;
+    // The call's trace; an entry's own TraceHeader wins for that entry.
+    let call_trace = TraceContext::from_headers(headers);
     let de = &mut serde_json::Deserializer::from_slice(body);
     let request: PutEventsRequest = serde_path_to_error::deserialize(de).map_err(|e| {
         PlatformError::InvalidParameter(format!(
@@ -114,6 +128,12 @@ async fn put_events(platform: &Platform, body: &[u8]) -> Result<Response, Platfo
             resources: e.resources.unwrap_or_default(),
             time,
             event_bus_name: e.event_bus_name,
+            trace: e
+                .trace_header
+                .as_deref()
+                .and_then(|h| TraceContext::from_xray(h).ok())
+                .or_else(|| call_trace.clone())
+                .and_then(|c| c.traceparent()),
         });
     }
     let results = platform.publish(put).await?;

@@ -43,6 +43,8 @@ pub(crate) struct InvokeCall {
     pub tail_logs: bool,
     /// `X-Amz-Client-Context`: base64 of a JSON object.
     pub client_context: Option<String>,
+    /// The caller's trace (`traceparent`, else `X-Amzn-Trace-Id`), continued.
+    pub trace: Option<updraft_platform::traces::TraceContext>,
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -101,6 +103,7 @@ impl InvokeCall {
             kind,
             tail_logs,
             client_context,
+            trace: updraft_platform::traces::TraceContext::from_headers(headers),
         })
     }
 }
@@ -158,7 +161,9 @@ pub(crate) async fn run(
     let qualifier = call.qualifier.as_deref();
     if call.kind == InvocationType::Event {
         // Written durably to the store's queue before the 202 (SPEC §4).
-        let id = p.enqueue_event(&call.name, qualifier, payload).await?;
+        let id = p
+            .enqueue_event(&call.name, qualifier, payload, call.trace.as_ref())
+            .await?;
         let mut resp = match surface {
             Surface::Native => (
                 StatusCode::ACCEPTED,
@@ -185,6 +190,7 @@ pub(crate) async fn run(
             request_id.clone(),
             payload,
             call.client_context,
+            call.trace,
         )
         .await
         .map_err(|e| match e {

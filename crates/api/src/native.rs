@@ -266,6 +266,7 @@ async fn publish(State(p): State<Platform>, Path(bus): Path<String>, body: Bytes
         resources: body.resources,
         time,
         event_bus_name: Some(bus),
+        trace: None,
     };
     match p.publish(vec![entry]).await?.pop() {
         Some(updraft_platform::PutResult::Accepted(id)) => {

@@ -102,7 +102,7 @@ async fn intercept(State(targets): State<Router>, req: Request, next: Next) -> R
 async fn dispatch(State(p): State<Platform>, headers: HeaderMap, body: Bytes) -> Response {
     match Target::of(&headers) {
         Some(Target::Sqs(op)) => crate::sqs::handle(&p, op, &headers, &body).await,
-        Some(Target::Events(op)) => crate::events::handle(p, op, body).await,
+        Some(Target::Events(op)) => crate::events::handle(p, op, &headers, body).await,
         Some(Target::Unknown(target)) => unknown(
             &format!("Updraft does not implement the operation {target:?}"),
             400,

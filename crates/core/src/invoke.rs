@@ -90,6 +90,11 @@ pub struct InvokeRequest {
     pub client_context: Option<String>,
     /// What started it, for its record.
     pub trigger: TriggerKind,
+    /// The producer's trace context (a W3C `traceparent`, or an X-Ray
+    /// header) the invocation continues; None: a trace of its own.
+    pub trace: Option<String>,
+    /// When the work was accepted (stored), for the trace's queue wait.
+    pub accepted_ms: Option<i64>,
 }
 
 /// A request to run a function once.

@@ -77,7 +77,7 @@ async fn run_event(
     target: Target<'_>,
     request_id: String,
 ) -> Response {
-    let trace_id = gw.edge.apply(&mut inc.headers, &inc.source_ip);
+    let trace = gw.edge.apply(&mut inc.headers, &inc.source_ip);
     let host = inc
         .headers
         .get(header::HOST)
@@ -108,7 +108,7 @@ async fn run_event(
     let function = spec.function.clone();
     let result = gw
         .platform
-        .invoke_event(spec, request_id.clone(), payload, trace_id)
+        .invoke_event(spec, request_id.clone(), payload, trace)
         .await;
     respond(&function, result, &request_id, target.payload)
 }
@@ -118,10 +118,11 @@ async fn run_event(
 async fn run_http(
     gw: &Gateway,
     spec: Arc<updraft_platform::InstanceSpec>,
-    inc: Incoming,
+    mut inc: Incoming,
     raw_path: &str,
     request_id: String,
 ) -> Response {
+    let trace = crate::forwarded::traced(&mut inc.headers);
     let path_and_query = match &inc.query {
         Some(q) => format!("{raw_path}?{q}"),
         None => raw_path.to_string(),
@@ -144,7 +145,7 @@ async fn run_http(
     let function = spec.function.clone();
     let result = gw
         .platform
-        .invoke_http(spec, request_id.clone(), http, inc.body.to_vec())
+        .invoke_http(spec, request_id.clone(), http, inc.body.to_vec(), trace)
         .await;
     respond(&function, result, &request_id, PayloadFormat::V2)
 }

@@ -1,16 +1,17 @@
 //! The headers API Gateway and function URLs add to the request a function
 //! sees: `x-forwarded-for` (the client's list with the caller's address
 //! appended), `x-forwarded-proto` and `x-forwarded-port` (the listener's,
-//! replacing whatever the client sent), and `x-amzn-trace-id` (the client's
-//! X-Ray trace header when it holds a valid `Root`, otherwise a new one).
+//! replacing whatever the client sent), and the trace headers `traceparent`,
+//! `tracestate` and `x-amzn-trace-id`: the invocation's span, in the client's
+//! trace when it sent a valid `traceparent` (else `x-amzn-trace-id`), else in a new one.
 
 use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
+use updraft_platform::traces::{InvocationTrace, TraceContext};
 
 const FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-const TRACE: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 
 /// The scheme and port clients reach the platform on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,9 +38,9 @@ impl Edge {
         }
     }
 
-    /// Adds the forwarded headers for a request from `source_ip`; returns the
-    /// trace header the function sees (and its runtime gets).
-    pub(crate) fn apply(&self, headers: &mut HeaderMap, source_ip: &str) -> String {
+    /// Adds the forwarded headers for a request from `source_ip`, and the
+    /// trace headers naming the invocation's span (returned) as the parent.
+    pub(crate) fn apply(&self, headers: &mut HeaderMap, source_ip: &str) -> InvocationTrace {
         let mut chain: Vec<String> = headers
             .get_all(&FOR)
             .iter()
@@ -54,44 +55,16 @@ impl Edge {
         }
         headers.insert(PROTO, self.proto.clone());
         headers.insert(PORT, self.port.clone());
-        let trace = headers
-            .get(&TRACE)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| valid_trace_header(v))
-            .map(str::to_string)
-            .unwrap_or_else(new_trace_header);
-        headers.insert(
-            TRACE,
-            HeaderValue::from_str(&trace).expect("a checked trace header is a header value"),
-        );
-        trace
+        traced(headers)
     }
 }
 
-/// `Root=1-{8 hex digits of the epoch second}-{24 random hex digits}`, as X-Ray makes them.
-pub(crate) fn new_trace_header() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let random: String = updraft_core::new_request_id()
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .take(24)
-        .collect();
-    format!("Root=1-{:08x}-{random}", secs as u32)
-}
-
-/// Whether a client's `x-amzn-trace-id` holds a well-formed `Root` (other
-/// fields, such as `Parent` and `Sampled`, are kept as they are).
-fn valid_trace_header(value: &str) -> bool {
-    value.split(';').any(|field| {
-        let Some(root) = field.trim().strip_prefix("Root=1-") else {
-            return false;
-        };
-        let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-        matches!(root.split_once('-'), Some((time, id)) if hex(time, 8) && hex(id, 24))
-    }) && HeaderValue::from_str(value).is_ok()
+/// The invocation's span for a request: a child of the client's trace
+/// context, if any; the request's trace headers are replaced by its own.
+pub(crate) fn traced(headers: &mut HeaderMap) -> InvocationTrace {
+    let trace = InvocationTrace::child_of(TraceContext::from_headers(headers).as_ref());
+    trace.set_headers(headers);
+    trace
 }
 
 #[cfg(test)]
@@ -137,25 +110,54 @@ mod tests {
     }
 
     #[test]
-    fn trace_ids_are_kept_when_valid_and_made_otherwise() {
+    fn the_invocation_span_continues_the_clients_trace_or_starts_one() {
         let edge = Edge::of_url("http://localhost");
-        let theirs = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
-        let mut h = headers(&[("x-amzn-trace-id", theirs)]);
-        assert_eq!(edge.apply(&mut h, "1.2.3.4"), theirs);
-        assert_eq!(h["x-amzn-trace-id"], theirs);
+        let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let mut h = headers(&[("x-amzn-trace-id", xray)]);
+        let t = edge.apply(&mut h, "1.2.3.4");
+        assert_eq!(t.trace_id.to_string(), "5759e988bd862e3fe1be46a994272793");
+        assert_eq!(
+            t.parent.map(|p| p.to_string()).as_deref(),
+            Some("53995c3f42cd8ad8")
+        );
+        assert_eq!(h["x-amzn-trace-id"], t.xray().as_str());
+        assert_eq!(h["traceparent"], t.traceparent().as_str());
+
+        // traceparent wins over X-Ray; its tracestate is passed on.
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut h = headers(&[
+            ("x-amzn-trace-id", xray),
+            ("traceparent", tp),
+            ("tracestate", "k=v"),
+        ]);
+        let t = edge.apply(&mut h, "1.2.3.4");
+        assert_eq!(t.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            t.parent.map(|p| p.to_string()).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
+        assert_eq!(h["tracestate"], "k=v");
+        assert!(h["x-amzn-trace-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent="));
+
         for bad in [
             "",
             "Root=1-xyz-abc",
             "Self=1-5759e988-bd862e3fe1be46a994272793",
         ] {
             let mut h = headers(&[("x-amzn-trace-id", bad)]);
-            let made = edge.apply(&mut h, "1.2.3.4");
-            assert_ne!(made, bad);
-            assert!(valid_trace_header(&made), "{made}");
-            assert_eq!(h["x-amzn-trace-id"], made.as_str());
+            let t = edge.apply(&mut h, "1.2.3.4");
+            assert_eq!(t.parent, None, "{bad:?}: a new trace");
+            assert_eq!(h["x-amzn-trace-id"], t.xray().as_str());
         }
-        let a = new_trace_header();
-        assert!(valid_trace_header(&a), "{a}");
-        assert_ne!(a, new_trace_header(), "each request gets its own");
+        let mut a = HeaderMap::new();
+        let mut b = HeaderMap::new();
+        assert_ne!(
+            edge.apply(&mut a, "1.2.3.4").trace_id,
+            edge.apply(&mut b, "1.2.3.4").trace_id,
+            "each request gets its own"
+        );
     }
 }

@@ -34,6 +34,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         roles: Default::default(),
         function_credentials_ttl: std::time::Duration::from_secs(3600),
         runtimes: Vec::new(),
+        tracer: Default::default(),
     })
     .await
     .unwrap()

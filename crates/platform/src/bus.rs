@@ -46,6 +46,8 @@ pub struct PutEntry {
     pub time: Option<SystemTime>,
     /// A bus name or its ARN; None = [`DEFAULT_BUS`].
     pub event_bus_name: Option<String>,
+    /// The publisher's trace context (a `traceparent`), continued by the targets' runs.
+    pub trace: Option<String>,
 }
 
 /// What became of one entry, in EventBridge's terms.
@@ -330,6 +332,7 @@ impl Platform {
                     payload: payload.clone(),
                     enqueued_ms: now_ms,
                     next_attempt_ms: now_ms,
+                    trace: entry.trace.clone(),
                 });
             }
             pending.push(results.len());

@@ -15,6 +15,7 @@ use updraft_core::{
 };
 use updraft_scheduler::InstanceSpec;
 use updraft_store::{AliasRow, FunctionSettings, InvocationRecord};
+use updraft_traces::{InvocationTrace, TraceContext};
 
 /// What resolving costs no store query for: specs by (function, qualifier
 /// as given) and alias rows by (function, alias).
@@ -237,11 +238,13 @@ impl Platform {
             new_request_id(),
             payload,
             client_context,
+            None,
         )
         .await
     }
 
-    /// Runs a resolved function once with a given request id.
+    /// Runs a resolved function once with a given request id, continuing
+    /// the caller's trace (`parent`) when it came with one.
     pub async fn invoke_spec(
         &self,
         spec: Arc<InstanceSpec>,
@@ -249,6 +252,7 @@ impl Platform {
         request_id: String,
         payload: Vec<u8>,
         client_context: Option<String>,
+        parent: Option<TraceContext>,
     ) -> Result<InvokeResult, PlatformError> {
         let record_id = request_id.clone();
         let run = Run {
@@ -256,22 +260,23 @@ impl Platform {
             request_id,
             record_id,
             client_context,
-            trace_id: None,
+            trace: InvocationTrace::child_of(parent.as_ref()),
+            accepted_ms: None,
             http: None,
         };
         self.run(spec, run, payload).await
     }
 
     /// Runs a resolved function once on an event the gateway built from an
-    /// HTTP request, passing on the request's trace header (`Root=1-…`).
+    /// HTTP request, as the span `trace` (whose headers the event carries).
     pub async fn invoke_event(
         &self,
         spec: Arc<InstanceSpec>,
         request_id: String,
         payload: Vec<u8>,
-        trace_id: String,
+        trace: InvocationTrace,
     ) -> Result<InvokeResult, PlatformError> {
-        let run = Run::gateway(request_id, Some(trace_id), None);
+        let run = Run::gateway(request_id, trace, None);
         self.run(spec, run, payload).await
     }
 
@@ -283,8 +288,9 @@ impl Platform {
         request_id: String,
         http: HttpRequest,
         body: Vec<u8>,
+        trace: InvocationTrace,
     ) -> Result<InvokeResult, PlatformError> {
-        let run = Run::gateway(request_id, None, Some(http));
+        let run = Run::gateway(request_id, trace, Some(http));
         self.run(spec, run, body).await
     }
 
@@ -301,15 +307,17 @@ impl Platform {
             request_id,
             record_id,
             client_context,
-            trace_id,
+            trace,
+            accepted_ms,
             http,
         } = run;
+        let started = std::time::SystemTime::now();
         let inv = Invocation {
             request_id,
             payload,
             client_context,
             invoked_arn: spec.invoked_arn.clone(),
-            trace_id,
+            trace_id: Some(trace.xray()),
             http,
         };
         // The invocation and its record run in a task of their own: a caller
@@ -320,7 +328,11 @@ impl Platform {
         let run = tokio::spawn(async move {
             let outcome = platform.inner.scheduler.invoke(spec.clone(), inv).await;
             match &outcome {
-                Ok(result) => platform.record(&spec, trigger, record_id, result),
+                Ok(result) => {
+                    let span = (&trace, started, accepted_ms);
+                    platform.record_span(&spec, trigger, span, result);
+                    platform.record(&spec, trigger, record_id, result)
+                }
                 Err(updraft_scheduler::SchedulerError::Throttled { .. }) => {
                     platform.record_throttle(&spec, trigger, record_id)
                 }
@@ -335,17 +347,20 @@ impl Platform {
     }
 
     /// Accepts an asynchronous invocation (Lambda's `Event` type): stored
-    /// durably before this returns the request id; see `updraft-triggers`.
+    /// durably, with the caller's trace context, before this returns the
+    /// request id; see `updraft-triggers`.
     pub async fn enqueue_event(
         &self,
         name: &str,
         qualifier: Option<&str>,
         payload: Vec<u8>,
+        trace: Option<&TraceContext>,
     ) -> Result<String, PlatformError> {
+        let trace = trace.and_then(TraceContext::traceparent);
         Ok(self
             .inner
             .events
-            .enqueue(self, "invoke", name, qualifier, payload)
+            .enqueue(self, "invoke", name, qualifier, payload, trace)
             .await?)
     }
 
@@ -403,6 +418,37 @@ impl Platform {
         });
     }
 
+    /// The invocation's span, when traces are exported (nothing is made otherwise).
+    fn record_span(
+        &self,
+        spec: &InstanceSpec,
+        trigger: TriggerKind,
+        (trace, started, accepted_ms): (&InvocationTrace, std::time::SystemTime, Option<i64>),
+        r: &InvokeResult,
+    ) {
+        let tracer = &self.inner.config.tracer;
+        if !tracer.is_on() {
+            return;
+        }
+        let at_ms =
+            |ms: i64| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+        tracer.record(&updraft_traces::InvocationSpan {
+            trace,
+            function: &spec.function,
+            version: r.version,
+            region: self.region(),
+            request_id: &r.request_id,
+            trigger,
+            accepted: accepted_ms.map(at_ms),
+            started,
+            ended: std::time::SystemTime::now(),
+            run_start: at_ms(r.stats.start_ms),
+            run: std::time::Duration::from_micros(r.stats.duration_us),
+            init: r.stats.init_us.map(std::time::Duration::from_micros),
+            error: r.outcome.error_type(),
+        });
+    }
+
     /// Instances that exist for a function now.
     pub fn live_instances(&self, name: &str) -> u32 {
         self.inner.scheduler.live_instances(name)
@@ -416,19 +462,23 @@ struct Run {
     /// The id the run is metered under (see [`InvokeRequest::record_id`]).
     record_id: String,
     client_context: Option<String>,
-    trace_id: Option<String>,
+    /// The invocation's span: its id is handed to the function before the span is made.
+    trace: InvocationTrace,
+    /// When the work was accepted (async events, messages), for the queue wait.
+    accepted_ms: Option<i64>,
     http: Option<HttpRequest>,
 }
 
 impl Run {
     /// A run the gateway asked for: metered under its request id.
-    fn gateway(request_id: String, trace_id: Option<String>, http: Option<HttpRequest>) -> Run {
+    fn gateway(request_id: String, trace: InvocationTrace, http: Option<HttpRequest>) -> Run {
         Run {
             trigger: TriggerKind::Http,
             record_id: request_id.clone(),
             request_id,
             client_context: None,
-            trace_id,
+            trace,
+            accepted_ms: None,
             http,
         }
     }
@@ -455,12 +505,25 @@ impl Invoke for Platform {
             request_id: req.request_id,
             record_id: req.record_id,
             client_context: req.client_context,
-            trace_id: None,
+            trace: InvocationTrace::child_of(req.trace.as_deref().and_then(carried).as_ref()),
+            accepted_ms: req.accepted_ms,
             http: None,
         };
         let r = self.run(spec, run, req.payload).await?;
         Ok(r)
     }
+}
+
+/// The trace context a stored event or message carries: `traceparent`, or X-Ray's form.
+fn carried(value: &str) -> Option<TraceContext> {
+    let parsed = if value.starts_with("Root=") || value.contains(";Root=") {
+        TraceContext::from_xray(value)
+    } else {
+        TraceContext::from_traceparent(value, None)
+    };
+    parsed
+        .inspect_err(|e| tracing::debug!(error = %e, "stored trace context ignored"))
+        .ok()
 }
 
 #[cfg(test)]

@@ -38,6 +38,7 @@ pub use updraft_core::logs::DEFAULT_INVOCATION_LOG_LIMIT;
 pub use updraft_scheduler::InstanceSpec;
 pub use updraft_store::{AccountUsage, AliasRow, FunctionSettings, Tags, VersionRow};
 pub use updraft_store::{LogQuery, LogScope};
+pub use updraft_traces as traces;
 pub use updraft_triggers::{FailureCondition, DEFAULT_RETRY_BASE};
 
 use std::collections::HashMap;
@@ -96,6 +97,8 @@ pub struct PlatformConfig {
     /// Interpreters for Lambda runtime ids besides those on the instance
     /// `PATH` (`--runtime nodejs22.x=/path/to/node`).
     pub runtimes: Vec<RuntimeMapping>,
+    /// Where invocation spans go (`--otlp-endpoint`; off: none are made).
+    pub tracer: updraft_traces::Tracer,
 }
 
 /// Where in the data directory `updraft server` keeps the AWS SDK for
@@ -371,5 +374,7 @@ impl Platform {
         self.inner.events.flush().await;
         self.inner.records.flush().await;
         self.inner.logs.flush().await;
+        let tracer = self.inner.config.tracer.clone();
+        let _ = tokio::task::spawn_blocking(move || tracer.shutdown()).await;
     }
 }

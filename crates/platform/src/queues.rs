@@ -50,6 +50,8 @@ pub struct SendMessage {
     pub attributes: MessageAttributes,
     /// None: the queue's delay.
     pub delay_s: Option<i64>,
+    /// The sender's trace context (a `traceparent`), continued by the consumer.
+    pub trace: Option<String>,
 }
 
 /// What a send answers (SQS's SendMessage result).
@@ -450,6 +452,7 @@ fn message_row(q: &QueueRow, m: SendMessage, now: i64) -> Result<NewMessage, Inv
         body: m.body,
         sent_ms: now,
         visible_ms: now + delay_ms,
+        trace: m.trace,
     })
 }
 

@@ -72,6 +72,8 @@ pub struct NewMessage {
     pub sent_ms: i64,
     /// Not visible before this time (`sent_ms` + the delay).
     pub visible_ms: i64,
+    /// The sender's trace context (a `traceparent`), continued by its consumer.
+    pub trace: Option<String>,
 }
 
 /// A stored message as a receive (or a look at dead letters) returns it.
@@ -92,6 +94,7 @@ pub struct Message {
     pub receipt_handle: Option<String>,
     /// For a dead letter: the queue it was moved from.
     pub source_queue: Option<String>,
+    pub trace: Option<String>,
 }
 
 /// The numbers of one queue, at one time.
@@ -113,7 +116,7 @@ pub struct QueueStats {
 const QUEUE_COLS: &str = "name, created_ms, visibility_timeout_ms, delay_ms, max_message_bytes, \
      dead_letter_queue, max_receive_count, origin";
 const MESSAGE_COLS: &str = "seq, id, queue, body, md5_of_body, attributes, md5_of_attributes, \
-     sent_ms, visible_ms, receive_count, first_receive_ms, receipt_handle, source_queue";
+     sent_ms, visible_ms, receive_count, first_receive_ms, receipt_handle, source_queue, trace";
 
 impl Store {
     /// Creates the queue, or (SQS's CreateQueue) returns the existing one
@@ -206,8 +209,8 @@ impl Store {
             |n| {
                 format!(
                     "INSERT INTO messages (queue, id, body, md5_of_body, attributes, \
-                     md5_of_attributes, sent_ms, visible_ms) VALUES {}",
-                    placeholders(backend, n, 8)
+                     md5_of_attributes, sent_ms, visible_ms, trace) VALUES {}",
+                    placeholders(backend, n, 9)
                 )
             },
             |q| q,
@@ -220,6 +223,7 @@ impl Store {
                     .bind(m.md5_of_attributes.as_deref())
                     .bind(m.sent_ms)
                     .bind(m.visible_ms)
+                    .bind(m.trace.as_deref())
             },
         )
         .await
@@ -573,5 +577,6 @@ fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
         first_receive_ms: row.try_get("first_receive_ms")?,
         receipt_handle: row.try_get("receipt_handle")?,
         source_queue: row.try_get("source_queue")?,
+        trace: row.try_get("trace")?,
     })
 }

@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "buses", "0007_buses"),
     migration!(8, "function tags", "0008_function_tags"),
     migration!(9, "log levels", "0009_log_levels"),
+    migration!(10, "trace context", "0010_trace_context"),
 ];
 
 impl Migration {

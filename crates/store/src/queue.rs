@@ -30,6 +30,8 @@ pub struct NewEvent {
     pub enqueued_ms: i64,
     /// Not before this time.
     pub next_attempt_ms: i64,
+    /// The trace it was accepted in (a `traceparent`), continued by its runs.
+    pub trace: Option<String>,
 }
 
 /// A claimed event.
@@ -49,6 +51,7 @@ pub struct QueuedEvent {
     pub last_error_type: Option<String>,
     pub last_error: Option<Vec<u8>>,
     pub last_version: Option<String>,
+    pub trace: Option<String>,
 }
 
 /// Events waiting (or running) of one function from one source.
@@ -95,7 +98,7 @@ pub struct EventInvokeConfigRow {
 }
 
 const EVENT_COLS: &str = "id, function, qualifier, source, payload, enqueued_ms, attempts, runs, \
-     last_error_type, last_error, last_version";
+     last_error_type, last_error, last_version, trace";
 const CONFIG_COLS: &str =
     "function, qualifier, max_retry_attempts, max_event_age_s, on_success, on_failure, updated_ms";
 
@@ -474,7 +477,7 @@ pub(crate) async fn insert_event(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO events (id, function, qualifier, source, payload, enqueued_ms, attempts, runs, \
-         next_attempt_ms, status) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, 'pending')",
+         next_attempt_ms, status, trace) VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, 'pending', $8)",
     )
     .bind(ev.id.as_str())
     .bind(ev.function.as_str())
@@ -483,6 +486,7 @@ pub(crate) async fn insert_event(
     .bind(ev.payload.clone())
     .bind(ev.enqueued_ms)
     .bind(ev.next_attempt_ms)
+    .bind(ev.trace.as_deref())
     .execute(&mut *conn)
     .await
     .map_err(|e| match &e {
@@ -507,6 +511,7 @@ fn event_from_row(row: &AnyRow) -> Result<QueuedEvent, StoreError> {
         last_error_type: row.try_get("last_error_type")?,
         last_error: row.try_get("last_error")?,
         last_version: row.try_get("last_version")?,
+        trace: row.try_get("trace")?,
     })
 }
 

@@ -445,6 +445,9 @@ impl Batch {
             payload: sqs::event(records),
             client_context: None,
             trigger: TriggerKind::Queue,
+            // A batch continues its first message's trace.
+            trace: taken.iter().find_map(|m| m.trace.clone()),
+            accepted_ms: taken.iter().map(|m| m.sent_ms).min(),
         };
         let res = invoker.invoke(req).await;
         // Once the function is done with the batch, its capacity is free

@@ -181,6 +181,7 @@ impl Schedules {
             payload,
             enqueued_ms: now,
             next_attempt_ms: now,
+            trace: None,
         };
         let fired = self
             .shared

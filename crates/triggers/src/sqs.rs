@@ -135,6 +135,7 @@ mod tests {
             first_receive_ms: Some(1500),
             receipt_handle: Some("rh".into()),
             source_queue: None,
+            trace: None,
         }
     }
 

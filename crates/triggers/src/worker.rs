@@ -104,6 +104,7 @@ impl AsyncEvents {
         function: &str,
         qualifier: Option<&str>,
         payload: Vec<u8>,
+        trace: Option<String>,
     ) -> Result<String, TriggersError> {
         if payload.len() > limits::ASYNC_PAYLOAD_BYTES {
             return Err(TriggersError::TooLarge(format!(
@@ -131,6 +132,7 @@ impl AsyncEvents {
                 payload,
                 enqueued_ms: now,
                 next_attempt_ms: now,
+                trace,
             })
             .await?;
         self.shared.notify.notify_one();
@@ -280,6 +282,8 @@ impl AsyncEvents {
             payload: e.payload.clone(),
             client_context: None,
             trigger: trigger_of(&e.source),
+            trace: e.trace.clone(),
+            accepted_ms: Some(e.enqueued_ms),
         };
         let r = match invoker.invoke(req).await {
             Ok(r) => r,
@@ -368,6 +372,7 @@ impl AsyncEvents {
             payload: serde_json::to_vec(record).unwrap_or_default(),
             enqueued_ms: now,
             next_attempt_ms: now,
+            trace: None,
         }
     }
 

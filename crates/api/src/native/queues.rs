@@ -58,7 +58,12 @@ struct SendBody {
     delay_seconds: Option<i64>,
 }
 
-async fn send(State(p): State<Platform>, Path(name): Path<String>, body: Bytes) -> ApiResult {
+async fn send(
+    State(p): State<Platform>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let b: SendBody = json_body("send", &body)?;
     let sent = p
         .send_message(
@@ -71,6 +76,8 @@ async fn send(State(p): State<Platform>, Path(name): Path<String>, body: Bytes) 
                     .map(|(k, v)| (k.clone(), attributes::string_attribute(v)))
                     .collect(),
                 delay_s: b.delay_seconds,
+                trace: updraft_platform::traces::TraceContext::from_headers(&headers)
+                    .and_then(|c| c.traceparent()),
             },
         )
         .await?;

@@ -5,6 +5,7 @@
 
 use super::{parse, queue_name, required, SqsResult};
 use crate::error::sqs::{SqsCode, SqsError};
+use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
@@ -60,7 +61,13 @@ fn sent_json(s: &updraft_platform::queues::Sent) -> Map<String, Value> {
     out
 }
 
-pub(super) async fn send(p: &Platform, body: &[u8]) -> SqsResult {
+/// The sender's trace (`traceparent`, else `X-Amzn-Trace-Id`), which the
+/// message carries to its consumer's invocation.
+fn sender_trace(headers: &HeaderMap) -> Option<String> {
+    updraft_platform::traces::TraceContext::from_headers(headers)?.traceparent()
+}
+
+pub(super) async fn send(p: &Platform, headers: &HeaderMap, body: &[u8]) -> SqsResult {
     let input: SendInput = parse(body)?;
     let queue = queue_name(&input.queue_url)?;
     let m = input.message;
@@ -72,6 +79,7 @@ pub(super) async fn send(p: &Platform, body: &[u8]) -> SqsResult {
                 body: body.to_string(),
                 attributes: m.message_attributes,
                 delay_s: m.delay_seconds,
+                trace: sender_trace(headers),
             },
         )
         .await?;
@@ -130,7 +138,7 @@ fn failed(id: &str, e: SqsError) -> Value {
     })
 }
 
-pub(super) async fn send_batch(p: &Platform, body: &[u8]) -> SqsResult {
+pub(super) async fn send_batch(p: &Platform, headers: &HeaderMap, body: &[u8]) -> SqsResult {
     let input: SendBatchInput = parse(body)?;
     let queue = queue_name(&input.queue_url)?;
     check_batch(input.entries.iter().map(|e| &e.id))?;
@@ -166,6 +174,7 @@ pub(super) async fn send_batch(p: &Platform, body: &[u8]) -> SqsResult {
                     body,
                     attributes: m.message_attributes,
                     delay_s: m.delay_seconds,
+                    trace: sender_trace(headers),
                 });
             }
             None => failures.push(failed(&id, SqsError::missing("MessageBody"))),

@@ -23,6 +23,7 @@ fn ev(id: &str, function: &str) -> NewEvent {
         payload: format!("{{\"id\":\"{id}\"}}").into_bytes(),
         enqueued_ms: 100,
         next_attempt_ms: 100,
+        trace: None,
     }
 }
 

@@ -24,6 +24,7 @@ fn msg(id: &str, sent_ms: i64) -> NewMessage {
         md5_of_attributes: None,
         sent_ms,
         visible_ms: sent_ms,
+        trace: None,
     }
 }
 

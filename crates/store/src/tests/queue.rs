@@ -12,6 +12,7 @@ fn ev(id: &str, function: &str, due: i64) -> NewEvent {
         payload: format!("{{\"id\":\"{id}\"}}").into_bytes(),
         enqueued_ms: due,
         next_attempt_ms: due,
+        trace: None,
     }
 }
 

@@ -22,6 +22,7 @@ fn tick(id: &str) -> NewEvent {
         payload: b"{}".to_vec(),
         enqueued_ms: 0,
         next_attempt_ms: 0,
+        trace: None,
     }
 }
 
