@@ -73,7 +73,7 @@ fn a_function_calls_the_lambda_api_with_its_own_credentials_and_only_as_granted(
             .is_some_and(|t| t.len() > 40),
         "{given}"
     );
-    for service in ["LAMBDA", "SQS", "EVENTS"] {
+    for service in ["LAMBDA", "SQS", "EVENTBRIDGE"] {
         let url = given[format!("AWS_ENDPOINT_URL_{service}")]
             .as_str()
             .unwrap();

@@ -69,6 +69,7 @@ pub fn aws_env(cmd: &mut Command, s: &Server) {
         "AWS_ENDPOINT_URL_LAMBDA",
         "AWS_ENDPOINT_URL_SQS",
         "AWS_ENDPOINT_URL_EVENTS",
+        "AWS_ENDPOINT_URL_EVENTBRIDGE",
         "AWS_CA_BUNDLE",
         "AWS_REGION",
     ] {

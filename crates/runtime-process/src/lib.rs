@@ -287,7 +287,9 @@ impl ProcessRuntime {
             // Reserved on Lambda, the credentials replace the function's own
             // variables; an endpoint the function sets itself wins.
             let endpoint = format!("http://{api}");
-            for service in ["LAMBDA", "SQS", "EVENTS"] {
+            // botocore and the JS SDK name the variable after the service id
+            // (EventBridge), not the endpoint prefix (events).
+            for service in ["LAMBDA", "SQS", "EVENTBRIDGE"] {
                 env.entry(format!("AWS_ENDPOINT_URL_{service}"))
                     .or_insert_with(|| endpoint.clone());
             }

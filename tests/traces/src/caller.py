@@ -9,9 +9,8 @@ import boto3
 
 lambda_client = boto3.client("lambda")
 sqs = boto3.client("sqs")
-# botocore names EventBridge's endpoint variable AWS_ENDPOINT_URL_EVENTBRIDGE;
-# the platform sets AWS_ENDPOINT_URL_EVENTS.
-events = boto3.client("events", endpoint_url=os.environ["AWS_ENDPOINT_URL_EVENTS"])
+# No endpoint given: AWS_ENDPOINT_URL_EVENTBRIDGE, set by the platform, leads to Updraft.
+events = boto3.client("events")
 
 
 def handler(event, context):

@@ -115,7 +115,10 @@ mod tests {
         let pooled: Vec<u64> = ready.iter().map(|(_, ns)| ino(ns)).collect();
         drop(ready);
         let second = take().expect("a prepared namespace");
-        assert!(pooled.contains(&ino(&second)), "taken from the pool, not made");
+        assert!(
+            pooled.contains(&ino(&second)),
+            "taken from the pool, not made"
+        );
         // Two distinct namespaces.
         assert_ne!(ino(&first), ino(&second));
     }
