@@ -503,3 +503,11 @@ fn a_scrape_needs_the_admin_credentials_unless_public() {
     let (status, body) = get(&format!("{}/api/v1/functions", public.endpoint));
     assert_eq!(status, 401, "{body}");
 }
+
+#[test]
+fn no_metrics_serves_none() {
+    let server = Server::start_with(scratch("metrics-off"), &[], &["--no-metrics"]);
+    let (status, _, body) = scrape(&server, Some(&server.bearer()));
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("updraft_"), "{body}");
+}

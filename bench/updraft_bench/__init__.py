@@ -6,7 +6,7 @@
     bench/run --quick         # smoke run of every scenario (< 2 minutes once built);
                               # exits 1 if a scenario breaks (errors where 0 are required)
     bench/run --only warm,cold  # some scenarios: warm wasm cold burst control density emulators sandbox
-                                #   events keepalive
+                                #   events keepalive observability
 
 Builds in release mode what it needs (the `updraft` binary into target/bench,
 the plain hyper baseline in bench/hyper-baseline/ into target/bench-hyper, the
@@ -49,4 +49,7 @@ Scenarios (the goals are the ones of issue 5 and, for wasm, issue 4):
            48 hours; --quick 100, 6) replayed through the scheduler's keep-alive code against
            a fixed 10-minute keep-alive and the learned (default) policy: cold starts and idle
            instance-seconds (crates/scheduler/examples/keepalive_replay.rs, on the trace's clock)
+  observability  the warm echo on three servers at once: `--no-metrics`, the default (metrics,
+           no exporter) and with `--otlp-endpoint` to a collector in the harness; wrk c=16, 64;
+           the cost of metrics and traces as a ratio to off
 """

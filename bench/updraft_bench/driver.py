@@ -68,7 +68,7 @@ def build(args):
         run(["cargo", "build", "--release", "--bin", "updraft"], cwd=ROOT, env=env)
         updraft = TARGET / "release" / "updraft"
     only = {s.strip() for s in args.only.split(",")} if args.only else None
-    if only and only <= {"emulators", "events"}:
+    if only and only <= {"emulators", "events", "keepalive"}:
         # `emulators` builds what it needs itself, `events` needs nothing: no hyper baseline, no fixture
         return updraft, None
     hyper = None

@@ -133,6 +133,9 @@ pub struct Args {
     /// private network (by default it needs the admin credentials).
     #[arg(long, env = "UPDRAFT_METRICS_PUBLIC")]
     metrics_public: bool,
+    /// Count nothing for `/metrics` and do not serve it (it answers 404).
+    #[arg(long, env = "UPDRAFT_NO_METRICS", conflicts_with = "metrics_public")]
+    no_metrics: bool,
     #[command(flatten)]
     runtime: RuntimeArgs,
 }
@@ -268,12 +271,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         function_credentials_ttl: args.function_credentials_ttl,
         runtimes: args.runtime.runtimes.clone(),
         tracer,
+        metrics: !args.no_metrics,
     };
     let platform = Platform::start_with_sdk(config, sdk)
         .await
         .map_err(platform_error)?;
 
-    let app = app(platform.clone(), args.metrics_public);
+    let app = app(platform.clone(), !args.no_metrics, args.metrics_public);
     // Instances reach the AWS APIs (not the gateway) on their Runtime API
     // address, with credentials of their own.
     platform.serve_functions(updraft_api::target::wrap(
@@ -379,13 +383,15 @@ fn connection_cap(wanted: usize) -> usize {
 }
 
 /// The whole HTTP surface: control API, gateway, `/metrics`, and a request id on every response.
-pub fn app(platform: Platform, metrics_public: bool) -> axum::Router {
-    let app =
+pub fn app(platform: Platform, metrics: bool, metrics_public: bool) -> axum::Router {
+    let mut app =
         updraft_api::router(platform.clone()).merge(updraft_gateway::router(platform.clone()));
-    let app = app.merge(updraft_api::metrics_router(
-        platform.clone(),
-        metrics_public,
-    ));
+    if metrics {
+        app = app.merge(updraft_api::metrics_router(
+            platform.clone(),
+            metrics_public,
+        ));
+    }
     // AWS's JSON-protocol services (SQS) on `POST /` with X-Amz-Target.
     updraft_api::target::wrap(app, platform).layer(axum::middleware::map_response(
         |mut resp: axum::response::Response| async move {

@@ -35,6 +35,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         function_credentials_ttl: std::time::Duration::from_secs(3600),
         runtimes: Vec::new(),
         tracer: Default::default(),
+        metrics: true,
     })
     .await
     .unwrap()

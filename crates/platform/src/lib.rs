@@ -99,6 +99,8 @@ pub struct PlatformConfig {
     pub runtimes: Vec<RuntimeMapping>,
     /// Where invocation spans go (`--otlp-endpoint`; off: none are made).
     pub tracer: updraft_traces::Tracer,
+    /// Whether invocations are counted for `/metrics` (`--no-metrics`: not).
+    pub metrics: bool,
 }
 
 /// Where in the data directory `updraft server` keeps the AWS SDK for

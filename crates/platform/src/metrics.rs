@@ -30,6 +30,9 @@ fn age(now: i64, since_ms: i64) -> Duration {
 impl Platform {
     /// Counts a finished invocation (called where it is recorded).
     pub(crate) fn count_invocation(&self, function: &str, trigger: TriggerKind, r: &InvokeResult) {
+        if !self.inner.config.metrics {
+            return;
+        }
         let billed_ms = if r.stats.duration_us == 0 {
             0
         } else {
@@ -49,6 +52,9 @@ impl Platform {
 
     /// Counts a throttled invocation.
     pub(crate) fn count_throttle(&self, spec: &InstanceSpec, trigger: TriggerKind) {
+        if !self.inner.config.metrics {
+            return;
+        }
         self.inner
             .metrics
             .throttle(&spec.function, spec.version, trigger.as_str());
