@@ -176,13 +176,19 @@ impl Pool {
         idle
     }
 
+    /// Forgets a pending pre-warm.
+    fn cancel_prewarm(&self) {
+        let mut st = self.lock();
+        st.history.cancel();
+        st.prewarm = None;
+    }
+
     /// Stops every idle instance and stops keeping any warm; busy ones finish.
     async fn stop_idle(&self) {
+        self.cancel_prewarm();
         let idle: Vec<Idle> = {
             let mut st = self.lock();
             st.warm = None;
-            st.history.cancel();
-            st.prewarm = None;
             let idle: Vec<Idle> = st.idle.drain(..).collect();
             st.live -= idle.len() as u32;
             idle
@@ -372,6 +378,8 @@ impl Scheduler {
                     }
                     Err(failure) => {
                         pool.finish(&spec, Instant::now());
+                        // A start that fails is not pre-warmed again.
+                        pool.cancel_prewarm();
                         pool.release();
                         drop(permit);
                         let stats = Stats {
