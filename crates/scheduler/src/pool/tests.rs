@@ -732,3 +732,35 @@ fn owed_permits_are_paid_before_new_ones_are_added() {
         .collect();
     assert_eq!(kept.len(), 1);
 }
+
+#[tokio::test]
+async fn a_start_that_fails_is_not_prewarmed_again() {
+    let (sched, _, _) = scheduler(Behaviour {
+        fail_start: true,
+        ..Behaviour::default()
+    });
+    let s = spec("r1", scaling(2, 0));
+    let pool = sched.pool("f");
+    pool.resize(2);
+    // Learned: called 30 minutes after each end, so the next end asks for a
+    // pre-warm (see the test above).
+    let mut end = Instant::now();
+    for _ in 0..10 {
+        let at = end + Duration::from_secs(1800);
+        pool.arrive(&s, at);
+        end = at + Duration::from_secs(1);
+        pool.finish(&s, end);
+    }
+    pool.arrive(&s, end + Duration::from_secs(1800));
+    assert_eq!(
+        pool.finish(&s, end + Duration::from_secs(1801)),
+        Duration::ZERO
+    );
+    assert!(pool.lock().prewarm.is_some(), "a pre-warm is pending");
+    let r = sched.invoke(s.clone(), invocation("a")).await.unwrap();
+    assert!(matches!(r.outcome, Outcome::Error { .. }));
+    assert!(
+        pool.lock().prewarm.is_none(),
+        "the failed start left a pre-warm"
+    );
+}
