@@ -28,6 +28,58 @@ fn python_function_gets_lambda_context_and_environment() {
     assert_eq!(v["env"]["host_secret_visible"], false);
 }
 
+fn started_as(v: &serde_json::Value) -> String {
+    let argv = v["argv"].as_array().expect("argv");
+    let script = argv.get(1).and_then(|a| a.as_str()).unwrap_or_default();
+    script.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn python_instances_are_forked_from_a_template_unless_told_not_to() {
+    let s = Server::start("py-zygote");
+    s.deploy(&fixture("py"));
+    let a = s.invoke_json("echo", r#"{"n": 1}"#);
+    assert_eq!(started_as(&a), "zygote.py", "{a}");
+    assert_eq!(a["event"]["n"], 1, "{a}");
+    assert_eq!(a["env"]["FIXTURE_GREETING"], "hello from the manifest");
+    assert_eq!(a["env"]["host_secret_visible"], false);
+    // A second instance (the first removed with its function), forked from
+    // the same template: state drawn at import is its own.
+    s.ok(&["rm", "echo"]);
+    s.deploy(&fixture("py"));
+    let b = s.invoke_json("echo", r#"{"n": 2}"#);
+    assert_eq!(started_as(&b), "zygote.py", "{b}");
+    assert_ne!(a["random"], b["random"], "{a} {b}");
+    assert_ne!(
+        a["env"]["AWS_LAMBDA_LOG_STREAM_NAME"],
+        b["env"]["AWS_LAMBDA_LOG_STREAM_NAME"]
+    );
+
+    // A function that sets a PYTHON… variable starts by exec: only an
+    // interpreter's start reads them.
+    let app = scratch("py-zygote-env");
+    std::fs::create_dir_all(app.join("src")).unwrap();
+    std::fs::copy(fixture("py").join("src/echo.py"), app.join("src/echo.py")).unwrap();
+    std::fs::write(
+        app.join("updraft.toml"),
+        "[app]\nname = \"pyenv\"\n\n[functions.pyenv]\nruntime = \"python3\"\nhandler = \"echo.handler\"\ncode = \"src\"\nenv = { PYTHONDONTWRITEBYTECODE = \"1\" }\n",
+    )
+    .unwrap();
+    s.deploy(&app);
+    let v = s.invoke_json("pyenv", "{}");
+    assert_eq!(started_as(&v), "bootstrap.py", "{v}");
+    assert_eq!(v["dont_write_bytecode"], 1, "{v}");
+    // The template's own instances do not have it.
+    assert_eq!(b["dont_write_bytecode"], 0, "{b}");
+
+    // `--no-zygotes`: every instance by exec.
+    let s2 = Server::start_with(scratch("py-no-zygote"), &[], &["--no-zygotes"]);
+    s2.deploy(&fixture("py"));
+    let v = s2.invoke_json("echo", r#"{"n": 3}"#);
+    assert_eq!(started_as(&v), "bootstrap.py", "{v}");
+    assert_eq!(v["event"]["n"], 3, "{v}");
+}
+
 #[test]
 fn python_errors_have_lambda_shape_and_exit_1() {
     let s = Server::start("py-errors");

@@ -22,6 +22,15 @@ fn failed(v: &Value) -> bool {
     v["ok"] == false
 }
 
+/// Whether the instance that answered `whoami` was forked from the python3
+/// template process (`zygote.py`) rather than started by exec.
+fn forked_from_template(who: &Value) -> bool {
+    who["argv"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|x| x.as_str().is_some_and(|x| x.ends_with("zygote.py")))
+    })
+}
+
 fn setup(name: &str) -> Option<(Server, Victim)> {
     if !root() {
         return None;
@@ -45,6 +54,8 @@ fn functions_cannot_write_their_code_chown_or_reach_host_files() {
     assert_eq!(who["status"]["NoNewPrivs"], "1", "{who}");
     assert_eq!(who["status"]["Seccomp"], "2", "{who}");
     assert_eq!(who["status"]["CapEff"], "0000000000000000", "{who}");
+    // All of that on an instance forked from the python3 template process.
+    assert!(forked_from_template(&who), "{who}");
 
     // Redeploys while the function tries to plant files and links in its
     // code: the code is the server's, published by rename from a staging
@@ -262,6 +273,10 @@ fn tmp_shm_pids_and_memory_are_bounded_and_private() {
     let Some((s, victim)) = setup("atk-limits") else {
         return;
     };
+    // These instances are forked from the python3 template process: the
+    // limits below are theirs all the same.
+    let who = attack(&s, json!({"attack": "whoami"}));
+    assert!(forked_from_template(&who), "{who}");
     // /tmp is Lambda's 512 MB and no more.
     let v = attack(&s, json!({"attack": "fill_tmp", "limit_mb": 700}));
     assert_eq!(v["error"], "ENOSPC", "{v}");

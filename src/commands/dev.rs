@@ -78,6 +78,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.allow_function_loopback
                 .then_some("--allow-function-loopback"),
         )
+        .args(args.runtime.no_zygotes.then_some("--no-zygotes"))
         .args(
             args.runtime
                 .runtimes

@@ -155,6 +155,11 @@ pub struct RuntimeArgs {
         value_delimiter = ','
     )]
     pub runtimes: Vec<updraft_platform::RuntimeMapping>,
+    /// Start every python3 instance afresh by exec, instead of forking it
+    /// from a template process that has the interpreter and the bootstrap
+    /// loaded (same isolation either way; see docs/architecture.md).
+    #[arg(long, env = "UPDRAFT_NO_ZYGOTES")]
+    pub no_zygotes: bool,
 }
 
 /// File descriptors kept for everything but client connections: the store,
@@ -272,6 +277,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         runtimes: args.runtime.runtimes.clone(),
         tracer,
         metrics: !args.no_metrics,
+        zygotes: !args.runtime.no_zygotes,
     };
     let platform = Platform::start_with_sdk(config, sdk)
         .await

@@ -36,6 +36,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         runtimes: Vec::new(),
         tracer: Default::default(),
         metrics: true,
+        zygotes: true,
     })
     .await
     .unwrap()

@@ -101,6 +101,9 @@ pub struct PlatformConfig {
     pub tracer: updraft_traces::Tracer,
     /// Whether invocations are counted for `/metrics` (`--no-metrics`: not).
     pub metrics: bool,
+    /// Whether python3 instances are forked from a template process
+    /// (`--no-zygotes`: not).
+    pub zygotes: bool,
 }
 
 /// Where in the data directory `updraft server` keeps the AWS SDK for
@@ -213,7 +216,17 @@ impl Platform {
         eprintln!("updraft: {}", sdk.summary());
         let process = process
             .with_sdk(sdk)
-            .map_err(|e| PlatformError::internal("showing the AWS SDK to functions", e))?;
+            .map_err(|e| PlatformError::internal("showing the AWS SDK to functions", e))?
+            .with_zygotes(config.zygotes);
+        process.prestart_zygotes();
+        eprintln!(
+            "updraft: python3 instances: {}",
+            if config.zygotes {
+                "forked from a template process per interpreter (--no-zygotes: started by exec)"
+            } else {
+                "started by exec (--no-zygotes)"
+            }
+        );
         let access = process.access();
         let process: Arc<dyn Runtime> = Arc::new(process);
         let mut runtimes: HashMap<RuntimeKind, Arc<dyn Runtime>> = HashMap::new();

@@ -12,6 +12,7 @@ pub mod sandbox;
 pub mod sdk;
 #[cfg(test)]
 mod test_support;
+mod zygote;
 
 pub use api::MAX_RESPONSE_BYTES;
 pub use interpreters::{Interpreter, RuntimeMapping, Runtimes, Unavailable};
@@ -58,6 +59,7 @@ use updraft_scheduler::{Instance, InstanceSpec, Runtime, StartFailure};
 
 const PYTHON_BOOTSTRAP: &str = include_str!("../bootstrap/python3/bootstrap.py");
 const NODE_BOOTSTRAP: &str = include_str!("../bootstrap/nodejs/bootstrap.js");
+const PYTHON_ZYGOTE: &str = include_str!("../bootstrap/python3/zygote.py");
 
 /// The `PATH` instances see: the system's, never the server's.
 const INSTANCE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -93,6 +95,8 @@ pub struct ProcessRuntime {
     logs: Arc<dyn LogSink>,
     /// The AWS SDK shown to python3 and nodejs instances ([`Self::with_sdk`]).
     sdk: Option<Sdk>,
+    /// python3 template processes instances are forked from.
+    zygotes: Arc<zygote::Zygotes>,
 }
 
 impl ProcessRuntime {
@@ -118,6 +122,7 @@ impl ProcessRuntime {
         };
         for (dir, file, text) in [
             ("python3", "bootstrap.py", PYTHON_BOOTSTRAP),
+            ("python3", "zygote.py", PYTHON_ZYGOTE),
             ("nodejs", "bootstrap.js", NODE_BOOTSTRAP),
         ] {
             let d = runtimes_dir.join(dir);
@@ -132,7 +137,17 @@ impl ProcessRuntime {
         fs::create_dir_all(&instances_dir).map_err(at(&instances_dir))?;
         fs::set_permissions(&instances_dir, fs::Permissions::from_mode(0o700))
             .map_err(at(&instances_dir))?;
+        let python_root = if isolation.root.is_some() {
+            PathBuf::from("/var/runtime")
+        } else {
+            runtimes_dir.join("python3")
+        };
+        let zygotes = Arc::new(zygote::Zygotes::new(
+            &runtimes_dir.join("python3"),
+            &python_root,
+        ));
         Ok(ProcessRuntime {
+            zygotes,
             access: Arc::default(),
             instances_dir,
             runtimes_dir,
@@ -151,6 +166,44 @@ impl ProcessRuntime {
         sdk::link_runtime_dirs(&sdk, &self.runtimes_dir, jailed)?;
         self.sdk = Some(sdk);
         Ok(self)
+    }
+
+    /// Whether python3 instances are forked from a template process (on
+    /// by default; `--no-zygotes`).
+    pub fn with_zygotes(self, on: bool) -> ProcessRuntime {
+        self.zygotes.set_enabled(on);
+        self
+    }
+
+    /// Starts the template process of every python3 interpreter now, off
+    /// the request path, so that the first cold start is forked too.
+    pub fn prestart_zygotes(&self) {
+        if !self.zygotes.enabled() {
+            return;
+        }
+        for i in self.interpreters.interpreters() {
+            if i.kind == RuntimeKind::Python3 {
+                let zygotes = self.zygotes.clone();
+                let path = i.path.clone();
+                tokio::spawn(async move { zygotes.get(&path).await });
+            }
+        }
+    }
+
+    /// The python3 template to fork `spec`'s instance from, if any: not
+    /// for a function that sets a `PYTHON…` variable, which only an
+    /// interpreter's start reads.
+    async fn zygote_for(&self, spec: &InstanceSpec) -> Option<Arc<zygote::Zygote>> {
+        if spec.config.kind() != RuntimeKind::Python3
+            || spec.config.env.keys().any(|k| k.starts_with("PYTHON"))
+        {
+            return None;
+        }
+        let path = match self.interpreters.resolve(&spec.config.runtime) {
+            Ok(Some(i)) => i.path.clone(),
+            _ => return None,
+        };
+        self.zygotes.get(&path).await
     }
 
     pub fn isolation(&self) -> &Isolation {
@@ -454,27 +507,31 @@ impl ProcessRuntime {
             spec.uid,
         )?;
         let (reader, writer) = io::pipe()?;
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(args)
-            .env_clear()
-            .envs(self.env(spec, &api_addr, id))
-            .stdin(std::process::Stdio::null())
-            .stdout(writer.try_clone()?)
-            .stderr(writer)
-            .kill_on_drop(false);
-        #[allow(unsafe_code)]
-        // SAFETY: ChildSetup::apply only makes system calls, as required between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || setup.apply());
-        }
+        let env = self.env(spec, &api_addr, id);
         let t_spawn = Instant::now();
-        let spawned = cmd.spawn();
+        let mut forked = None;
+        if let Some(z) = self.zygote_for(spec).await {
+            if let Some((program, fds)) = setup.program() {
+                let log = OwnedFd::from(writer.try_clone()?);
+                match z.fork(program, &env, &log, &fds).await {
+                    Ok(f) => forked = Some(f),
+                    Err(e) => {
+                        tracing::warn!(function = %spec.function, "forking from the python3 template failed, starting by exec: {e}")
+                    }
+                }
+            }
+        }
+        let spawned = match forked {
+            Some(f) => {
+                drop(writer);
+                drop(setup);
+                Ok(f)
+            }
+            None => self.exec(program, args, env, setup, writer),
+        };
         let t_spawned = Instant::now();
-        // The parent's copies of the pipe's write end must close, or the
-        // reader never sees end of file.
-        drop(cmd);
-        let mut child = match spawned {
-            Ok(c) => c,
+        let (pid, exit_rx) = match spawned {
+            Ok(s) => s,
             Err(e) => {
                 server.abort();
                 if let Some(cg) = &cgroup {
@@ -484,7 +541,6 @@ impl ProcessRuntime {
                 return Err(e);
             }
         };
-        let pid = child.id().unwrap_or(0) as i32;
         // With the start time: only that process is ours after a restart.
         fs::write(
             dir.join("pid"),
@@ -497,15 +553,6 @@ impl ProcessRuntime {
             request_id,
             self.logs.clone(),
         )?;
-        let (exit_tx, exit_rx) = watch::channel(None);
-        tokio::spawn(async move {
-            let status = child.wait().await.ok();
-            let _ = exit_tx.send(Some(
-                status
-                    .map(describe_exit)
-                    .unwrap_or_else(|| "unknown exit".into()),
-            ));
-        });
         let peak = Arc::new(AtomicU64::new(0));
         let oom_flag = Arc::new(AtomicBool::new(false));
         if cgroup.is_none() {
@@ -542,6 +589,49 @@ impl ProcessRuntime {
             retire_at: self.access.get().map(|a| minted + a.credentials_ttl),
         };
         Ok((instance, handles))
+    }
+}
+
+impl ProcessRuntime {
+    /// Starts an instance by fork and exec, `setup` applied between them:
+    /// its pid and its exit.
+    fn exec(
+        &self,
+        program: &Path,
+        args: &[PathBuf],
+        env: BTreeMap<String, String>,
+        setup: sandbox::jail::ChildSetup,
+        writer: io::PipeWriter,
+    ) -> io::Result<(i32, watch::Receiver<Option<String>>)> {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args)
+            .env_clear()
+            .envs(env)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer.try_clone()?)
+            .stderr(writer)
+            .kill_on_drop(false);
+        #[allow(unsafe_code)]
+        // SAFETY: ChildSetup::apply only makes system calls, as required between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || setup.apply());
+        }
+        let spawned = cmd.spawn();
+        // The parent's copies of the pipe's write end must close, or the
+        // reader never sees end of file.
+        drop(cmd);
+        let mut child = spawned?;
+        let pid = child.id().unwrap_or(0) as i32;
+        let (exit_tx, exit_rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = child.wait().await.ok();
+            let _ = exit_tx.send(Some(
+                status
+                    .map(describe_exit)
+                    .unwrap_or_else(|| "unknown exit".into()),
+            ));
+        });
+        Ok((pid, exit_rx))
     }
 }
 

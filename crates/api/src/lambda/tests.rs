@@ -32,6 +32,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         runtimes: Vec::new(),
         tracer: Default::default(),
         metrics: true,
+        zygotes: true,
     })
     .await
     .unwrap()

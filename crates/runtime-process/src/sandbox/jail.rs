@@ -23,6 +23,10 @@ pub use rootfs::{InstanceRoot, RootLayout};
 /// Open files per instance process (Lambda's limit).
 const NOFILE: libc::rlim_t = 1024;
 
+/// How the instance root is remounted once it is `/`.
+const ROOT_RO_FLAGS: libc::c_ulong =
+    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
+
 /// The namespaces and protections an instance gets.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Features {
@@ -97,6 +101,106 @@ impl ChildSetup {
             seccomp,
             parent_pid,
         })
+    }
+
+    /// The same steps as [`ChildSetup::apply`], as data for a template
+    /// process (zygote.py) to run on a child it forks, and the descriptors
+    /// they use, in the order it takes them: the cgroups' `cgroup.procs`,
+    /// then the network namespace. `None` for a path that is not UTF-8 (the
+    /// instance is then started by exec, as without a template).
+    pub fn program(&self) -> Option<(serde_json::Value, Vec<std::os::fd::RawFd>)> {
+        use serde_json::json;
+        let text = |c: &CStr| c.to_str().ok().map(str::to_string);
+        let opt = |c: &Option<CString>| -> Option<Option<String>> {
+            match c {
+                Some(c) => text(c).map(Some),
+                None => Some(None),
+            }
+        };
+        let mut steps = Vec::with_capacity(self.steps.len());
+        for s in &self.steps {
+            steps.push(match s {
+                Step::Mkdir(p) => json!({ "mkdir": text(p)? }),
+                Step::Touch(p) => json!({ "touch": text(p)? }),
+                Step::Symlink { target, link } => {
+                    json!({ "symlink": [text(target)?, text(link)?] })
+                }
+                Step::Mount {
+                    src,
+                    dst,
+                    fstype,
+                    flags,
+                    data,
+                    what,
+                } => json!({ "mount": {
+                    "src": opt(src)?, "dst": text(dst)?, "fstype": opt(fstype)?,
+                    "flags": flags, "data": opt(data)?, "what": text(what)?,
+                }}),
+            });
+        }
+        let f = self.features;
+        let mut unshare = 0;
+        for (on, flag) in [
+            (f.mount_ns, libc::CLONE_NEWNS),
+            (f.pid_ns, libc::CLONE_NEWPID),
+            (f.ipc_ns, libc::CLONE_NEWIPC),
+            (f.uts_ns, libc::CLONE_NEWUTS),
+        ] {
+            if on {
+                unshare |= flag;
+            }
+        }
+        let id_maps = match &self.id_maps {
+            Some((u, g)) => Some([text(u)?, text(g)?]),
+            None => None,
+        };
+        let root = match &self.root_dir {
+            Some(r) => Some(text(r)?),
+            None => None,
+        };
+        let seccomp: Vec<Vec<[u32; 4]>> = self
+            .seccomp
+            .iter()
+            .flat_map(|f| f.programs.iter())
+            .map(|prog| {
+                prog.iter()
+                    .map(|i| [u32::from(i.code), u32::from(i.jt), u32::from(i.jf), i.k])
+                    .collect()
+            })
+            .collect();
+        let program = json!({
+            "cgroup_procs": self.cgroup_procs.len(),
+            "netns": self.netns.is_some(),
+            "id_maps": id_maps,
+            "unshare": unshare,
+            "pid_ns": f.pid_ns,
+            "uts_ns": f.uts_ns,
+            "root": root,
+            "steps": steps,
+            "uid": self.uid,
+            "no_new_privs": f.no_new_privs,
+            "nofile": NOFILE,
+            "workdir": text(&self.workdir)?,
+            "seccomp": seccomp,
+            // This machine's numbers, so that the template names none itself.
+            "c": {
+                "clone_newnet": libc::CLONE_NEWNET,
+                "clone_newuser": libc::CLONE_NEWUSER,
+                "pr_set_pdeathsig": libc::PR_SET_PDEATHSIG,
+                "pr_set_no_new_privs": libc::PR_SET_NO_NEW_PRIVS,
+                "sigkill": libc::SIGKILL,
+                "mnt_detach": libc::MNT_DETACH,
+                "root_ro_flags": ROOT_RO_FLAGS,
+                "sys_pivot_root": libc::SYS_pivot_root,
+                "sys_seccomp": libc::SYS_seccomp,
+                "sys_close_range": libc::SYS_close_range,
+                "seccomp_set_mode_filter": libc::SECCOMP_SET_MODE_FILTER,
+            },
+        });
+        let mut fds: Vec<std::os::fd::RawFd> =
+            self.cgroup_procs.iter().map(AsRawFd::as_raw_fd).collect();
+        fds.extend(self.netns.as_ref().map(AsRawFd::as_raw_fd));
+        Some((program, fds))
     }
 
     /// Runs in the forked child before exec.
@@ -176,11 +280,7 @@ impl ChildSetup {
                     std::ptr::null(),
                     c"/".as_ptr(),
                     std::ptr::null(),
-                    libc::MS_BIND
-                        | libc::MS_REMOUNT
-                        | libc::MS_RDONLY
-                        | libc::MS_NOSUID
-                        | libc::MS_NODEV,
+                    ROOT_RO_FLAGS,
                     std::ptr::null(),
                 ),
             )?;

@@ -1,0 +1,322 @@
+"""Updraft's python3 template process (a zygote, as in SOCK and Android).
+
+The server starts one per Python interpreter, as `python3 zygote.py FD
+BOOTSTRAP_AS_SEEN bootstrap.py` in the runtime's host directory: the interpreter starts, the modules the
+bootstrap needs are imported and the bootstrap is compiled, once. Then for
+each cold start the server sends, over the socket at FD, the instance's box
+as data (the steps the server's own spawn path runs between fork and exec,
+see `ChildSetup::program` in sandbox/jail.rs), its environment and its
+descriptors. This process forks; the child builds the box around itself
+(cgroup, network namespace, user/mount/PID/IPC/UTS namespaces, its own root,
+its function's uid, no new privileges, the open-files limit, seccomp), drops
+every descriptor of this process, and only then runs the bootstrap, which
+imports the function's code. Nothing of a function ever runs here: this
+process holds only the standard library and the bootstrap.
+
+Replies, one JSON message each: {"ready": PID} once, {"seq": N, "pid": P}
+or {"seq": N, "error": "..."} per request, {"exit": P, "status": S} (a
+wait status) when a child ends.
+"""
+
+import collections.abc  # noqa: F401  (what the bootstrap imports, loaded once)
+import ctypes
+import http.client  # noqa: F401
+import importlib  # noqa: F401
+import json
+import logging  # noqa: F401
+import os
+import resource
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback  # noqa: F401
+import types
+import urllib.parse  # noqa: F401
+
+try:
+    import asyncio  # noqa: F401  (async handlers)
+except ImportError:  # pragma: no cover
+    pass
+
+MAX_MESSAGE = 1 << 20
+MAX_FDS = 32
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class _Failed(Exception):
+    pass
+
+
+def _say(what, errno):
+    # The same words as the server's own spawn path (jail.rs `say`).
+    os.write(2, b"updraft sandbox: could not " + what.encode() + b" (errno %d)\n" % errno)
+
+
+def _check(what, result):
+    if result == -1:
+        _say(what, ctypes.get_errno())
+        raise _Failed(what)
+
+
+def _os_step(what, fn, *args):
+    try:
+        return fn(*args)
+    except OSError as e:
+        _say(what, e.errno or 0)
+        raise _Failed(what) from None
+
+
+def _write_file(path, data):
+    fd = _os_step(path, os.open, path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        if _os_step(path, os.write, fd, data) != len(data):
+            _say(path, 0)
+            raise _Failed(path)
+    finally:
+        os.close(fd)
+
+
+def _close_from(c, first):
+    _libc.syscall(c["sys_close_range"], ctypes.c_uint(first), ctypes.c_uint(0xFFFFFFFF), ctypes.c_uint(0))
+
+
+def _pdeathsig(c):
+    _check("set the parent-death signal", _libc.prctl(c["pr_set_pdeathsig"], c["sigkill"], 0, 0, 0))
+
+
+def _become_pid_one(c):
+    """Forks; this process waits outside the new PID namespace and passes
+    the instance's exit on; the child (its PID 1) returns."""
+    try:
+        _write_file("/proc/self/oom_score_adj", b"-1000")
+        lowered = True
+    except _Failed:
+        lowered = False
+    pid = _os_step("fork into the PID namespace", os.fork)
+    if pid == 0:
+        if lowered:
+            try:
+                _write_file("/proc/self/oom_score_adj", b"0")
+            except _Failed:
+                pass
+        _pdeathsig(c)
+        return
+    _close_from(c, 0)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+        except OSError:
+            os._exit(1)
+    if os.WIFEXITED(status):
+        os._exit(os.WEXITSTATUS(status))
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+        os.kill(os.getpid(), sig)
+        os._exit(128 + sig)
+    os._exit(1)
+
+
+def _run_step(s):
+    if "mkdir" in s:
+        try:
+            os.mkdir(s["mkdir"], 0o755)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            _say("make a directory in the instance root", e.errno or 0)
+            raise _Failed("mkdir") from None
+    elif "touch" in s:
+        fd = _os_step("make a device mount point", os.open, s["touch"], os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644)
+        os.close(fd)
+    elif "symlink" in s:
+        target, link = s["symlink"]
+        _os_step("make a link in the instance root", os.symlink, target, link)
+    else:
+        m = s["mount"]
+        enc = lambda v: None if v is None else v.encode()  # noqa: E731
+        _check(m["what"], _libc.mount(enc(m["src"]), m["dst"].encode(), enc(m["fstype"]), m["flags"], enc(m["data"])))
+
+
+def _jail(p, fds, parent):
+    """The server's ChildSetup::apply, step for step, on this process."""
+    c = p["c"]
+    os.setsid()
+    _pdeathsig(c)
+    if os.getppid() != parent:
+        os._exit(1)  # the template process died before prctl took effect
+    fds = list(fds)
+    for _ in range(p["cgroup_procs"]):
+        fd = fds.pop(0)
+        try:
+            if os.write(fd, b"0") != 1:
+                raise OSError(0, "short write")
+        except OSError as e:
+            _say("join the instance cgroup", e.errno or 0)
+            raise _Failed("cgroup") from None
+        os.close(fd)
+    if p["netns"]:
+        fd = fds.pop(0)
+        _check("enter the network namespace", _libc.setns(fd, c["clone_newnet"]))
+        os.close(fd)
+    if p["id_maps"]:
+        uid_map, gid_map = p["id_maps"]
+        _check("unshare the user namespace", _libc.unshare(c["clone_newuser"]))
+        _write_file("/proc/self/setgroups", b"deny")
+        _write_file("/proc/self/uid_map", uid_map.encode())
+        _write_file("/proc/self/gid_map", gid_map.encode())
+    if p["unshare"]:
+        _check("unshare namespaces", _libc.unshare(p["unshare"]))
+    if p["pid_ns"]:
+        _become_pid_one(c)
+    if p["uts_ns"]:
+        _check("set the host name", _libc.sethostname(b"updraft", 7))
+    root = p["root"]
+    if root is not None:
+        for s in p["steps"]:
+            _run_step(s)
+        _os_step("enter the instance root", os.chdir, root)
+        _check("pivot_root", _libc.syscall(c["sys_pivot_root"], b".", b"."))
+        _check("detach the host root", _libc.umount2(b".", c["mnt_detach"]))
+        _os_step("chdir /", os.chdir, "/")
+        _check("make the instance root read-only", _libc.mount(None, b"/", None, c["root_ro_flags"], None))
+    uid = p["uid"]
+    if uid is not None:
+        _os_step("setgroups", os.setgroups, [])
+        _os_step("setgid", os.setgid, uid)
+        _os_step("setuid", os.setuid, uid)
+    if p["no_new_privs"]:
+        _check("set no_new_privs", _libc.prctl(c["pr_set_no_new_privs"], 1, 0, 0, 0))
+    # A change of credentials clears the parent-death signal: set it again.
+    _pdeathsig(c)
+    n = p["nofile"]
+    _os_step("set the open-files limit", resource.setrlimit, resource.RLIMIT_NOFILE, (n, n))
+    _os_step("chdir to the code", os.chdir, p["workdir"])
+    programs = []
+    for prog in p["seccomp"]:
+        raw = b"".join(struct.pack("=HBBI", *ins) for ins in prog)
+        buf = ctypes.create_string_buffer(raw, len(raw))
+        programs.append((len(prog), buf))
+    for n_ins, buf in programs:
+        fprog = _SockFprog(n_ins, ctypes.cast(buf, ctypes.c_void_p))
+        r = _libc.syscall(c["sys_seccomp"], c["seccomp_set_mode_filter"], 0, ctypes.byref(fprog))
+        _check("install the seccomp filter", r)
+
+
+def _send(sock, msg):
+    sock.send(json.dumps(msg).encode())
+
+
+def _serve(sock, bootstrap_code):
+    """Forks an instance per request; returns (in the child) what it runs."""
+    parent = os.getpid()
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ, None)
+    _send(sock, {"ready": parent})
+    while True:
+        for key, _ in sel.select():
+            if key.data is not None:
+                pid = key.data
+                sel.unregister(key.fd)
+                os.close(key.fd)
+                try:
+                    _, status = os.waitpid(pid, 0)
+                except ChildProcessError:
+                    status = 1 << 8
+                _send(sock, {"exit": pid, "status": status})
+                continue
+            try:
+                msg, fds, flags, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+            except InterruptedError:
+                continue
+            if not msg:
+                os._exit(0)  # the server is gone
+            req = json.loads(msg)
+            seq = req["seq"]
+            if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+                for fd in fds:
+                    os.close(fd)
+                _send(sock, {"seq": seq, "error": "request truncated"})
+                continue
+            try:
+                pid = os.fork()
+            except OSError as e:
+                for fd in fds:
+                    os.close(fd)
+                _send(sock, {"seq": seq, "error": "fork: %s" % e})
+                continue
+            if pid == 0:
+                # Nothing of this process may reach the instance: no object
+                # here may close a descriptor number the instance reuses.
+                sel.close()
+                sock.detach()
+                return req, fds, parent
+            for fd in fds:
+                os.close(fd)
+            pidfd = os.pidfd_open(pid)
+            sel.register(pidfd, selectors.EVENT_READ, pid)
+            _send(sock, {"seq": seq, "pid": pid})
+
+
+def _instance(req, fds, parent, bootstrap_code, bootstrap_path):
+    p = req["jail"]
+    log = fds[0]
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    try:
+        _jail(p, fds[1:], parent)
+    except _Failed:
+        os._exit(1)
+    # Only stdin, stdout and stderr cross into the function.
+    _close_from(p["c"], 3)
+    null = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.environ.clear()
+    os.environ.update(req["env"])
+    time.tzset()
+    os.umask(0o022)
+    # As `python3 bootstrap.py` would have it.
+    sys.argv = [bootstrap_path]
+    sys.path[0] = os.path.dirname(bootstrap_path)
+    main = types.ModuleType("__main__")
+    main.__file__ = bootstrap_path
+    main.__builtins__ = __builtins__
+    sys.modules["__main__"] = main
+    exec(bootstrap_code, main.__dict__)
+
+
+def main():
+    fd, bootstrap_path, host_bootstrap = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    with open(host_bootstrap, encoding="utf-8") as f:
+        code = compile(f.read(), bootstrap_path, "exec")
+    sock = socket.socket(fileno=fd)
+    req, fds, parent = _serve(sock, code)
+    return req, fds, parent, code, bootstrap_path
+
+
+if __name__ == "__main__":
+    # Outside any frame of the server loop: an instance's SystemExit and
+    # its atexit handlers behave as in a fresh interpreter.
+    _instance(*main())

@@ -1,0 +1,379 @@
+//! Template processes ("zygotes", as in SOCK): one python3 interpreter per
+//! interpreter path, started once with the bootstrap's modules imported,
+//! from which instances are forked instead of started afresh. The child
+//! builds its own box from the same steps the exec path runs between fork
+//! and exec ([`ChildSetup::program`](crate::sandbox::jail::ChildSetup::program)),
+//! so an instance forked from a template has the same cgroup, namespaces,
+//! root, uid, no-new-privileges and seccomp filter as one started by exec;
+//! nothing is shared but the template's copy-on-write memory, which holds
+//! only the standard library and the bootstrap (`bootstrap/python3/zygote.py`).
+//!
+//! The server and a template speak JSON messages over a `SOCK_SEQPACKET`
+//! socket pair, the instance's descriptors passed with `SCM_RIGHTS`; the
+//! template reports each child's wait status, as it is their parent.
+
+use nix::sys::socket::{
+    recv, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{oneshot, watch, OnceCell};
+
+/// How long a template may take to start, or to answer a fork.
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
+/// The descriptor number the template finds its socket at.
+const SOCKET_FD: RawFd = 3;
+
+type Exit = watch::Sender<Option<String>>;
+type Forked = Result<(i32, watch::Receiver<Option<String>>), String>;
+/// Per interpreter: its template, started once (`None`: it cannot start).
+type Cell = Arc<OnceCell<Option<Arc<Zygote>>>>;
+
+/// The python3 templates of one server, started on first need.
+pub(crate) struct Zygotes {
+    enabled: AtomicBool,
+    /// The host directory holding `zygote.py` and `bootstrap.py` (the
+    /// template's working directory: its command line, which instances
+    /// inherit, names no host path).
+    runtime_dir: PathBuf,
+    /// `bootstrap.py` as instances see it.
+    bootstrap_as_seen: PathBuf,
+    cells: Mutex<HashMap<PathBuf, Cell>>,
+}
+
+impl Zygotes {
+    pub(crate) fn new(runtime_dir: &Path, runtime_root: &Path) -> Zygotes {
+        Zygotes {
+            enabled: AtomicBool::new(true),
+            runtime_dir: runtime_dir.to_path_buf(),
+            bootstrap_as_seen: runtime_root.join("bootstrap.py"),
+            cells: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// The running template for `interpreter`, started if there is none
+    /// (or the last one died); `None` when templates are off or this
+    /// interpreter's cannot start (instances are then started by exec).
+    pub(crate) async fn get(&self, interpreter: &Path) -> Option<Arc<Zygote>> {
+        if !self.enabled() {
+            return None;
+        }
+        for _ in 0..2 {
+            let cell = self
+                .cells
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(interpreter.to_path_buf())
+                .or_default()
+                .clone();
+            let zygote = cell
+                .get_or_init(|| async {
+                    match Zygote::start(interpreter, self).await {
+                        Ok(z) => {
+                            tracing::info!(interpreter = %interpreter.display(), pid = z.pid, "python3 template process started");
+                            Some(z)
+                        }
+                        Err(e) => {
+                            tracing::warn!(interpreter = %interpreter.display(), "no python3 template process (instances start by exec): {e}");
+                            None
+                        }
+                    }
+                })
+                .await
+                .clone();
+            match zygote {
+                Some(z) if z.alive() => return Some(z),
+                Some(_) => {
+                    // It died: the next caller starts another.
+                    let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+                    if cells
+                        .get(interpreter)
+                        .is_some_and(|c| Arc::ptr_eq(c, &cell))
+                    {
+                        cells.remove(interpreter);
+                    }
+                }
+                None => return None,
+            }
+        }
+        None
+    }
+}
+
+/// One running template process.
+pub(crate) struct Zygote {
+    pub(crate) pid: i32,
+    socket: AsyncFd<OwnedFd>,
+    seq: AtomicU64,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    alive: bool,
+    ready: Option<oneshot::Sender<i32>>,
+    pending: HashMap<u64, oneshot::Sender<Forked>>,
+    exits: HashMap<i32, Exit>,
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Zygote {
+    async fn start(interpreter: &Path, zygotes: &Zygotes) -> io::Result<Arc<Zygote>> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        set_nonblocking(&ours)?;
+        let mut cmd = tokio::process::Command::new(interpreter);
+        cmd.arg("zygote.py")
+            .arg(SOCKET_FD.to_string())
+            .arg(&zygotes.bootstrap_as_seen)
+            .arg("bootstrap.py")
+            .env_clear()
+            // What every instance's interpreter starts with (the rest of an
+            // instance's environment is set in the child).
+            .env("PATH", crate::INSTANCE_PATH)
+            .env("LANG", "C.UTF-8")
+            .env("HOME", "/tmp")
+            .env("TZ", ":UTC")
+            .env("PYTHONUNBUFFERED", "1")
+            .current_dir(&zygotes.runtime_dir)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let fd = theirs.as_raw_fd();
+        // SAFETY: between fork and exec only system calls are made.
+        #[allow(unsafe_code)]
+        unsafe {
+            let parent = libc::getpid();
+            cmd.pre_exec(move || {
+                if fd == SOCKET_FD {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, SOCKET_FD) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                // Its own session (a terminal's ^C is the server's to
+                // handle), and it dies with the server.
+                libc::setsid();
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) == -1
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn()?;
+        drop(theirs);
+        let pid = child.id().unwrap_or(0) as i32;
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let state = Arc::new(Mutex::new(State {
+            alive: true,
+            ready: Some(ready_tx),
+            ..State::default()
+        }));
+        // SAFETY: an OwnedFd stays open, and the same descriptor, for as
+        // long as the AsyncFd owns it.
+        #[allow(unsafe_code)]
+        let socket =
+            unsafe { AsyncFd::register(ours) }.map_err(|e| io::Error::other(e.to_string()))?;
+        let zygote = Arc::new(Zygote {
+            pid,
+            socket,
+            seq: AtomicU64::new(0),
+            state: state.clone(),
+        });
+        tokio::spawn(read_replies(Arc::downgrade(&zygote), state.clone()));
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            tracing::debug!(pid, ?status, "python3 template process exited");
+            lock(&state).alive = false;
+        });
+        match tokio::time::timeout(ANSWER_WITHIN, ready_rx).await {
+            Ok(Ok(_)) => Ok(zygote),
+            Ok(Err(_)) => Err(io::Error::other("it exited before it was ready")),
+            Err(_) => Err(io::Error::other(format!(
+                "it was not ready within {}s",
+                ANSWER_WITHIN.as_secs()
+            ))),
+        }
+    }
+
+    pub(crate) fn alive(&self) -> bool {
+        lock(&self.state).alive
+    }
+
+    /// Forks an instance boxed by `program` (with `fds`, in its order),
+    /// its stdout and stderr on `log`: its pid and its exit, as a wait of
+    /// a child spawned by the server would give them.
+    pub(crate) async fn fork(
+        &self,
+        program: Value,
+        env: &BTreeMap<String, String>,
+        log: &OwnedFd,
+        fds: &[RawFd],
+    ) -> io::Result<(i32, watch::Receiver<Option<String>>)> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = lock(&self.state);
+            if !state.alive {
+                return Err(io::Error::other("the template process has exited"));
+            }
+            state.pending.insert(seq, tx);
+        }
+        let msg = serde_json::to_vec(&json!({ "seq": seq, "jail": program, "env": env }))?;
+        let mut all = vec![log.as_raw_fd()];
+        all.extend_from_slice(fds);
+        if let Err(e) = self.send(&msg, &all).await {
+            lock(&self.state).pending.remove(&seq);
+            return Err(e);
+        }
+        match tokio::time::timeout(ANSWER_WITHIN, rx).await {
+            Ok(Ok(Ok(forked))) => Ok(forked),
+            Ok(Ok(Err(e))) => Err(io::Error::other(e)),
+            Ok(Err(_)) => Err(io::Error::other("the template process exited")),
+            Err(_) => {
+                lock(&self.state).pending.remove(&seq);
+                Err(io::Error::other("the template process did not answer"))
+            }
+        }
+    }
+
+    async fn send(&self, msg: &[u8], fds: &[RawFd]) -> io::Result<()> {
+        loop {
+            let mut guard = self.socket.writable().await?;
+            let sent = guard.try_io(|fd| {
+                sendmsg::<()>(
+                    fd.as_raw_fd(),
+                    &[IoSlice::new(msg)],
+                    &[ControlMessage::ScmRights(fds)],
+                    MsgFlags::MSG_NOSIGNAL,
+                    None,
+                )
+                .map_err(io::Error::from)
+            });
+            match sent {
+                Ok(Ok(n)) if n == msg.len() => return Ok(()),
+                Ok(Ok(n)) => {
+                    return Err(io::Error::other(format!(
+                        "short send to the template process ({n} of {} bytes)",
+                        msg.len()
+                    )))
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+/// Dispatches the template's messages until its socket closes; then every
+/// instance it forked is gone too (they die with it).
+async fn read_replies(zygote: std::sync::Weak<Zygote>, state: Arc<Mutex<State>>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let Some(z) = zygote.upgrade() else { break };
+        let n = async {
+            loop {
+                let mut guard = z.socket.readable().await?;
+                match guard.try_io(|fd| {
+                    recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(io::Error::from)
+                }) {
+                    Ok(r) => return r,
+                    Err(_would_block) => continue,
+                }
+            }
+        }
+        .await;
+        drop(z);
+        let n = match n {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let Ok(msg) = serde_json::from_slice::<Value>(&buf[..n]) else {
+            tracing::warn!("an unreadable message from the python3 template process");
+            continue;
+        };
+        let mut s = lock(&state);
+        if let Some(pid) = msg.get("ready").and_then(Value::as_i64) {
+            if let Some(tx) = s.ready.take() {
+                let _ = tx.send(pid as i32);
+            }
+        } else if let Some(pid) = msg.get("exit").and_then(Value::as_i64) {
+            let status = msg.get("status").and_then(Value::as_i64).unwrap_or(1 << 8);
+            if let Some(tx) = s.exits.remove(&(pid as i32)) {
+                use std::os::unix::process::ExitStatusExt;
+                let status = std::process::ExitStatus::from_raw(status as i32);
+                let _ = tx.send(Some(crate::describe_exit(status)));
+            }
+        } else if let Some(seq) = msg.get("seq").and_then(Value::as_u64) {
+            let Some(tx) = s.pending.remove(&seq) else {
+                continue;
+            };
+            let reply = match (msg.get("pid").and_then(Value::as_i64), msg.get("error")) {
+                (Some(pid), _) => {
+                    // Before the reply: the template reports this child's
+                    // exit only after it.
+                    let (exit_tx, exit_rx) = watch::channel(None);
+                    s.exits.insert(pid as i32, exit_tx);
+                    Ok((pid as i32, exit_rx))
+                }
+                (None, Some(e)) => Err(e.as_str().unwrap_or("fork failed").to_string()),
+                (None, None) => Err("an unreadable answer".to_string()),
+            };
+            let _ = tx.send(reply);
+        }
+    }
+    let mut s = lock(&state);
+    s.alive = false;
+    s.ready = None;
+    s.pending.clear();
+    for (_, tx) in s.exits.drain() {
+        // Its children have the parent-death signal.
+        let _ = tx.send(Some("signal: killed (its template process exited)".into()));
+    }
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    #[allow(unsafe_code)]
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags == -1 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == -1
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
