@@ -43,6 +43,7 @@ fn python_instances_are_forked_from_a_template_unless_told_not_to() {
     assert_eq!(a["event"]["n"], 1, "{a}");
     assert_eq!(a["env"]["FIXTURE_GREETING"], "hello from the manifest");
     assert_eq!(a["env"]["host_secret_visible"], false);
+    assert_eq!(a["proc_environ"], true, "{a}");
     // A second instance (the first removed with its function), forked from
     // the same template: state drawn at import is its own.
     s.ok(&["rm", "echo"]);

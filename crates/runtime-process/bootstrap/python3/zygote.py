@@ -52,6 +52,8 @@ _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.sbrk.argtypes = [ctypes.c_long]
+_libc.sbrk.restype = ctypes.c_void_p
 
 
 class _SockFprog(ctypes.Structure):
@@ -99,21 +101,29 @@ def _pdeathsig(c):
     _check("set the parent-death signal", _libc.prctl(c["pr_set_pdeathsig"], c["sigkill"], 0, 0, 0))
 
 
+def _oom_score_adj(value):
+    """Best effort, silently (as jail.rs)."""
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return os.write(fd, value) == len(value)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _become_pid_one(c):
     """Forks; this process waits outside the new PID namespace and passes
     the instance's exit on; the child (its PID 1) returns."""
-    try:
-        _write_file("/proc/self/oom_score_adj", b"-1000")
-        lowered = True
-    except _Failed:
-        lowered = False
+    # The waiting process is a copy of the template: never the OOM killer's pick.
+    lowered = _oom_score_adj(b"-1000")
     pid = _os_step("fork into the PID namespace", os.fork)
     if pid == 0:
         if lowered:
-            try:
-                _write_file("/proc/self/oom_score_adj", b"0")
-            except _Failed:
-                pass
+            _oom_score_adj(b"0")
         _pdeathsig(c)
         return
     _close_from(c, 0)
@@ -159,7 +169,52 @@ def _run_step(s):
         _check(m["what"], _libc.mount(enc(m["src"]), m["dst"].encode(), enc(m["fstype"]), m["flags"], enc(m["data"])))
 
 
-def _jail(p, fds, parent):
+# The instance's environment as exec would have laid it out; it must live as
+# long as the process (the kernel reads /proc/PID/environ from it).
+_ENVIRON_BLOCK = None
+
+
+class _MmMap(ctypes.Structure):
+    # struct prctl_mm_map (linux/prctl.h)
+    _fields_ = [(n, ctypes.c_uint64) for n in (
+        "start_code", "end_code", "start_data", "end_data", "start_brk", "brk", "start_stack",
+        "arg_start", "arg_end", "env_start", "env_end")] + [
+        ("auxv", ctypes.c_void_p), ("auxv_size", ctypes.c_uint32), ("exe_fd", ctypes.c_uint32)]
+
+
+def _show_environ(c, env):
+    """Points /proc/self/environ at the instance's environment, as exec
+    would have laid it out (the kernel shows the block a process was exec'd
+    with: here the template's). PR_SET_MM_MAP needs no capability when the
+    executable stays; every other field is this process's own, read from
+    /proc/self/stat, and the break is read again after the call in case an
+    allocation moved it meanwhile. Best effort: where the kernel lacks it,
+    /proc/self/environ shows the template's start-up environment, which
+    holds nothing secret."""
+    global _ENVIRON_BLOCK
+    block = b"".join(k.encode() + b"=" + v.encode() + b"\0" for k, v in env.items())
+    buf = ctypes.create_string_buffer(block, len(block) + 1)
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return
+    field = lambda n: int(fields[n - 3])  # noqa: E731  (proc(5) numbers them from 1)
+    m = _MmMap(start_code=field(26), end_code=field(27), start_stack=field(28),
+               start_data=field(45), end_data=field(46), start_brk=field(47),
+               arg_start=field(48), arg_end=field(49),
+               env_start=ctypes.addressof(buf), env_end=ctypes.addressof(buf) + len(block),
+               auxv=None, auxv_size=0, exe_fd=0xFFFFFFFF)
+    for _ in range(3):
+        m.brk = _libc.sbrk(0)
+        if _libc.prctl(c["pr_set_mm"], c["pr_set_mm_map"], ctypes.addressof(m), ctypes.sizeof(m), 0) != 0:
+            return
+        _ENVIRON_BLOCK = buf
+        if _libc.sbrk(0) == m.brk:
+            return
+
+
+def _jail(p, fds, parent, env):
     """The server's ChildSetup::apply, step for step, on this process."""
     c = p["c"]
     os.setsid()
@@ -201,11 +256,17 @@ def _jail(p, fds, parent):
         _check("detach the host root", _libc.umount2(b".", c["mnt_detach"]))
         _os_step("chdir /", os.chdir, "/")
         _check("make the instance root read-only", _libc.mount(None, b"/", None, c["root_ro_flags"], None))
+    _show_environ(c, env)
     uid = p["uid"]
     if uid is not None:
         _os_step("setgroups", os.setgroups, [])
         _os_step("setgid", os.setgid, uid)
         _os_step("setuid", os.setuid, uid)
+    # A change of credentials makes a process undumpable, which leaves its
+    # /proc/self files to root; exec would make it dumpable again (what the
+    # exec path's instances are): the same here, so that the function reads
+    # its own /proc/self (environ, fd, maps) as its uid, as on Lambda.
+    _check("set dumpable", _libc.prctl(c["pr_set_dumpable"], 1, 0, 0, 0))
     if p["no_new_privs"]:
         _check("set no_new_privs", _libc.prctl(c["pr_set_no_new_privs"], 1, 0, 0, 0))
     # A change of credentials clears the parent-death signal: set it again.
@@ -285,7 +346,7 @@ def _instance(req, fds, parent, bootstrap_code, bootstrap_path):
     os.dup2(log, 1)
     os.dup2(log, 2)
     try:
-        _jail(p, fds[1:], parent)
+        _jail(p, fds[1:], parent, req["env"])
     except _Failed:
         os._exit(1)
     # Only stdin, stdout and stderr cross into the function.

@@ -195,6 +195,9 @@ impl ChildSetup {
                 "sys_seccomp": libc::SYS_seccomp,
                 "sys_close_range": libc::SYS_close_range,
                 "seccomp_set_mode_filter": libc::SECCOMP_SET_MODE_FILTER,
+                "pr_set_mm": libc::PR_SET_MM,
+                "pr_set_mm_map": libc::PR_SET_MM_MAP,
+                "pr_set_dumpable": libc::PR_SET_DUMPABLE,
             },
         });
         let mut fds: Vec<std::os::fd::RawFd> =
