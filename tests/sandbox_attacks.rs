@@ -133,6 +133,98 @@ fn functions_cannot_write_their_code_chown_or_reach_host_files() {
     victim.finish();
 }
 
+/// The memory cgroup path /proc/self/cgroup names (v1 `memory` or v2).
+fn memory_cgroup(who: &Value) -> Option<std::path::PathBuf> {
+    let text = who["cgroup"].as_str()?;
+    let line = text
+        .lines()
+        .find(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|c| c.split(',').any(|c| c == "memory"))
+        })
+        .or_else(|| text.lines().find(|l| l.starts_with("0::")))?;
+    let path = line.splitn(3, ':').nth(2)?.trim_start_matches('/');
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory").join(path);
+    if v1.join("memory.limit_in_bytes").exists() {
+        return Some(v1.join("memory.limit_in_bytes"));
+    }
+    let v2 = std::path::Path::new("/sys/fs/cgroup").join(path);
+    v2.join("memory.max")
+        .exists()
+        .then(|| v2.join("memory.max"))
+}
+
+#[test]
+fn a_parked_child_becomes_an_instance_with_its_functions_box() {
+    let Some((s, victim)) = setup("atk-parked") else {
+        return;
+    };
+    // Children of the python3 template wait, parked in a cgroup and network
+    // namespace made ahead of need, to become instances: a new instance
+    // (its predecessor removed with the function) is soon one of them.
+    let mut found = None;
+    wait_until(
+        "an instance made from a parked child",
+        Duration::from_secs(60),
+        || {
+            s.ok(&["rm", "attacker"]);
+            s.deploy(&fixture("attacks"));
+            let who = attack(&s, json!({"attack": "whoami"}));
+            let parked = who["cgroup"]
+                .as_str()
+                .is_some_and(|c| c.contains("/parked-"));
+            if parked {
+                found = Some(who);
+            }
+            parked
+        },
+    );
+    let who = found.unwrap();
+    assert!(forked_from_template(&who), "{who}");
+    // The function's identity and protections, as for any instance.
+    assert_ne!(who["uid"], 0, "{who}");
+    assert_ne!(who["uid"], victim_uid(&s), "{who}");
+    assert_eq!(who["task_root"], "/var/task", "{who}");
+    assert_eq!(who["runtime_api"], "127.0.0.1:9001", "{who}");
+    assert_eq!(who["status"]["NoNewPrivs"], "1", "{who}");
+    assert_eq!(who["status"]["Seccomp"], "2", "{who}");
+    assert_eq!(who["status"]["CapEff"], "0000000000000000", "{who}");
+    // Its cgroup carries the function's memory_mb (1,024), set when the
+    // parked child became this instance.
+    let limit = memory_cgroup(&who).expect("the instance's memory cgroup");
+    let bytes: u64 = std::fs::read_to_string(&limit)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(bytes, 1024 << 20, "{}", limit.display());
+    // And it is bounded by it: a child allocating past it is stopped.
+    let out = s.cli(&[
+        "invoke",
+        "attacker",
+        "--payload",
+        &json!({"attack": "child_memory", "mb": 1600}).to_string(),
+    ]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        !text.contains("allocated")
+            && (text.contains("OutOfMemory")
+                || text.contains("\"returncode\": -9")
+                || text.contains("\"returncode\":-9")),
+        "{text}"
+    );
+    // Its /tmp is its own.
+    let v = attack(&s, json!({"attack": "shared_dirs", "mark": "parked"}));
+    assert!(v["/tmp"]["write"]["ok"] == true, "{v}");
+    assert!(!std::path::Path::new("/tmp/mark-parked").exists());
+    victim.finish();
+}
+
+fn victim_uid(s: &Server) -> Value {
+    s.invoke_json("victim", "{}")["uid"].clone()
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = vec![dir.to_path_buf()];
     if let Ok(entries) = std::fs::read_dir(dir) {

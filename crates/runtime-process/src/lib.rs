@@ -99,6 +99,65 @@ pub struct ProcessRuntime {
     zygotes: Arc<zygote::Zygotes>,
 }
 
+/// Parked children's boxes: a cgroup and network namespace each, and the
+/// steps of `ChildSetup::apply` no function decides.
+struct ParkKit {
+    isolation: Isolation,
+    seq: AtomicU64,
+}
+
+/// A parked child's memory limit until it becomes an instance.
+const PARKED_MEMORY: u64 = 128 << 20;
+
+impl zygote::ParkKit for ParkKit {
+    fn make(&self) -> io::Result<zygote::ParkMaterials> {
+        let iso = &self.isolation;
+        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("parked-{}-{n}", std::process::id());
+        let cgroup = match &iso.cgroups {
+            Some(root) => Some(root.create(
+                &name,
+                sandbox::cgroup::Limits {
+                    memory_bytes: PARKED_MEMORY,
+                    pids: sandbox::cgroup::DEFAULT_PIDS,
+                },
+            )?),
+            None => None,
+        };
+        let ns = if iso.network_ns {
+            Some(sandbox::prepared::take()?)
+        } else {
+            None
+        };
+        let (listener, netns) = match ns {
+            Some(ns) => (Some(ns.listener), Some(ns.fd)),
+            None => (None, None),
+        };
+        // The box's root, uid and the rest are the instance's, sent later:
+        // only the prefix of this program is run.
+        let setup = iso.child_setup(
+            cgroup.as_ref(),
+            netns,
+            Path::new("/"),
+            None,
+            &[],
+            None,
+            1,
+            0,
+        )?;
+        let Some((program, fds)) = setup.program() else {
+            return Err(io::Error::other("a parked child's box is not UTF-8"));
+        };
+        Ok(zygote::ParkMaterials {
+            program,
+            fds,
+            keep: Box::new(setup),
+            cgroup,
+            listener,
+        })
+    }
+}
+
 impl ProcessRuntime {
     /// Prepares `DATA_DIR/runtimes` and `DATA_DIR/instances`, and kills what
     /// an earlier run of the server left behind.
@@ -142,9 +201,14 @@ impl ProcessRuntime {
         } else {
             runtimes_dir.join("python3")
         };
+        let park_kit: Arc<dyn zygote::ParkKit> = Arc::new(ParkKit {
+            isolation: isolation.clone(),
+            seq: AtomicU64::new(0),
+        });
         let zygotes = Arc::new(zygote::Zygotes::new(
             &runtimes_dir.join("python3"),
             &python_root,
+            park_kit,
         ));
         Ok(ProcessRuntime {
             zygotes,
@@ -447,10 +511,23 @@ impl ProcessRuntime {
             fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700))?;
         }
 
+        // python3: the template to fork from, and a child of it parked in a
+        // cgroup and network namespace of its own, if one is ready.
+        let zygote = self.zygote_for(spec).await;
+        let mut parked = zygote.as_ref().and_then(|z| z.take_parked(&self.zygotes));
+
         // The Runtime API: in the instance's own network namespace, or on
         // the host's loopback accepting only the function's uid.
         let t_netns = Instant::now();
-        let (listener, netns, api_addr) = if iso.network_ns {
+        let parked_listener = parked.as_mut().and_then(|p| p.listener.take());
+        let (listener, netns, api_addr) = if let Some(l) = parked_listener {
+            let listener = tokio::net::TcpListener::from_std(l)?;
+            (
+                sandbox::UidListener::new(listener, None),
+                None,
+                sandbox::netns::RUNTIME_API_ADDR.to_string(),
+            )
+        } else if iso.network_ns {
             let ns = tokio::task::spawn_blocking(sandbox::prepared::take)
                 .await
                 .map_err(io::Error::other)??;
@@ -475,15 +552,21 @@ impl ProcessRuntime {
         });
 
         let t_cgroup = Instant::now();
-        let cgroup = match &iso.cgroups {
-            Some(root) => Some(root.create(
-                id,
-                sandbox::cgroup::Limits {
-                    memory_bytes: u64::from(spec.config.memory_mb) << 20,
-                    pids: sandbox::cgroup::DEFAULT_PIDS,
-                },
-            )?),
-            None => None,
+        let limits = sandbox::cgroup::Limits {
+            memory_bytes: u64::from(spec.config.memory_mb) << 20,
+            pids: sandbox::cgroup::DEFAULT_PIDS,
+        };
+        let cgroup = match (parked.as_mut().and_then(|p| p.cgroup.take()), &iso.cgroups) {
+            (Some(cg), _) => {
+                if let Err(e) = cg.set_limits(limits) {
+                    server.abort();
+                    cg.remove();
+                    return Err(e);
+                }
+                Some(cg)
+            }
+            (None, Some(root)) => Some(root.create(id, limits)?),
+            (None, None) => None,
         };
         let runtime_dir = match spec.config.kind() {
             RuntimeKind::Python3 | RuntimeKind::Nodejs => {
@@ -510,10 +593,15 @@ impl ProcessRuntime {
         let env = self.env(spec, &api_addr, id);
         let t_spawn = Instant::now();
         let mut forked = None;
-        if let Some(z) = self.zygote_for(spec).await {
+        if let Some(z) = &zygote {
             if let Some((program, fds)) = setup.program() {
                 let log = OwnedFd::from(writer.try_clone()?);
-                match z.fork(program, &env, &log, &fds).await {
+                let result = match parked.take() {
+                    // Its cgroup and network namespace are the ones above.
+                    Some(p) => p.order(program, &env, &log),
+                    None => z.fork(program, &env, &log, &fds).await,
+                };
+                match result {
                     Ok(f) => forked = Some(f),
                     Err(e) => {
                         tracing::warn!(function = %spec.function, "forking from the python3 template failed, starting by exec: {e}")

@@ -47,11 +47,14 @@ pub(crate) struct Zygotes {
     /// `bootstrap.py` as instances see it.
     bootstrap_as_seen: PathBuf,
     cells: Mutex<HashMap<PathBuf, Cell>>,
+    /// Makes the boxes of parked children.
+    kit: Arc<dyn ParkKit>,
 }
 
 impl Zygotes {
-    pub(crate) fn new(runtime_dir: &Path, runtime_root: &Path) -> Zygotes {
+    pub(crate) fn new(runtime_dir: &Path, runtime_root: &Path, kit: Arc<dyn ParkKit>) -> Zygotes {
         Zygotes {
+            kit,
             enabled: AtomicBool::new(true),
             runtime_dir: runtime_dir.to_path_buf(),
             bootstrap_as_seen: runtime_root.join("bootstrap.py"),
@@ -87,6 +90,7 @@ impl Zygotes {
                     match Zygote::start(interpreter, self).await {
                         Ok(z) => {
                             tracing::info!(interpreter = %interpreter.display(), pid = z.pid, "python3 template process started");
+                            z.refill(&self.kit);
                             Some(z)
                         }
                         Err(e) => {
@@ -130,6 +134,92 @@ struct State {
     ready: Option<oneshot::Sender<i32>>,
     pending: HashMap<u64, oneshot::Sender<Forked>>,
     exits: HashMap<i32, Exit>,
+    /// Children parked ahead of need, and how many are being parked.
+    parked: std::collections::VecDeque<Parked>,
+    parking: usize,
+}
+
+/// Children kept parked per template: a cold start takes one and skips
+/// their part of the box (above all the cgroup migration, which on cgroup
+/// v1 waits out an RCU grace period); a burst that takes them all forks
+/// the rest on the spot.
+const PARKED: usize = 2;
+
+/// What a parked child needs, made by the process runtime.
+pub(crate) struct ParkMaterials {
+    /// `ChildSetup::program` of a box that names no function, and the
+    /// descriptors it takes.
+    pub(crate) program: Value,
+    pub(crate) fds: Vec<RawFd>,
+    /// What owns those descriptors, until they are sent.
+    pub(crate) keep: Box<dyn Send>,
+    pub(crate) cgroup: Option<crate::sandbox::Cgroup>,
+    /// The Runtime API listener inside the child's network namespace.
+    pub(crate) listener: Option<std::net::TcpListener>,
+}
+
+/// Makes [`ParkMaterials`] (a cgroup and a network namespace of their own).
+pub(crate) trait ParkKit: Send + Sync {
+    fn make(&self) -> io::Result<ParkMaterials>;
+}
+
+struct ParkedChild {
+    pid: i32,
+    exit: watch::Receiver<Option<String>>,
+    /// Where its order goes; closing it ends the child.
+    order: OwnedFd,
+}
+
+/// A child parked in its cgroup and namespaces, waiting to become an
+/// instance.
+pub(crate) struct Parked {
+    child: ParkedChild,
+    pub(crate) cgroup: Option<crate::sandbox::Cgroup>,
+    pub(crate) listener: Option<std::net::TcpListener>,
+}
+
+impl Parked {
+    /// Makes it the instance `program` boxes (the rest of the box: root,
+    /// uid, seccomp …), with `env`, its output on `log`: its pid and exit.
+    /// Take its `cgroup` and `listener` first: what is left goes with it.
+    pub(crate) fn order(
+        self,
+        program: Value,
+        env: &BTreeMap<String, String>,
+        log: &OwnedFd,
+    ) -> io::Result<(i32, watch::Receiver<Option<String>>)> {
+        let msg = serde_json::to_vec(&json!({ "jail": program, "env": env }))?;
+        // A fresh socket with one message on it: this never blocks.
+        let n = sendmsg::<()>(
+            self.child.order.as_raw_fd(),
+            &[IoSlice::new(&msg)],
+            &[ControlMessage::ScmRights(&[log.as_raw_fd()])],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        if n != msg.len() {
+            return Err(io::Error::other("short send to a parked child"));
+        }
+        Ok((self.child.pid, self.child.exit.clone()))
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        // Unless ordered (then the instance owns it), a parked child's
+        // cgroup goes with it: its socket closing ends it.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if let Some(cg) = self.cgroup.take() {
+            let mut exit = self.child.exit.clone();
+            rt.spawn(async move {
+                let _ = exit.wait_for(Option::is_some).await;
+                tokio::task::spawn_blocking(move || cg.remove());
+            });
+        }
+    }
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -243,7 +333,39 @@ impl Zygote {
         log: &OwnedFd,
         fds: &[RawFd],
     ) -> io::Result<(i32, watch::Receiver<Option<String>>)> {
+        let mut all = vec![log.as_raw_fd()];
+        all.extend_from_slice(fds);
+        self.request(json!({ "jail": program, "env": env }), &all)
+            .await
+    }
+
+    /// Forks a child that runs what no function decides (cgroup, network
+    /// namespace, the other namespaces, PID 1) and then waits for the
+    /// instance it becomes ([`Parked::order`]).
+    async fn park(&self, program: Value, fds: &[RawFd]) -> io::Result<ParkedChild> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        let mut all = vec![theirs.as_raw_fd()];
+        all.extend_from_slice(fds);
+        let (pid, exit) = self.request(json!({ "park": program }), &all).await?;
+        Ok(ParkedChild {
+            pid,
+            exit,
+            order: ours,
+        })
+    }
+
+    async fn request(
+        &self,
+        mut body: Value,
+        fds: &[RawFd],
+    ) -> io::Result<(i32, watch::Receiver<Option<String>>)> {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        body["seq"] = json!(seq);
         let (tx, rx) = oneshot::channel();
         {
             let mut state = lock(&self.state);
@@ -252,10 +374,8 @@ impl Zygote {
             }
             state.pending.insert(seq, tx);
         }
-        let msg = serde_json::to_vec(&json!({ "seq": seq, "jail": program, "env": env }))?;
-        let mut all = vec![log.as_raw_fd()];
-        all.extend_from_slice(fds);
-        if let Err(e) = self.send(&msg, &all).await {
+        let msg = serde_json::to_vec(&body)?;
+        if let Err(e) = self.send(&msg, fds).await {
             lock(&self.state).pending.remove(&seq);
             return Err(e);
         }
@@ -268,6 +388,61 @@ impl Zygote {
                 Err(io::Error::other("the template process did not answer"))
             }
         }
+    }
+
+    /// A parked child, if one is ready (and alive); more are parked in the
+    /// background.
+    pub(crate) fn take_parked(self: &Arc<Self>, zygotes: &Zygotes) -> Option<Parked> {
+        let kit = &zygotes.kit;
+        let taken = loop {
+            let next = lock(&self.state).parked.pop_front();
+            match next {
+                Some(p) if p.child.exit.borrow().is_none() => break Some(p),
+                Some(_) => continue,
+                None => break None,
+            }
+        };
+        self.refill(kit);
+        taken
+    }
+
+    /// Parks children until [`PARKED`] wait (or are being made).
+    pub(crate) fn refill(self: &Arc<Self>, kit: &Arc<dyn ParkKit>) {
+        let wanted = {
+            let mut s = lock(&self.state);
+            let have = s.parked.len() + s.parking;
+            let wanted = PARKED.saturating_sub(have);
+            s.parking += wanted;
+            wanted
+        };
+        for _ in 0..wanted {
+            let zygote = self.clone();
+            let kit = kit.clone();
+            tokio::spawn(async move {
+                let parked = zygote.park_one(kit).await;
+                let mut s = lock(&zygote.state);
+                s.parking -= 1;
+                match parked {
+                    Ok(p) if s.alive => s.parked.push_back(p),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("parking a python3 child failed: {e}"),
+                }
+            });
+        }
+    }
+
+    async fn park_one(&self, kit: Arc<dyn ParkKit>) -> io::Result<Parked> {
+        // A namespace may be made on the spot, a cgroup is: off the runtime.
+        let made = tokio::task::spawn_blocking(move || kit.make())
+            .await
+            .map_err(io::Error::other)??;
+        let child = self.park(made.program, &made.fds).await?;
+        drop(made.keep);
+        Ok(Parked {
+            child,
+            cgroup: made.cgroup,
+            listener: made.listener,
+        })
     }
 
     async fn send(&self, msg: &[u8], fds: &[RawFd]) -> io::Result<()> {
@@ -359,10 +534,13 @@ async fn read_replies(zygote: std::sync::Weak<Zygote>, state: Arc<Mutex<State>>)
     s.alive = false;
     s.ready = None;
     s.pending.clear();
+    let parked = std::mem::take(&mut s.parked);
     for (_, tx) in s.exits.drain() {
         // Its children have the parent-death signal.
         let _ = tx.send(Some("signal: killed (its template process exited)".into()));
     }
+    drop(s);
+    drop(parked);
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {

@@ -18,28 +18,31 @@ or {"seq": N, "error": "..."} per request, {"exit": P, "status": S} (a
 wait status) when a child ends.
 """
 
-import collections.abc  # noqa: F401  (what the bootstrap imports, loaded once)
-import ctypes
-import http.client  # noqa: F401
+# Exactly what the bootstrap imports, loaded once: a forked instance starts
+# with these in sys.modules as an exec'd one does after the bootstrap's
+# imports, and with nothing more (a function's own module of another
+# name still wins, as it would).
+import http.client  # noqa: F401,E402
 import importlib  # noqa: F401
 import json
 import logging  # noqa: F401
 import os
-import resource
-import selectors
-import signal
-import socket
-import struct
 import sys
 import time
 import traceback  # noqa: F401
-import types
 import urllib.parse  # noqa: F401
+from collections.abc import Awaitable  # noqa: F401
 
-try:
-    import asyncio  # noqa: F401  (async handlers)
-except ImportError:  # pragma: no cover
-    pass
+_BASELINE = frozenset(sys.modules)
+
+# The template's own tools; dropped from sys.modules in each instance.
+import ctypes  # noqa: E402
+import resource  # noqa: E402
+import selectors  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import struct  # noqa: E402
+import types  # noqa: E402
 
 MAX_MESSAGE = 1 << 20
 MAX_FDS = 32
@@ -214,8 +217,9 @@ def _show_environ(c, env):
             return
 
 
-def _jail(p, fds, parent, env):
-    """The server's ChildSetup::apply, step for step, on this process."""
+def _jail_prefix(p, fds, parent):
+    """The server's ChildSetup::apply up to the root: what no function
+    decides (a parked child runs it ahead of need)."""
     c = p["c"]
     os.setsid()
     _pdeathsig(c)
@@ -247,6 +251,11 @@ def _jail(p, fds, parent, env):
         _become_pid_one(c)
     if p["uts_ns"]:
         _check("set the host name", _libc.sethostname(b"updraft", 7))
+
+
+def _jail_rest(p, env, exec_=False):
+    """The rest of ChildSetup::apply: the function's root and identity."""
+    c = p["c"]
     root = p["root"]
     if root is not None:
         for s in p["steps"]:
@@ -256,7 +265,8 @@ def _jail(p, fds, parent, env):
         _check("detach the host root", _libc.umount2(b".", c["mnt_detach"]))
         _os_step("chdir /", os.chdir, "/")
         _check("make the instance root read-only", _libc.mount(None, b"/", None, c["root_ro_flags"], None))
-    _show_environ(c, env)
+    if not exec_:
+        _show_environ(c, env)
     uid = p["uid"]
     if uid is not None:
         _os_step("setgroups", os.setgroups, [])
@@ -313,7 +323,7 @@ def _serve(sock, bootstrap_code):
                 continue
             if not msg:
                 os._exit(0)  # the server is gone
-            req = json.loads(msg)
+            req = json.loads(msg)  # {"seq", "jail", "env"} or {"seq", "park"}
             seq = req["seq"]
             if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
                 for fd in fds:
@@ -340,13 +350,43 @@ def _serve(sock, bootstrap_code):
             _send(sock, {"seq": seq, "pid": pid})
 
 
+def _await_order(p, fds, parent):
+    """A parked child: runs what no function decides (cgroup, network
+    namespace, the other namespaces, PID 1), then waits on its own socket
+    for the instance it becomes. The server closing that socket ends it."""
+    order = socket.socket(fileno=fds[0])
+    try:
+        _jail_prefix(p, fds[1:], parent)
+    except _Failed:
+        os._exit(1)
+    while True:
+        try:
+            msg, ofds, flags, _ = socket.recv_fds(order, MAX_MESSAGE, MAX_FDS)
+            break
+        except InterruptedError:
+            continue
+        except OSError:
+            os._exit(1)
+    order.detach()
+    if not msg or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or not ofds:
+        os._exit(0)
+    return json.loads(msg), ofds
+
+
 def _instance(req, fds, parent, bootstrap_code, bootstrap_path):
-    p = req["jail"]
+    if "park" in req:
+        req, fds = _await_order(req["park"], fds, parent)
+        prefix_done = True
+    else:
+        prefix_done = False
+    p, env, exec_ = req["jail"], req["env"], req.get("exec")
     log = fds[0]
     os.dup2(log, 1)
     os.dup2(log, 2)
     try:
-        _jail(p, fds[1:], parent, req["env"])
+        if not prefix_done:
+            _jail_prefix(p, fds[1:], parent)
+        _jail_rest(p, env, exec_=bool(exec_))
     except _Failed:
         os._exit(1)
     # Only stdin, stdout and stderr cross into the function.
@@ -354,8 +394,15 @@ def _instance(req, fds, parent, bootstrap_code, bootstrap_path):
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+    if exec_:
+        # Another runtime's program, started from this box (nodejs, provided).
+        try:
+            os.execve(exec_[0], exec_, env)
+        except OSError as e:
+            os.write(2, ("updraft sandbox: could not exec %s: %s\n" % (exec_[0], e.strerror)).encode())
+            os._exit(127)
     os.environ.clear()
-    os.environ.update(req["env"])
+    os.environ.update(env)
     time.tzset()
     os.umask(0o022)
     # As `python3 bootstrap.py` would have it.
@@ -364,6 +411,8 @@ def _instance(req, fds, parent, bootstrap_code, bootstrap_path):
     main = types.ModuleType("__main__")
     main.__file__ = bootstrap_path
     main.__builtins__ = __builtins__
+    for name in [n for n in sys.modules if n not in _BASELINE]:
+        del sys.modules[name]
     sys.modules["__main__"] = main
     exec(bootstrap_code, main.__dict__)
 

@@ -209,6 +209,43 @@ impl Cgroup {
         &self.dirs[0]
     }
 
+    /// Sets the limits of an instance on a cgroup made ahead of need (with
+    /// a parked process in it), and starts its peak memory count afresh.
+    pub fn set_limits(&self, limits: Limits) -> io::Result<()> {
+        let mem = limits.memory_bytes.to_string();
+        let cpu_share = (limits.memory_bytes >> 20).max(1);
+        let d = self.memory_dir();
+        if self.v2 {
+            fs::write(d.join("memory.max"), &mem)?;
+            if self.pids_limited {
+                fs::write(d.join("pids.max"), limits.pids.to_string())?;
+            }
+            if self.cpu_weighted {
+                let weight = (cpu_share * 100 / MB_PER_CPU).clamp(1, 10_000);
+                fs::write(d.join("cpu.weight"), weight.to_string())?;
+            }
+        } else {
+            // memsw must stay at or above the memory limit at every step.
+            let memsw = d.join("memory.memsw.limit_in_bytes");
+            if fs::write(d.join("memory.limit_in_bytes"), &mem).is_err() {
+                let _ = fs::write(&memsw, &mem);
+                fs::write(d.join("memory.limit_in_bytes"), &mem)?;
+            }
+            let _ = fs::write(&memsw, &mem);
+            let _ = fs::write(d.join("memory.max_usage_in_bytes"), "0");
+            for dir in &self.dirs[1..] {
+                if self.pids_limited && dir.join("pids.max").exists() {
+                    fs::write(dir.join("pids.max"), limits.pids.to_string())?;
+                }
+                if self.cpu_weighted && dir.join("cpu.shares").exists() {
+                    let shares = (cpu_share * 1024 / MB_PER_CPU).max(2);
+                    fs::write(dir.join("cpu.shares"), shares.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Peak memory use in bytes since the cgroup was made.
     pub fn peak_bytes(&self) -> Option<u64> {
         let file = if self.v2 {
