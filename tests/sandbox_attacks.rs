@@ -221,6 +221,51 @@ fn a_parked_child_becomes_an_instance_with_its_functions_box() {
     victim.finish();
 }
 
+#[test]
+fn nodejs_instances_exec_from_a_parked_child_in_their_own_box() {
+    let Some((s, victim)) = setup("atk-parked-exec") else {
+        return;
+    };
+    // Other runtimes' instances start from the python3 template's parked
+    // children too: the child boxes itself, then execs node.
+    s.deploy(&fixture("node"));
+    let mut found = None;
+    wait_until(
+        "a node instance made from a parked child",
+        Duration::from_secs(60),
+        || {
+            s.ok(&["rm", "node-echo"]);
+            s.deploy(&fixture("node"));
+            let v = s.invoke_json("node-echo", r#"{"n": 1}"#);
+            let parked = v["box"]["cgroup"]
+                .as_str()
+                .is_some_and(|c| c.contains("/parked-"));
+            if parked {
+                found = Some(v);
+            }
+            parked
+        },
+    );
+    let v = found.unwrap();
+    assert_eq!(v["event"]["n"], 1, "{v}");
+    assert_eq!(v["env"]["hostSecretVisible"], false, "{v}");
+    let b = &v["box"];
+    assert_ne!(b["uid"], 0, "{v}");
+    assert_ne!(b["uid"], victim_uid(&s), "{v}");
+    assert_eq!(b["status"]["NoNewPrivs"], "1", "{v}");
+    assert_eq!(b["status"]["Seccomp"], "2", "{v}");
+    assert_eq!(b["status"]["CapEff"], "0000000000000000", "{v}");
+    let who = json!({ "cgroup": b["cgroup"] });
+    let limit = memory_cgroup(&who).expect("the instance's memory cgroup");
+    let bytes: u64 = std::fs::read_to_string(&limit)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(bytes, 128 << 20, "{}", limit.display());
+    victim.finish();
+}
+
 fn victim_uid(s: &Server) -> Value {
     s.invoke_json("victim", "{}")["uid"].clone()
 }

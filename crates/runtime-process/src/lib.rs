@@ -270,6 +270,19 @@ impl ProcessRuntime {
         self.zygotes.get(&path).await
     }
 
+    /// The template whose parked children other runtimes' instances start
+    /// from: the default python3 interpreter's.
+    async fn park_host(&self) -> Option<Arc<zygote::Zygote>> {
+        if !self.zygotes.enabled() {
+            return None;
+        }
+        let path = match self.interpreters.resolve("python3") {
+            Ok(Some(i)) => i.path.clone(),
+            _ => return None,
+        };
+        self.zygotes.get(&path).await
+    }
+
     pub fn isolation(&self) -> &Isolation {
         &self.isolation
     }
@@ -514,7 +527,22 @@ impl ProcessRuntime {
         // python3: the template to fork from, and a child of it parked in a
         // cgroup and network namespace of its own, if one is ready.
         let zygote = self.zygote_for(spec).await;
-        let mut parked = zygote.as_ref().and_then(|z| z.take_parked(&self.zygotes));
+        // Any other instance (nodejs, provided, python3 with a PYTHON…
+        // variable) can start from a parked child of the python3 template
+        // too: the child execs its program once boxed.
+        let exec_argv = match &zygote {
+            Some(_) => None,
+            None => std::iter::once(program)
+                .chain(args.iter().map(PathBuf::as_path))
+                .map(|a| a.to_str().map(str::to_string))
+                .collect::<Option<Vec<String>>>(),
+        };
+        let host = match (&zygote, &exec_argv) {
+            (Some(z), _) => Some(z.clone()),
+            (None, Some(_)) => self.park_host().await,
+            (None, None) => None,
+        };
+        let mut parked = host.as_ref().and_then(|z| z.take_parked(&self.zygotes));
 
         // The Runtime API: in the instance's own network namespace, or on
         // the host's loopback accepting only the function's uid.
@@ -592,30 +620,42 @@ impl ProcessRuntime {
         let (reader, writer) = io::pipe()?;
         let env = self.env(spec, &api_addr, id);
         let t_spawn = Instant::now();
-        let mut forked = None;
-        if let Some(z) = &zygote {
-            if let Some((program, fds)) = setup.program() {
-                let log = OwnedFd::from(writer.try_clone()?);
-                let result = match parked.take() {
-                    // Its cgroup and network namespace are the ones above.
-                    Some(p) => p.order(program, &env, &log),
-                    None => z.fork(program, &env, &log, &fds).await,
-                };
-                match result {
-                    Ok(f) => forked = Some(f),
-                    Err(e) => {
-                        tracing::warn!(function = %spec.function, "forking from the python3 template failed, starting by exec: {e}")
+        let spawned = if let Some(p) = parked.take() {
+            // Its cgroup and network namespace are the ones above: this
+            // instance can start no other way.
+            match setup.program() {
+                Some((program, _)) => {
+                    let log = OwnedFd::from(writer.try_clone()?);
+                    drop(writer);
+                    let ordered = p.order(program, &env, &log, exec_argv.as_deref());
+                    drop(setup);
+                    ordered
+                }
+                None => Err(io::Error::other(
+                    "the instance's box names a path that is not UTF-8",
+                )),
+            }
+        } else {
+            let mut forked = None;
+            if let Some(z) = &zygote {
+                if let Some((program, fds)) = setup.program() {
+                    let log = OwnedFd::from(writer.try_clone()?);
+                    match z.fork(program, &env, &log, &fds).await {
+                        Ok(f) => forked = Some(f),
+                        Err(e) => {
+                            tracing::warn!(function = %spec.function, "forking from the python3 template failed, starting by exec: {e}")
+                        }
                     }
                 }
             }
-        }
-        let spawned = match forked {
-            Some(f) => {
-                drop(writer);
-                drop(setup);
-                Ok(f)
+            match forked {
+                Some(f) => {
+                    drop(writer);
+                    drop(setup);
+                    Ok(f)
+                }
+                None => self.exec(program, args, env, setup, writer),
             }
-            None => self.exec(program, args, env, setup, writer),
         };
         let t_spawned = Instant::now();
         let (pid, exit_rx) = match spawned {

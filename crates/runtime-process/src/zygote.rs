@@ -181,14 +181,17 @@ pub(crate) struct Parked {
 impl Parked {
     /// Makes it the instance `program` boxes (the rest of the box: root,
     /// uid, seccomp …), with `env`, its output on `log`: its pid and exit.
-    /// Take its `cgroup` and `listener` first: what is left goes with it.
+    /// The instance runs the python3 bootstrap, or with `exec` that
+    /// program (argv, as the instance sees it). Take its `cgroup` and
+    /// `listener` first: what is left goes with it.
     pub(crate) fn order(
         self,
         program: Value,
         env: &BTreeMap<String, String>,
         log: &OwnedFd,
+        exec: Option<&[String]>,
     ) -> io::Result<(i32, watch::Receiver<Option<String>>)> {
-        let msg = serde_json::to_vec(&json!({ "jail": program, "env": env }))?;
+        let msg = serde_json::to_vec(&json!({ "jail": program, "env": env, "exec": exec }))?;
         // A fresh socket with one message on it: this never blocks.
         let n = sendmsg::<()>(
             self.child.order.as_raw_fd(),

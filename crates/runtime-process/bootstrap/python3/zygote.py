@@ -396,6 +396,12 @@ def _instance(req, fds, parent, bootstrap_code, bootstrap_path):
     os.close(null)
     if exec_:
         # Another runtime's program, started from this box (nodejs, provided).
+        # What Python ignores (SIGPIPE, SIGXFSZ) would stay ignored across
+        # exec: the program starts with the defaults, as the server's own
+        # spawn gives them.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
         try:
             os.execve(exec_[0], exec_, env)
         except OSError as e:
