@@ -243,7 +243,12 @@ def render(r):
                   "platform share", "cold − warm", "cold − warm after a pause", "idle→0 took", "goal"],
                  "lrrrrrrrrl", rows)
     out += ["", "- Goal: platform share of a process cold start under 5 ms (judged at the median; p99 shown). "
-            "wasm goal (issue 4): platform overhead under 1 ms at p99, judged on cold − warm after a pause."]
+            "wasm goal (issue 4): platform overhead under 1 ms at p99, judged on cold − warm after a pause.",
+            "- python3 instances are forked from a template process that has the interpreter and the bootstrap "
+            "loaded, and every process runtime's instance starts, when one is ready, from a child of it parked "
+            "ahead of need in its cgroup and network namespace (docs/architecture.md, cold start): the "
+            "python3 cold start skips the interpreter's own start, so its platform share against the runtime "
+            "started alone is negative."]
     out += issue14_targets(r)
     return out
 
