@@ -81,6 +81,66 @@ fn python_instances_are_forked_from_a_template_unless_told_not_to() {
     assert_eq!(v["event"]["n"], 3, "{v}");
 }
 
+/// The server's python3 template processes (`zygote.py`, children of `server`).
+fn template_pids(server: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().nth(1));
+        if ppid == Some(&server.to_string())
+            && cmdline.split(|&b| b == 0).any(|a| a == b"zygote.py")
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_template_that_dies_takes_its_instances_and_the_next_call_starts_afresh() {
+    let s = Server::start("py-zygote-dies");
+    s.deploy(&fixture("py"));
+    let a = s.invoke_json("echo", r#"{"n": 1}"#);
+    assert_eq!(started_as(&a), "zygote.py", "{a}");
+    let templates = template_pids(s.pid());
+    assert_eq!(
+        templates.len(),
+        1,
+        "one template per interpreter: {templates:?}"
+    );
+    assert_eq!(s.live_instances("echo"), 1);
+    // SIGKILL: its children (the instance, the parked ones) die with it,
+    // and the server sees the instance gone.
+    unsafe_kill(templates[0]);
+    wait_until(
+        "the instance gone with its template",
+        std::time::Duration::from_secs(30),
+        || s.live_instances("echo") == 0,
+    );
+    // The next call starts a new template and is served from it.
+    let b = s.invoke_json("echo", r#"{"n": 2}"#);
+    assert_eq!(b["event"]["n"], 2, "{b}");
+    assert_eq!(started_as(&b), "zygote.py", "{b}");
+    let again = template_pids(s.pid());
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_ne!(again, templates);
+}
+
+fn unsafe_kill(pid: i32) {
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[test]
 fn python_errors_have_lambda_shape_and_exit_1() {
     let s = Server::start("py-errors");

@@ -165,6 +165,10 @@ impl Instance for ProcessInstance {
         Box::pin(self.stop_now())
     }
 
+    fn gone(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
     fn retire_at(&self) -> Option<Instant> {
         self.retire_at
     }

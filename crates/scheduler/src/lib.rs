@@ -77,6 +77,12 @@ pub trait Instance: Send + Sync + 'static {
     fn retire_at(&self) -> Option<Instant> {
         None
     }
+    /// Whether it has ended by itself while idle (its process was killed,
+    /// or the template it was forked from died): it takes no invocation,
+    /// and the reaper removes it.
+    fn gone(&self) -> bool {
+        false
+    }
 }
 
 /// An instance that failed to start, with Lambda's error for the caller.

@@ -106,10 +106,9 @@ impl Pool {
     fn take_idle(&self, revision: &str) -> Option<Box<dyn Instance>> {
         let mut st = self.lock();
         let now = Instant::now();
-        let pos = st
-            .idle
-            .iter()
-            .rposition(|i| i.revision == revision && i.stale_at.is_none_or(|t| now < t))?;
+        let pos = st.idle.iter().rposition(|i| {
+            i.revision == revision && i.stale_at.is_none_or(|t| now < t) && !i.instance.gone()
+        })?;
         Some(st.idle.remove(pos).instance)
     }
 
@@ -210,7 +209,7 @@ impl Pool {
         let mut out = Vec::new();
         // Newest first, so the most recently used instances are the ones spared.
         while let Some(idle) = st.idle.pop() {
-            let stale = idle.stale_at.is_some_and(|t| now >= t);
+            let stale = idle.stale_at.is_some_and(|t| now >= t) || idle.instance.gone();
             let protected = !stale && spare > 0 && idle.revision == warm_rev;
             if protected {
                 spare -= 1;

@@ -299,23 +299,40 @@ def _send(sock, msg):
     sock.send(json.dumps(msg).encode())
 
 
+def _reap(sock):
+    """Reports every child that has ended (SIGCHLD woke the loop)."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _send(sock, {"exit": pid, "status": status})
+
+
 def _serve(sock, bootstrap_code):
-    """Forks an instance per request; returns (in the child) what it runs."""
+    """Forks an instance per request; returns (in the child) what it runs.
+    Nothing a request holds may end this loop: every instance is a child
+    of this process and dies with it."""
     parent = os.getpid()
+    # SIGCHLD wakes the loop through a pipe (no descriptor per child).
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
     sel = selectors.DefaultSelector()
-    sel.register(sock, selectors.EVENT_READ, None)
+    sel.register(sock, selectors.EVENT_READ, "server")
+    sel.register(wake_r, selectors.EVENT_READ, "children")
     _send(sock, {"ready": parent})
     while True:
         for key, _ in sel.select():
-            if key.data is not None:
-                pid = key.data
-                sel.unregister(key.fd)
-                os.close(key.fd)
+            if key.data == "children":
                 try:
-                    _, status = os.waitpid(pid, 0)
-                except ChildProcessError:
-                    status = 1 << 8
-                _send(sock, {"exit": pid, "status": status})
+                    while os.read(wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                _reap(sock)
                 continue
             try:
                 msg, fds, flags, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
@@ -323,8 +340,13 @@ def _serve(sock, bootstrap_code):
                 continue
             if not msg:
                 os._exit(0)  # the server is gone
-            req = json.loads(msg)  # {"seq", "jail", "env"} or {"seq", "park"}
-            seq = req["seq"]
+            try:
+                req = json.loads(msg)  # {"seq", "jail", "env"} or {"seq", "park"}
+                seq = req["seq"]
+            except (ValueError, KeyError, TypeError):
+                for fd in fds:
+                    os.close(fd)
+                continue
             if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
                 for fd in fds:
                     os.close(fd)
@@ -339,14 +361,15 @@ def _serve(sock, bootstrap_code):
                 continue
             if pid == 0:
                 # Nothing of this process may reach the instance: no object
-                # here may close a descriptor number the instance reuses.
+                # here may close a descriptor number the instance reuses,
+                # and no handler of its stays.
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 sel.close()
                 sock.detach()
                 return req, fds, parent
             for fd in fds:
                 os.close(fd)
-            pidfd = os.pidfd_open(pid)
-            sel.register(pidfd, selectors.EVENT_READ, pid)
             _send(sock, {"seq": seq, "pid": pid})
 
 

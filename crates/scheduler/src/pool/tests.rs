@@ -4,7 +4,7 @@
 use super::*;
 use crate::{Reply, StartFailure};
 use futures_util::future::BoxFuture;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use updraft_core::config::{KeepAlive, Scaling};
 use updraft_core::FunctionConfig;
 
@@ -39,6 +39,8 @@ struct FakeInstance {
     counts: Arc<Counts>,
     behaviour: Behaviour,
     retire_at: Option<Instant>,
+    /// Set: the instance has ended by itself.
+    gone: Arc<AtomicBool>,
 }
 
 impl Instance for FakeInstance {
@@ -66,6 +68,10 @@ impl Instance for FakeInstance {
     fn retire_at(&self) -> Option<Instant> {
         self.retire_at
     }
+
+    fn gone(&self) -> bool {
+        self.gone.load(Ordering::SeqCst)
+    }
 }
 
 impl Runtime for FakeRuntime {
@@ -91,6 +97,7 @@ impl Runtime for FakeRuntime {
                 counts: self.counts.clone(),
                 behaviour: self.behaviour.clone(),
                 retire_at: self.behaviour.lifetime.map(|d| Instant::now() + d),
+                gone: Arc::default(),
             }) as Box<dyn Instance>)
         })
     }
@@ -187,6 +194,7 @@ fn instance(id: u32, counts: &Arc<Counts>) -> Box<dyn Instance> {
         counts: counts.clone(),
         behaviour: Behaviour::default(),
         retire_at: None,
+        gone: Arc::default(),
     })
 }
 
@@ -267,6 +275,33 @@ fn min_instances_of_the_warm_revision_are_spared_most_recent_first() {
     let st = pool.lock();
     assert_eq!((st.live, st.idle.len()), (1, 1));
     assert_eq!(st.idle[0].since, t0 + Duration::from_millis(100));
+}
+
+#[test]
+fn an_idle_instance_that_ended_by_itself_is_never_taken_and_is_reaped() {
+    let (pool, counts) = pool();
+    let t0 = Instant::now();
+    let gone = Arc::new(AtomicBool::new(false));
+    pool.reserve();
+    pool.put_idle(
+        Box::new(FakeInstance {
+            id: 1,
+            counts: counts.clone(),
+            behaviour: Behaviour::default(),
+            retire_at: None,
+            gone: gone.clone(),
+        }),
+        &spec("r1", idle_ms(60_000)),
+        t0,
+    );
+    gone.store(true, Ordering::SeqCst);
+    assert!(
+        pool.take_idle("r1").is_none(),
+        "a dead instance was handed out"
+    );
+    let reaped = pool.expired(t0 + Duration::from_millis(1));
+    assert_eq!(reaped.len(), 1, "well before its idle timeout");
+    assert_eq!(live_and_idle(&pool), (0, 0));
 }
 
 #[test]
