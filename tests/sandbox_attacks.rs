@@ -133,9 +133,10 @@ fn functions_cannot_write_their_code_chown_or_reach_host_files() {
     victim.finish();
 }
 
-/// The memory cgroup path /proc/self/cgroup names (v1 `memory` or v2).
-fn memory_cgroup(who: &Value) -> Option<std::path::PathBuf> {
-    let text = who["cgroup"].as_str()?;
+/// The memory limit of the cgroup an instance's /proc/self/cgroup names
+/// (v1 `memory` or v2), read on the host.
+fn memory_limit(cgroup: &Value) -> u64 {
+    let text = cgroup.as_str().expect("/proc/self/cgroup");
     let line = text
         .lines()
         .find(|l| {
@@ -143,16 +144,62 @@ fn memory_cgroup(who: &Value) -> Option<std::path::PathBuf> {
                 .nth(1)
                 .is_some_and(|c| c.split(',').any(|c| c == "memory"))
         })
-        .or_else(|| text.lines().find(|l| l.starts_with("0::")))?;
-    let path = line.splitn(3, ':').nth(2)?.trim_start_matches('/');
-    let v1 = std::path::Path::new("/sys/fs/cgroup/memory").join(path);
-    if v1.join("memory.limit_in_bytes").exists() {
-        return Some(v1.join("memory.limit_in_bytes"));
-    }
-    let v2 = std::path::Path::new("/sys/fs/cgroup").join(path);
-    v2.join("memory.max")
-        .exists()
-        .then(|| v2.join("memory.max"))
+        .or_else(|| text.lines().find(|l| l.starts_with("0::")))
+        .expect("a memory cgroup");
+    let path = line.splitn(3, ':').nth(2).unwrap().trim_start_matches('/');
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory")
+        .join(path)
+        .join("memory.limit_in_bytes");
+    let file = if v1.exists() {
+        v1
+    } else {
+        std::path::Path::new("/sys/fs/cgroup")
+            .join(path)
+            .join("memory.max")
+    };
+    std::fs::read_to_string(&file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Redeploys `app` until `call` is answered by an instance made from a
+/// parked child of the python3 template (its cgroup, which `cgroup` picks
+/// from the answer, was made for a parked child); that answer.
+fn answer_from_a_parked_child(
+    s: &Server,
+    function: &str,
+    app: &str,
+    cgroup: fn(&Value) -> &Value,
+    call: impl Fn() -> Value,
+) -> Value {
+    let mut found = None;
+    wait_until(
+        "an instance made from a parked child",
+        Duration::from_secs(60),
+        || {
+            s.ok(&["rm", function]);
+            s.deploy(&fixture(app));
+            let v = call();
+            let parked = cgroup(&v).as_str().is_some_and(|c| c.contains("/parked-"));
+            if parked {
+                found = Some(v);
+            }
+            parked
+        },
+    );
+    found.unwrap()
+}
+
+/// A function's own uid (not root, not the victim's), no new privileges,
+/// seccomp on, no capabilities.
+fn assert_boxed(uid: &Value, status: &Value, victim_uid: &Value, answer: &Value) {
+    assert_ne!(*uid, 0, "{answer}");
+    assert_ne!(uid, victim_uid, "{answer}");
+    assert_eq!(status["NoNewPrivs"], "1", "{answer}");
+    assert_eq!(status["Seccomp"], "2", "{answer}");
+    assert_eq!(status["CapEff"], "0000000000000000", "{answer}");
 }
 
 #[test]
@@ -163,57 +210,23 @@ fn a_parked_child_becomes_an_instance_with_its_functions_box() {
     // Children of the python3 template wait, parked in a cgroup and network
     // namespace made ahead of need, to become instances: a new instance
     // (its predecessor removed with the function) is soon one of them.
-    let mut found = None;
-    wait_until(
-        "an instance made from a parked child",
-        Duration::from_secs(60),
-        || {
-            s.ok(&["rm", "attacker"]);
-            s.deploy(&fixture("attacks"));
-            let who = attack(&s, json!({"attack": "whoami"}));
-            let parked = who["cgroup"]
-                .as_str()
-                .is_some_and(|c| c.contains("/parked-"));
-            if parked {
-                found = Some(who);
-            }
-            parked
-        },
+    let who = answer_from_a_parked_child(
+        &s,
+        "attacker",
+        "attacks",
+        |who| &who["cgroup"],
+        || attack(&s, json!({"attack": "whoami"})),
     );
-    let who = found.unwrap();
     assert!(forked_from_template(&who), "{who}");
     // The function's identity and protections, as for any instance.
-    assert_ne!(who["uid"], 0, "{who}");
-    assert_ne!(who["uid"], victim_uid(&s), "{who}");
+    assert_boxed(&who["uid"], &who["status"], &victim_uid(&s), &who);
     assert_eq!(who["task_root"], "/var/task", "{who}");
     assert_eq!(who["runtime_api"], "127.0.0.1:9001", "{who}");
-    assert_eq!(who["status"]["NoNewPrivs"], "1", "{who}");
-    assert_eq!(who["status"]["Seccomp"], "2", "{who}");
-    assert_eq!(who["status"]["CapEff"], "0000000000000000", "{who}");
     // Its cgroup carries the function's memory_mb (1,024), set when the
     // parked child became this instance.
-    let limit = memory_cgroup(&who).expect("the instance's memory cgroup");
-    let bytes: u64 = std::fs::read_to_string(&limit)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(bytes, 1024 << 20, "{}", limit.display());
+    assert_eq!(memory_limit(&who["cgroup"]), 1024 << 20, "{who}");
     // And it is bounded by it: a child allocating past it is stopped.
-    let out = s.cli(&[
-        "invoke",
-        "attacker",
-        "--payload",
-        &json!({"attack": "child_memory", "mb": 1600}).to_string(),
-    ]);
-    let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(
-        !text.contains("allocated")
-            && (text.contains("OutOfMemory")
-                || text.contains("\"returncode\": -9")
-                || text.contains("\"returncode\":-9")),
-        "{text}"
-    );
+    assert_a_child_past_memory_mb_is_stopped(&s);
     // Its /tmp is its own.
     let v = attack(&s, json!({"attack": "shared_dirs", "mark": "parked"}));
     assert!(v["/tmp"]["write"]["ok"] == true, "{v}");
@@ -229,41 +242,37 @@ fn nodejs_instances_exec_from_a_parked_child_in_their_own_box() {
     // Other runtimes' instances start from the python3 template's parked
     // children too: the child boxes itself, then execs node.
     s.deploy(&fixture("node"));
-    let mut found = None;
-    wait_until(
-        "a node instance made from a parked child",
-        Duration::from_secs(60),
-        || {
-            s.ok(&["rm", "node-echo"]);
-            s.deploy(&fixture("node"));
-            let v = s.invoke_json("node-echo", r#"{"n": 1}"#);
-            let parked = v["box"]["cgroup"]
-                .as_str()
-                .is_some_and(|c| c.contains("/parked-"));
-            if parked {
-                found = Some(v);
-            }
-            parked
-        },
+    let v = answer_from_a_parked_child(
+        &s,
+        "node-echo",
+        "node",
+        |v| &v["box"]["cgroup"],
+        || s.invoke_json("node-echo", r#"{"n": 1}"#),
     );
-    let v = found.unwrap();
     assert_eq!(v["event"]["n"], 1, "{v}");
     assert_eq!(v["env"]["hostSecretVisible"], false, "{v}");
-    let b = &v["box"];
-    assert_ne!(b["uid"], 0, "{v}");
-    assert_ne!(b["uid"], victim_uid(&s), "{v}");
-    assert_eq!(b["status"]["NoNewPrivs"], "1", "{v}");
-    assert_eq!(b["status"]["Seccomp"], "2", "{v}");
-    assert_eq!(b["status"]["CapEff"], "0000000000000000", "{v}");
-    let who = json!({ "cgroup": b["cgroup"] });
-    let limit = memory_cgroup(&who).expect("the instance's memory cgroup");
-    let bytes: u64 = std::fs::read_to_string(&limit)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(bytes, 128 << 20, "{}", limit.display());
+    assert_boxed(&v["box"]["uid"], &v["box"]["status"], &victim_uid(&s), &v);
+    assert_eq!(memory_limit(&v["box"]["cgroup"]), 128 << 20, "{v}");
     victim.finish();
+}
+
+/// The attacker's child allocating 1,600 MB, past its memory_mb (1,024),
+/// is stopped before it reports the allocation done.
+fn assert_a_child_past_memory_mb_is_stopped(s: &Server) {
+    let out = s.cli(&[
+        "invoke",
+        "attacker",
+        "--payload",
+        &json!({"attack": "child_memory", "mb": 1600}).to_string(),
+    ]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        !text.contains("allocated")
+            && (text.contains("OutOfMemory")
+                || text.contains("\"returncode\": -9")
+                || text.contains("\"returncode\":-9")),
+        "{text}"
+    );
 }
 
 fn victim_uid(s: &Server) -> Value {
@@ -444,20 +453,7 @@ fn tmp_shm_pids_and_memory_are_bounded_and_private() {
     assert_eq!(v["error"], "EAGAIN", "{v}");
 
     // A child process allocating past memory_mb (1,024) is stopped.
-    let out = s.cli(&[
-        "invoke",
-        "attacker",
-        "--payload",
-        &json!({"attack": "child_memory", "mb": 1600}).to_string(),
-    ]);
-    let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(
-        !text.contains("allocated")
-            && (text.contains("OutOfMemory")
-                || text.contains("\"returncode\": -9")
-                || text.contains("\"returncode\":-9")),
-        "{text}"
-    );
+    assert_a_child_past_memory_mb_is_stopped(&s);
     victim.finish();
 }
 

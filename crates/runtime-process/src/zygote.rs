@@ -231,12 +231,7 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 
 impl Zygote {
     async fn start(interpreter: &Path, zygotes: &Zygotes) -> io::Result<Arc<Zygote>> {
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )?;
+        let (ours, theirs) = seqpacket_pair()?;
         set_nonblocking(&ours)?;
         let mut cmd = tokio::process::Command::new(interpreter);
         cmd.arg("zygote.py")
@@ -346,12 +341,7 @@ impl Zygote {
     /// namespace, the other namespaces, PID 1) and then waits for the
     /// instance it becomes ([`Parked::order`]).
     async fn park(&self, program: Value, fds: &[RawFd]) -> io::Result<ParkedChild> {
-        let (ours, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )?;
+        let (ours, theirs) = seqpacket_pair()?;
         let mut all = vec![theirs.as_raw_fd()];
         all.extend_from_slice(fds);
         let (pid, exit) = self.request(json!({ "park": program }), &all).await?;
@@ -544,6 +534,16 @@ async fn read_replies(zygote: std::sync::Weak<Zygote>, state: Arc<Mutex<State>>)
     }
     drop(s);
     drop(parked);
+}
+
+/// A connected pair of message sockets, both close-on-exec.
+fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?)
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {

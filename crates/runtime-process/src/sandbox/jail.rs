@@ -39,6 +39,25 @@ pub struct Features {
     pub no_new_privs: bool,
 }
 
+impl Features {
+    /// The `unshare` flags of the namespaces after the user one (no
+    /// allocation: the child computes them).
+    fn unshare_flags(&self) -> libc::c_int {
+        let mut flags = 0;
+        for (on, flag) in [
+            (self.mount_ns, libc::CLONE_NEWNS),
+            (self.pid_ns, libc::CLONE_NEWPID),
+            (self.ipc_ns, libc::CLONE_NEWIPC),
+            (self.uts_ns, libc::CLONE_NEWUTS),
+        ] {
+            if on {
+                flags |= flag;
+            }
+        }
+        flags
+    }
+}
+
 /// Everything the child does between fork and exec, prepared in the parent.
 pub struct ChildSetup {
     cgroup_procs: Vec<fs::File>,
@@ -139,17 +158,7 @@ impl ChildSetup {
             });
         }
         let f = self.features;
-        let mut unshare = 0;
-        for (on, flag) in [
-            (f.mount_ns, libc::CLONE_NEWNS),
-            (f.pid_ns, libc::CLONE_NEWPID),
-            (f.ipc_ns, libc::CLONE_NEWIPC),
-            (f.uts_ns, libc::CLONE_NEWUTS),
-        ] {
-            if on {
-                unshare |= flag;
-            }
-        }
+        let unshare = f.unshare_flags();
         let id_maps = match &self.id_maps {
             Some((u, g)) => Some([text(u)?, text(g)?]),
             None => None,
@@ -238,17 +247,7 @@ impl ChildSetup {
             write_file(c"/proc/self/gid_map", gid_map)?;
         }
         let f = self.features;
-        let mut flags = 0;
-        for (on, flag) in [
-            (f.mount_ns, libc::CLONE_NEWNS),
-            (f.pid_ns, libc::CLONE_NEWPID),
-            (f.ipc_ns, libc::CLONE_NEWIPC),
-            (f.uts_ns, libc::CLONE_NEWUTS),
-        ] {
-            if on {
-                flags |= flag;
-            }
-        }
+        let flags = f.unshare_flags();
         if flags != 0 {
             step(c"unshare namespaces", libc::unshare(flags))?;
         }
