@@ -381,6 +381,18 @@ fn instances_see_no_host_or_sibling_processes_tmp_or_runtime_api() {
     }
     assert!(common::pid_alive(server_pid));
 
+    // Nothing of the python3 template crosses into the instance: no Unix
+    // socket (the template's, a parked child's), no pipe but its log.
+    let fds = attack(&s, json!({"attack": "descriptors"}));
+    for (fd, e) in fds.as_object().unwrap() {
+        assert_ne!(e["family"], "AF_UNIX", "fd {fd} is a Unix socket: {fds}");
+        let target = e["target"].as_str().unwrap_or_default();
+        if target.starts_with("pipe:") {
+            assert!(fd == "1" || fd == "2", "fd {fd} is another pipe: {fds}");
+        }
+    }
+    assert!(fds.as_object().unwrap().len() < 16, "{fds}");
+
     // Two instances at once: each sees its own /tmp and processes only.
     let hold = |mark: &'static str| {
         let endpoint = s.endpoint.clone();
