@@ -96,9 +96,18 @@ impl CodeStore {
         })?;
         let path = self.blob(sha);
         if !path.exists() {
-            let tmp = self.blobs.join(format!(".{sha}.{}", std::process::id()));
-            fs::write(&tmp, bytes).map_err(|e| PlatformError::internal("writing code", e))?;
-            fs::rename(&tmp, &path).map_err(|e| PlatformError::internal("writing code", e))?;
+            // A name of its own: two uploads of the same package at once
+            // (parallel deploys sharing code) must not write one file.
+            let tmp = self
+                .blobs
+                .join(format!(".{sha}.{}", uuid::Uuid::new_v4().simple()));
+            let written = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, &path));
+            if let Err(e) = written {
+                let _ = fs::remove_file(&tmp);
+                if !path.is_file() {
+                    return Err(PlatformError::internal("writing code", e));
+                }
+            }
         }
         Ok(())
     }
@@ -310,6 +319,43 @@ mod tests {
         // The second call finds it published.
         assert_eq!(store.unpacked(&sha).unwrap(), dir);
         assert_eq!(fs::read_dir(tmp.path().join("staging")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_same_package_uploaded_at_once_is_kept_once_and_every_upload_succeeds() {
+        let zip = std::sync::Arc::new(zip_of(&[("app.py", None, b"def handler(e, c): pass\n")]));
+        // Rounds of eight uploads released together, each round on a fresh
+        // store: a shared temporary name loses a rename in most of them.
+        for _ in 0..20 {
+            let tmp = tempfile::tempdir().unwrap();
+            let store = std::sync::Arc::new(CodeStore::new(tmp.path()).unwrap());
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let uploads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (store, zip, barrier) = (store.clone(), zip.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        store.put(&zip)
+                    })
+                })
+                .collect();
+            let shas: Vec<String> = uploads
+                .into_iter()
+                .map(|t| t.join().unwrap().expect("every upload succeeds"))
+                .collect();
+            assert!(shas.windows(2).all(|w| w[0] == w[1]));
+            assert!(store.has(&shas[0]));
+            let left: Vec<_> = fs::read_dir(tmp.path().join("blobs"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            assert_eq!(
+                left.len(),
+                1,
+                "only the package, no temporary file: {left:?}"
+            );
+        }
     }
 
     #[test]
