@@ -149,7 +149,7 @@ impl Instance for ProcessInstance {
     fn invoke<'a>(&'a self, invocation: &'a Invocation, deadline: Instant) -> BoxFuture<'a, Reply> {
         Box::pin(async move {
             let (outcome, alive) = self.run(invocation, deadline).await;
-            self.output.flush().await;
+            self.output.flush();
             let max_memory_mb = self.max_memory_mb();
             let has_exited = self.exit.borrow().is_some();
             Reply {

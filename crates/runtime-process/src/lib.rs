@@ -492,7 +492,7 @@ impl ProcessRuntime {
                 format!("RequestId: {request_id} Error: init did not complete within {:.2} seconds (the runtime never asked for an invocation)", spec.config.timeout_ms as f64 / 1000.0),
             ),
         };
-        instance.output.flush().await;
+        instance.output.flush();
         let max_memory_mb = instance.max_memory_mb();
         instance.stop_now().await;
         Err(StartFailure {

@@ -12,7 +12,6 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, OnceLock};
 use tokio::net::unix::pipe;
-use tokio::sync::{mpsc, oneshot};
 use updraft_core::lines;
 use updraft_core::logs::{LineSplitter, LogBudget};
 use updraft_core::LogSink;
@@ -22,9 +21,7 @@ const READ_SLICE: usize = 1 << 20;
 
 /// The instance's handle on its output reader.
 pub struct Output {
-    /// The request id output is attributed to now.
-    pub current: Arc<Mutex<String>>,
-    flush: mpsc::Sender<oneshot::Sender<()>>,
+    state: Arc<Mutex<State>>,
 }
 
 impl Output {
@@ -40,38 +37,40 @@ impl Output {
         // to see everything written before it.
         let direct = std::fs::File::from(fd.try_clone()?);
         let rx = pipe::Receiver::from_owned_fd(fd)?;
-        let current = Arc::new(Mutex::new(request_id.to_string()));
-        let (flush_tx, flush_rx) = mpsc::channel(4);
         let limit = logs.invocation_log_limit();
-        let reader = Reader {
-            rx,
+        let state = Arc::new(Mutex::new(State {
             direct,
+            buf: vec![0u8; 64 * 1024],
             function,
-            current: current.clone(),
+            current: request_id.to_string(),
             logs,
             lines: LineSplitter::default(),
             budget_for: request_id.to_string(),
             budget: LogBudget::new(limit),
             limit,
-        };
-        tokio::spawn(reader.run(flush_rx));
-        Ok(Output {
-            current,
-            flush: flush_tx,
-        })
+        }));
+        tokio::spawn(read_until_end(rx, state.clone()));
+        Ok(Output { state })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn set_request(&self, request_id: &str) {
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = request_id.to_string();
+        self.state().current = request_id.to_string();
     }
 
     /// Returns once every byte written to the pipe before this call is logged
-    /// (or the pipe is closed).
-    pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.flush.send(tx).await.is_ok() {
-            let _ = rx.await;
-        }
+    /// (or the pipe is closed). It reads the pipe itself, on the caller's
+    /// task: an invocation's end costs no round trip through the reader.
+    pub fn flush(&self) {
+        let mut st = self.state();
+        // Whatever was written before the flush is in the pipe, which holds
+        // at most its capacity: reading that much is enough, and a function
+        // that keeps writing cannot hold the invocation up.
+        st.read(None, pipe_capacity_bound());
+        st.finish_request();
     }
 }
 
@@ -85,12 +84,32 @@ enum Read {
     Eof,
 }
 
-struct Reader {
-    rx: pipe::Receiver,
+/// Reads the pipe as output arrives, until end of file.
+async fn read_until_end(rx: pipe::Receiver, state: Arc<Mutex<State>>) {
+    loop {
+        if rx.readable().await.is_err() {
+            break;
+        }
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.read(Some(&rx), READ_SLICE) == Read::Eof {
+            break;
+        }
+    }
+    state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .finish_request();
+}
+
+/// The reader's state, shared by the task that follows the pipe and the
+/// flushes of invocations ending.
+struct State {
     /// The same pipe, read with plain (non-blocking) reads.
     direct: std::fs::File,
+    buf: Vec<u8>,
     function: String,
-    current: Arc<Mutex<String>>,
+    /// The request id output is attributed to now.
+    current: String,
     logs: Arc<dyn LogSink>,
     lines: LineSplitter,
     /// The request id `budget` (and `lines`) belong to.
@@ -99,62 +118,36 @@ struct Reader {
     limit: u64,
 }
 
-impl Reader {
-    async fn run(mut self, mut flush: mpsc::Receiver<oneshot::Sender<()>>) {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            tokio::select! {
-                ready = self.rx.readable() => {
-                    if ready.is_err() || self.read(&mut buf, READ_SLICE, false) == Read::Eof {
-                        break;
-                    }
-                }
-                Some(ack) = flush.recv() => {
-                    // Whatever was written before the flush is in the pipe,
-                    // which holds at most its capacity: reading that much
-                    // is enough, and a function that keeps writing cannot
-                    // hold the invocation up.
-                    let eof = self.read(&mut buf, pipe_capacity_bound(), true) == Read::Eof;
-                    self.finish_request();
-                    let _ = ack.send(());
-                    if eof {
-                        break;
-                    }
-                }
-            }
-        }
-        self.finish_request();
-        // Answer flushes that raced with end of file.
-        flush.close();
-        while let Some(ack) = flush.recv().await {
-            let _ = ack.send(());
-        }
-    }
-
-    /// Reads what is available now, up to `limit` bytes: through tokio
-    /// (which clears its readiness when the pipe is empty) or, `direct`,
-    /// with plain reads that see what tokio has not been told of yet.
-    fn read(&mut self, buf: &mut [u8], limit: usize, direct: bool) -> Read {
+impl State {
+    /// Reads what is available now, up to `limit` bytes: through tokio's
+    /// handle `rx` (which clears its readiness when the pipe is empty) or,
+    /// without it, with plain reads that see what tokio has not been told
+    /// of yet.
+    fn read(&mut self, rx: Option<&pipe::Receiver>, limit: usize) -> Read {
         use std::io::Read as _;
+        let mut buf = std::mem::take(&mut self.buf);
         let mut total = 0;
-        while total < limit {
-            let got = if direct {
-                (&self.direct).read(buf)
-            } else {
-                self.rx.try_read(buf)
+        let end = loop {
+            if total >= limit {
+                break Read::More;
+            }
+            let got = match rx {
+                Some(rx) => rx.try_read(&mut buf),
+                None => (&self.direct).read(&mut buf),
             };
             match got {
-                Ok(0) => return Read::Eof,
+                Ok(0) => break Read::Eof,
                 Ok(n) => {
                     total += n;
                     self.take(&buf[..n]);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Empty,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Read::Empty,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return Read::Eof,
+                Err(_) => break Read::Eof,
             }
-        }
-        Read::More
+        };
+        self.buf = buf;
+        end
     }
 
     /// Logs `bytes` under the current request, within its budget.
@@ -168,14 +161,11 @@ impl Reader {
 
     /// A new request starts with a budget of its own.
     fn follow_request(&mut self) {
-        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if *current == self.budget_for {
+        if self.current == self.budget_for {
             return;
         }
-        let next = current.clone();
-        drop(current);
         self.finish_request();
-        self.budget_for = next;
+        self.budget_for = self.current.clone();
         self.budget = LogBudget::new(self.limit);
     }
 
@@ -250,11 +240,11 @@ mod tests {
         let mut w = tokio::task::spawn_blocking(move || writer.join().unwrap())
             .await
             .unwrap();
-        out.flush().await;
+        out.flush();
         out.set_request("r2");
         w.write_all(b"short\n").unwrap();
         drop(w);
-        out.flush().await;
+        out.flush();
 
         let got = sink.lines.lock().unwrap().clone();
         let r1: Vec<&String> = got
@@ -300,7 +290,7 @@ mod tests {
             })
         };
         for _ in 0..20 {
-            out.flush().await;
+            out.flush();
         }
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         drop(out);

@@ -80,6 +80,8 @@ enum Msg<T> {
 /// Collects items and writes them in batches with `write`.
 pub struct BatchWriter<T> {
     tx: mpsc::UnboundedSender<Msg<T>>,
+    /// Ends a batch's linger at once: a flush is waiting.
+    urgent: Arc<tokio::sync::Notify>,
     /// Bytes of items pushed and not yet written (or given up on).
     queued: Arc<AtomicUsize>,
     limit: usize,
@@ -94,16 +96,32 @@ impl<T: Weigh + Clone + Send + Sync + 'static> BatchWriter<T> {
         F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), StoreError>> + Send,
     {
+        Self::spawn_lingering(name, limit, LINGER, write)
+    }
+
+    /// [`BatchWriter::spawn`] with a batch waiting `linger` for more items.
+    fn spawn_lingering<F, Fut>(
+        name: &'static str,
+        limit: usize,
+        linger: Duration,
+        write: F,
+    ) -> BatchWriter<T>
+    where
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), StoreError>> + Send,
+    {
         let (tx, mut rx) = mpsc::unbounded_channel::<Msg<T>>();
+        let urgent = Arc::new(tokio::sync::Notify::new());
         let queued = Arc::new(AtomicUsize::new(0));
         let dropped = Arc::new(AtomicU64::new(0));
-        let (task_queued, task_dropped) = (queued.clone(), dropped.clone());
+        let (task_queued, task_dropped, task_urgent) =
+            (queued.clone(), dropped.clone(), urgent.clone());
         tokio::spawn(async move {
             let mut batch = Vec::new();
             let mut acks = Vec::new();
             while let Some(first) = rx.recv().await {
                 let mut msg = Some(first);
-                let linger_until = tokio::time::Instant::now() + LINGER;
+                let linger_until = tokio::time::Instant::now() + linger;
                 // Gather what comes within LINGER, up to a batch's size; a
                 // flush request writes at once.
                 loop {
@@ -118,10 +136,20 @@ impl<T: Weigh + Clone + Send + Sync + 'static> BatchWriter<T> {
                     msg = match rx.try_recv() {
                         Ok(m) => Some(m),
                         Err(mpsc::error::TryRecvError::Empty) => {
-                            match tokio::time::timeout_at(linger_until, rx.recv()).await {
-                                Ok(Some(m)) => Some(m),
-                                // Closed, or the batch has waited long enough.
-                                Ok(None) | Err(_) => break,
+                            // Wait out the linger without polling the
+                            // channel, so that items sent meanwhile wake
+                            // nothing (one wake-up per batch, not per log
+                            // line); a flush ends the wait through `urgent`.
+                            if tokio::time::Instant::now() >= linger_until {
+                                break;
+                            }
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(linger_until) => {}
+                                _ = task_urgent.notified() => {}
+                            }
+                            match rx.try_recv() {
+                                Ok(m) => Some(m),
+                                Err(_) => break,
                             }
                         }
                         Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -151,6 +179,7 @@ impl<T: Weigh + Clone + Send + Sync + 'static> BatchWriter<T> {
         });
         BatchWriter {
             tx,
+            urgent,
             queued,
             limit,
             dropped,
@@ -182,6 +211,7 @@ impl<T: Weigh + Clone + Send + Sync + 'static> BatchWriter<T> {
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).is_ok() {
+            self.urgent.notify_one();
             let _ = rx.await;
         }
     }
@@ -210,6 +240,30 @@ mod tests {
         assert_eq!(accepted, 10);
         assert!(w.queued.load(Ordering::SeqCst) <= w.limit);
         assert_eq!(w.dropped.load(Ordering::SeqCst), 990);
+    }
+
+    #[tokio::test]
+    async fn a_flush_ends_the_linger_and_writes_the_batch_gathered() {
+        let (tx, mut batches) = mpsc::unbounded_channel();
+        // A linger no test outlives: only the flush can end it.
+        let w = BatchWriter::spawn_lingering("test", 1 << 20, Duration::from_secs(3600), {
+            move |items: Vec<String>| {
+                let _ = tx.send(items);
+                async { Ok(()) }
+            }
+        });
+        for i in 0..5 {
+            assert!(w.push(format!("line {i}")));
+            tokio::task::yield_now().await;
+        }
+        tokio::time::timeout(Duration::from_secs(60), w.flush())
+            .await
+            .expect("the flush ended the linger");
+        let batch = batches
+            .try_recv()
+            .expect("written before the flush returned");
+        assert_eq!(batch.len(), 5, "one batch: {batch:?}");
+        assert!(batches.try_recv().is_err());
     }
 
     #[tokio::test]

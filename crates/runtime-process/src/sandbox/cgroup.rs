@@ -122,6 +122,7 @@ impl CgroupRoot {
     /// Creates the cgroup(s) of one instance with its limits.
     pub fn create(&self, name: &str, limits: Limits) -> io::Result<Cgroup> {
         let mut cg = Cgroup {
+            peak: Default::default(),
             dirs: vec![self.dir.join(name)],
             v2: self.v2,
             pids_limited: false,
@@ -178,6 +179,7 @@ impl CgroupRoot {
             for e in entries.flatten() {
                 if e.path().is_dir() {
                     Cgroup {
+                        peak: Default::default(),
                         dirs: vec![e.path()],
                         v2: self.v2,
                         pids_limited: false,
@@ -197,6 +199,9 @@ pub struct Cgroup {
     v2: bool,
     pub pids_limited: bool,
     pub cpu_weighted: bool,
+    /// The peak-memory file, opened at its first read and re-read in place
+    /// (`pread` at 0) after every invocation: no path walk per request.
+    peak: std::sync::OnceLock<Option<fs::File>>,
 }
 
 impl Cgroup {
@@ -253,11 +258,14 @@ impl Cgroup {
         } else {
             "memory.max_usage_in_bytes"
         };
-        fs::read_to_string(self.memory_dir().join(file))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        use std::os::unix::fs::FileExt;
+        let f = self
+            .peak
+            .get_or_init(|| fs::File::open(self.memory_dir().join(file)).ok())
+            .as_ref()?;
+        let mut buf = [0u8; 32];
+        let n = f.read_at(&mut buf, 0).ok()?;
+        std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
     }
 
     /// Whether the kernel's OOM killer has killed a process in this cgroup.
