@@ -22,7 +22,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{oneshot, watch, OnceCell};
 
@@ -137,6 +137,66 @@ struct State {
     /// Children parked ahead of need, and how many are being parked.
     parked: std::collections::VecDeque<Parked>,
     parking: usize,
+    /// How many to keep parked, from the cold starts lately.
+    demand: Demand,
+    /// Whether a task will trim the parked children once the demand falls.
+    trim_due: bool,
+}
+
+/// Most children kept parked per template, however wide the bursts.
+const MAX_PARKED: usize = 32;
+/// Cold starts that come within this long of each other are one burst.
+const BURST_WINDOW: Duration = Duration::from_secs(1);
+/// How long the widest burst seen sets the number kept parked.
+const DEMAND_MEMORY: Duration = Duration::from_secs(600);
+
+/// How many children to keep parked: as many as the widest burst of cold
+/// starts (starts within [`BURST_WINDOW`] of each other) in the last
+/// [`DEMAND_MEMORY`], between [`PARKED`] and [`MAX_PARKED`]. A function
+/// that scaled out once is likely to again; one that did not costs only
+/// the floor.
+#[derive(Default)]
+struct Demand {
+    /// Cold starts in the last [`BURST_WINDOW`].
+    recent: std::collections::VecDeque<Instant>,
+    /// The widest burst lately, and when it was last that wide.
+    peak: usize,
+    peak_at: Option<Instant>,
+}
+
+impl Demand {
+    /// A cold start at `now`.
+    fn start(&mut self, now: Instant) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= BURST_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(now);
+        let width = self.recent.len();
+        if width >= self.peak || self.expired(now) {
+            self.peak = width;
+            self.peak_at = Some(now);
+        }
+    }
+
+    fn expired(&self, now: Instant) -> bool {
+        self.peak_at
+            .is_none_or(|t| now.duration_since(t) >= DEMAND_MEMORY)
+    }
+
+    /// How many to keep parked now.
+    fn target(&self, now: Instant) -> usize {
+        let peak = if self.expired(now) { 0 } else { self.peak };
+        peak.clamp(PARKED, MAX_PARKED)
+    }
+
+    /// When the target falls back to the floor, unless bursts come again.
+    fn falls_at(&self) -> Option<Instant> {
+        self.peak_at.map(|t| t + DEMAND_MEMORY)
+    }
 }
 
 /// Children kept parked per template: a cold start takes one and skips
@@ -387,6 +447,7 @@ impl Zygote {
     /// background.
     pub(crate) fn take_parked(self: &Arc<Self>, zygotes: &Zygotes) -> Option<Parked> {
         let kit = &zygotes.kit;
+        lock(&self.state).demand.start(Instant::now());
         let taken = loop {
             let next = lock(&self.state).parked.pop_front();
             match next {
@@ -399,14 +460,27 @@ impl Zygote {
         taken
     }
 
-    /// Parks children until [`PARKED`] wait (or are being made).
+    /// Parks children until as many as the demand asks for wait (or are
+    /// being made); past it, once the demand has fallen, drops the extra.
     pub(crate) fn refill(self: &Arc<Self>, kit: &Arc<dyn ParkKit>) {
-        let wanted = {
+        let (wanted, trim_at) = {
             let mut s = lock(&self.state);
+            let now = Instant::now();
+            let target = s.demand.target(now);
+            while s.parked.len() > target {
+                s.parked.pop_back();
+            }
             let have = s.parked.len() + s.parking;
-            let wanted = PARKED.saturating_sub(have);
+            let wanted = target.saturating_sub(have);
             s.parking += wanted;
-            wanted
+            let trim_at = match s.demand.falls_at() {
+                Some(at) if target > PARKED && !s.trim_due => {
+                    s.trim_due = true;
+                    Some(at)
+                }
+                _ => None,
+            };
+            (wanted, trim_at)
         };
         for _ in 0..wanted {
             let zygote = self.clone();
@@ -419,6 +493,20 @@ impl Zygote {
                     Ok(p) if s.alive => s.parked.push_back(p),
                     Ok(_) => {}
                     Err(e) => tracing::warn!("parking a python3 child failed: {e}"),
+                }
+            });
+        }
+        if let Some(at) = trim_at {
+            // The trim holds no reference that would keep a dead template.
+            let zygote = Arc::downgrade(self);
+            let kit = kit.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at.into()).await;
+                if let Some(z) = zygote.upgrade() {
+                    lock(&z.state).trim_due = false;
+                    if lock(&z.state).alive {
+                        z.refill(&kit);
+                    }
                 }
             });
         }
@@ -557,4 +645,42 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parked_pool_follows_the_widest_recent_burst_within_bounds() {
+        let t0 = Instant::now();
+        let mut d = Demand::default();
+        assert_eq!(d.target(t0), PARKED, "no start yet: the floor");
+        // Starts a second or more apart are bursts of one.
+        for i in 0..5 {
+            d.start(t0 + BURST_WINDOW * i);
+        }
+        assert_eq!(d.target(t0 + BURST_WINDOW * 5), PARKED);
+        // Twelve starts within the window: twelve kept parked.
+        let burst = t0 + BURST_WINDOW * 10;
+        for i in 0..12 {
+            d.start(burst + Duration::from_millis(i * 10));
+        }
+        assert_eq!(d.target(burst + BURST_WINDOW), 12);
+        // A narrower burst later does not lower it while it is remembered.
+        let later = burst + DEMAND_MEMORY / 2;
+        for i in 0..3 {
+            d.start(later + Duration::from_millis(i));
+        }
+        assert_eq!(d.target(later + BURST_WINDOW), 12);
+        assert_eq!(d.falls_at(), Some(burst + Duration::from_millis(110) + DEMAND_MEMORY));
+        // Forgotten after DEMAND_MEMORY without a burst as wide.
+        assert_eq!(d.target(burst + DEMAND_MEMORY * 2), PARKED);
+        // However wide, at most MAX_PARKED.
+        let wide = burst + DEMAND_MEMORY * 3;
+        for i in 0..200 {
+            d.start(wide + Duration::from_millis(i));
+        }
+        assert_eq!(d.target(wide + Duration::from_millis(200)), MAX_PARKED);
+    }
 }
