@@ -141,6 +141,8 @@ struct State {
     demand: Demand,
     /// Whether a task will trim the parked children once the demand falls.
     trim_due: bool,
+    /// Whether a task will park past the floor once the burst is over.
+    refill_due: bool,
 }
 
 /// Most children kept parked per template, however wide the bursts.
@@ -191,6 +193,13 @@ impl Demand {
     fn target(&self, now: Instant) -> usize {
         let peak = if self.expired(now) { 0 } else { self.peak };
         peak.clamp(PARKED, MAX_PARKED)
+    }
+
+    /// Whether no cold start came in the last [`BURST_WINDOW`].
+    fn quiet(&self, now: Instant) -> bool {
+        self.recent
+            .back()
+            .is_none_or(|t| now.duration_since(*t) >= BURST_WINDOW)
     }
 
     /// When the target falls back to the floor, unless bursts come again.
@@ -463,16 +472,27 @@ impl Zygote {
     /// Parks children until as many as the demand asks for wait (or are
     /// being made); past it, once the demand has fallen, drops the extra.
     pub(crate) fn refill(self: &Arc<Self>, kit: &Arc<dyn ParkKit>) {
-        let (wanted, trim_at) = {
+        let (wanted, trim_at, refill_at) = {
             let mut s = lock(&self.state);
             let now = Instant::now();
             let target = s.demand.target(now);
             while s.parked.len() > target {
                 s.parked.pop_back();
             }
+            // Past the floor, only once the burst is over: parking while it
+            // lasts competes with its own starts for the CPU.
+            let fill_to = if s.demand.quiet(now) {
+                target
+            } else {
+                PARKED.min(target)
+            };
             let have = s.parked.len() + s.parking;
-            let wanted = target.saturating_sub(have);
+            let wanted = fill_to.saturating_sub(have);
             s.parking += wanted;
+            let refill_at = (fill_to < target && !s.refill_due).then(|| {
+                s.refill_due = true;
+                now + BURST_WINDOW
+            });
             let trim_at = match s.demand.falls_at() {
                 Some(at) if target > PARKED && !s.trim_due => {
                     s.trim_due = true;
@@ -480,7 +500,7 @@ impl Zygote {
                 }
                 _ => None,
             };
-            (wanted, trim_at)
+            (wanted, trim_at, refill_at)
         };
         for _ in 0..wanted {
             let zygote = self.clone();
@@ -497,19 +517,36 @@ impl Zygote {
             });
         }
         if let Some(at) = trim_at {
-            // The trim holds no reference that would keep a dead template.
-            let zygote = Arc::downgrade(self);
-            let kit = kit.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep_until(at.into()).await;
-                if let Some(z) = zygote.upgrade() {
-                    lock(&z.state).trim_due = false;
-                    if lock(&z.state).alive {
-                        z.refill(&kit);
-                    }
-                }
-            });
+            self.refill_at(at, kit, |s| &mut s.trim_due);
         }
+        if let Some(at) = refill_at {
+            self.refill_at(at, kit, |s| &mut s.refill_due);
+        }
+    }
+
+    /// Refills again at `at`, clearing the flag `due` that says one is set.
+    fn refill_at(
+        self: &Arc<Self>,
+        at: Instant,
+        kit: &Arc<dyn ParkKit>,
+        due: fn(&mut State) -> &mut bool,
+    ) {
+        // The timer holds no reference that would keep a dead template.
+        let zygote = Arc::downgrade(self);
+        let kit = kit.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            if let Some(z) = zygote.upgrade() {
+                let alive = {
+                    let mut s = lock(&z.state);
+                    *due(&mut s) = false;
+                    s.alive
+                };
+                if alive {
+                    z.refill(&kit);
+                }
+            }
+        });
     }
 
     async fn park_one(&self, kit: Arc<dyn ParkKit>) -> io::Result<Parked> {
@@ -667,13 +704,21 @@ mod tests {
             d.start(burst + Duration::from_millis(i * 10));
         }
         assert_eq!(d.target(burst + BURST_WINDOW), 12);
+        assert!(
+            !d.quiet(burst + Duration::from_millis(500)),
+            "within the burst"
+        );
+        assert!(d.quiet(burst + Duration::from_millis(110) + BURST_WINDOW));
         // A narrower burst later does not lower it while it is remembered.
         let later = burst + DEMAND_MEMORY / 2;
         for i in 0..3 {
             d.start(later + Duration::from_millis(i));
         }
         assert_eq!(d.target(later + BURST_WINDOW), 12);
-        assert_eq!(d.falls_at(), Some(burst + Duration::from_millis(110) + DEMAND_MEMORY));
+        assert_eq!(
+            d.falls_at(),
+            Some(burst + Duration::from_millis(110) + DEMAND_MEMORY)
+        );
         // Forgotten after DEMAND_MEMORY without a burst as wide.
         assert_eq!(d.target(burst + DEMAND_MEMORY * 2), PARKED);
         // However wide, at most MAX_PARKED.
