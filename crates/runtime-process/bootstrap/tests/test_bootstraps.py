@@ -623,6 +623,33 @@ class NodeBootstrapTest(Common, Base):
         self.assert_ok(self.start("index.handler", env=env), {}, {"esm": "bundled", "client": "function"})
         self.assert_ok(self.start("cjs.handler", env=env), {}, "bundled")
 
+    def node22(self):
+        """Node >= 22.15 (`module.registerHooks`: the in-thread resolve hook), as
+        scripts/setup installs it; required under CI=true."""
+        node = os.environ.get("UPDRAFT_TEST_NODE22")
+        if not node:
+            if os.environ.get("CI") == "true":
+                self.fail("UPDRAFT_TEST_NODE22 is not set (scripts/setup installs Node 22 and sets it)")
+            self.skipTest("UPDRAFT_TEST_NODE22 is not set")
+        return node
+
+    def test_shipped_sdk_with_in_thread_hooks_also_for_dynamic_imports(self):
+        # Node 22.15+: the hook is registered at start (in-thread, free), so
+        # a CommonJS handler's import() finds the SDK too. (Node 20's hook
+        # needs a loader thread: registered only for ES module handlers.)
+        cmd = [self.node22(), NODE_BOOTSTRAP]
+        self.fake_sdk("runtime/node_modules", "shipped")
+        env = {"NODE_PATH": os.path.join(self.dir, "runtime", "node_modules")}
+        self.write("task/index.mjs", """
+            import { LambdaClient, ORIGIN } from "@aws-sdk/client-lambda";
+            export const handler = async () => ({ esm: ORIGIN, client: typeof LambdaClient });
+        """)
+        self.write("task/dyn.js",
+                   "exports.handler = async () => (await import('@aws-sdk/client-lambda')).ORIGIN;\n")
+        self.dir = os.path.join(self.dir, "task")
+        self.assert_ok(self.start("index.handler", env=env, cmd=cmd), {}, {"esm": "shipped", "client": "function"})
+        self.assert_ok(self.start("dyn.handler", env=env, cmd=cmd), {}, "shipped")
+
     def test_missing_sdk_says_how_to_install_it(self):
         env = {"NODE_PATH": os.path.join(self.dir, "no-runtime", "node_modules")}
         self.write("index.mjs", "import { S3Client } from '@aws-sdk/client-s3';\nexport const handler = () => 1;\n")
