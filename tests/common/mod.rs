@@ -441,15 +441,15 @@ impl Victim {
         }
     }
 
-    /// Stops and insists that every answer was right (and there were some).
-    pub fn finish(mut self) {
+    /// Stops and insists that every answer was right (and there were some):
+    /// how many answers there were.
+    pub fn finish(mut self) -> u64 {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let wrong = self.thread.take().unwrap().join().unwrap();
         assert!(wrong.is_empty(), "the victim answered wrongly: {wrong:?}");
-        assert!(
-            self.answered.load(std::sync::atomic::Ordering::SeqCst) > 0,
-            "the victim never answered"
-        );
+        let answered = self.answered.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(answered > 0, "the victim never answered");
+        answered
     }
 }
 
