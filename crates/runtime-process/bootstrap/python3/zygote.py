@@ -218,8 +218,8 @@ def _show_environ(c, env):
 
 
 def _jail_prefix(p, fds, parent):
-    """The server's ChildSetup::apply up to the root: what no function
-    decides (a parked child runs it ahead of need)."""
+    """The server's ChildSetup::apply up to the root's own part: what no
+    function decides (a parked child runs it ahead of need)."""
     c = p["c"]
     os.setsid()
     _pdeathsig(c)
@@ -251,10 +251,16 @@ def _jail_prefix(p, fds, parent):
         _become_pid_one(c)
     if p["uts_ns"]:
         _check("set the host name", _libc.sethostname(b"updraft", 7))
+    if p["root"] is not None:
+        # The root's part that names no function: a parked child has its
+        # system directories, /dev and /proc mounted before it is needed.
+        for s in p["root_base"]:
+            _run_step(s)
 
 
 def _jail_rest(p, env, exec_=False):
-    """The rest of ChildSetup::apply: the function's root and identity."""
+    """The rest of ChildSetup::apply: the function's part of the root, then
+    its identity."""
     c = p["c"]
     root = p["root"]
     if root is not None:

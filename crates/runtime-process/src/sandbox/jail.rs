@@ -66,6 +66,9 @@ pub struct ChildSetup {
     /// `/proc/self/uid_map` and `gid_map` lines for a user namespace.
     id_maps: Option<(CString, CString)>,
     root_dir: Option<CString>,
+    /// The root's part that names no function ([`RootLayout::base_steps`]),
+    /// then the function's ([`InstanceRoot::own_steps`]).
+    base_steps: Vec<Step>,
     steps: Vec<Step>,
     uid: Option<u32>,
     workdir: CString,
@@ -104,9 +107,13 @@ impl ChildSetup {
         } else {
             None
         };
-        let (root_dir, steps) = match &root {
-            Some(r) => (Some(cs(&r.layout.mount_point)?), r.steps(true)?),
-            None => (None, Vec::new()),
+        let (root_dir, base_steps, steps) = match &root {
+            Some(r) => (
+                Some(cs(&r.layout.mount_point)?),
+                r.layout.base_steps(true)?,
+                r.own_steps()?,
+            ),
+            None => (None, Vec::new(), Vec::new()),
         };
         Ok(ChildSetup {
             cgroup_procs,
@@ -114,6 +121,7 @@ impl ChildSetup {
             features,
             id_maps,
             root_dir,
+            base_steps,
             steps,
             uid,
             workdir: cs(workdir)?,
@@ -125,8 +133,11 @@ impl ChildSetup {
     /// The same steps as [`ChildSetup::apply`], as data for a template
     /// process (zygote.py) to run on a child it forks, and the descriptors
     /// they use, in the order it takes them: the cgroups' `cgroup.procs`,
-    /// then the network namespace. `None` for a path that is not UTF-8 (the
-    /// instance is then started by exec, as without a template).
+    /// then the network namespace. The root comes in two lists: `root_base`
+    /// (no function's: a parked child runs it with the rest of the prefix,
+    /// while it waits) and `steps` (the function's). `None` for a path that
+    /// is not UTF-8 (the instance is then started by exec, as without a
+    /// template).
     pub fn program(&self) -> Option<(serde_json::Value, Vec<std::os::fd::RawFd>)> {
         use serde_json::json;
         let text = |c: &CStr| c.to_str().ok().map(str::to_string);
@@ -136,27 +147,32 @@ impl ChildSetup {
                 None => Some(None),
             }
         };
-        let mut steps = Vec::with_capacity(self.steps.len());
-        for s in &self.steps {
-            steps.push(match s {
-                Step::Mkdir(p) => json!({ "mkdir": text(p)? }),
-                Step::Touch(p) => json!({ "touch": text(p)? }),
-                Step::Symlink { target, link } => {
-                    json!({ "symlink": [text(target)?, text(link)?] })
-                }
-                Step::Mount {
-                    src,
-                    dst,
-                    fstype,
-                    flags,
-                    data,
-                    what,
-                } => json!({ "mount": {
-                    "src": opt(src)?, "dst": text(dst)?, "fstype": opt(fstype)?,
-                    "flags": flags, "data": opt(data)?, "what": text(what)?,
-                }}),
-            });
-        }
+        let as_data = |list: &[Step]| -> Option<Vec<serde_json::Value>> {
+            list.iter()
+                .map(|s| {
+                    Some(match s {
+                        Step::Mkdir(p) => json!({ "mkdir": text(p)? }),
+                        Step::Touch(p) => json!({ "touch": text(p)? }),
+                        Step::Symlink { target, link } => {
+                            json!({ "symlink": [text(target)?, text(link)?] })
+                        }
+                        Step::Mount {
+                            src,
+                            dst,
+                            fstype,
+                            flags,
+                            data,
+                            what,
+                        } => json!({ "mount": {
+                            "src": opt(src)?, "dst": text(dst)?, "fstype": opt(fstype)?,
+                            "flags": flags, "data": opt(data)?, "what": text(what)?,
+                        }}),
+                    })
+                })
+                .collect()
+        };
+        let root_base = as_data(&self.base_steps)?;
+        let steps = as_data(&self.steps)?;
         let f = self.features;
         let unshare = f.unshare_flags();
         let id_maps = match &self.id_maps {
@@ -185,6 +201,7 @@ impl ChildSetup {
             "pid_ns": f.pid_ns,
             "uts_ns": f.uts_ns,
             "root": root,
+            "root_base": root_base,
             "steps": steps,
             "uid": self.uid,
             "no_new_privs": f.no_new_privs,
@@ -263,7 +280,7 @@ impl ChildSetup {
             )?;
         }
         if let Some(root) = &self.root_dir {
-            for s in &self.steps {
+            for s in self.base_steps.iter().chain(&self.steps) {
                 run_step(s)?;
             }
             step(c"enter the instance root", libc::chdir(root.as_ptr()))?;

@@ -125,9 +125,61 @@ pub struct InstanceRoot<'a> {
     pub tmp_mb: u32,
 }
 
-impl InstanceRoot<'_> {
-    pub(super) fn steps(&self, mount_proc: bool) -> io::Result<Vec<Step>> {
-        let root = &self.layout.mount_point;
+/// A read-only bind of `src` at `dst` (relative to the root `at` makes paths in).
+fn bind_ro(
+    steps: &mut Vec<Step>,
+    at: &impl Fn(&str) -> io::Result<CString>,
+    src: &Path,
+    dst: &str,
+) -> io::Result<()> {
+    steps.push(Step::Mkdir(at(dst)?));
+    steps.push(Step::Mount {
+        src: Some(cs(src)?),
+        dst: at(dst)?,
+        fstype: None,
+        flags: libc::MS_BIND | libc::MS_REC,
+        data: None,
+        what: c"bind a read-only directory",
+    });
+    steps.push(Step::Mount {
+        src: None,
+        dst: at(dst)?,
+        fstype: None,
+        flags: bind_flags(src),
+        data: None,
+        what: c"make a bound directory read-only",
+    });
+    Ok(())
+}
+
+/// A tmpfs of its own at `dst`.
+fn tmpfs(
+    steps: &mut Vec<Step>,
+    at: &impl Fn(&str) -> io::Result<CString>,
+    dst: &str,
+    data: String,
+    extra: libc::c_ulong,
+    what: &'static CStr,
+) -> io::Result<()> {
+    steps.push(Step::Mkdir(at(dst)?));
+    steps.push(Step::Mount {
+        src: Some(cstr("tmpfs")?),
+        dst: at(dst)?,
+        fstype: Some(cstr("tmpfs")?),
+        flags: libc::MS_NOSUID | libc::MS_NODEV | extra,
+        data: Some(cstr(&data)?),
+        what,
+    });
+    Ok(())
+}
+
+impl RootLayout {
+    /// The part of every instance's root that names no function: the root's
+    /// tmpfs, the system directories, `/dev`, `/dev/shm` and `/proc`. A
+    /// child parked ahead of need makes it while it waits (in its own mount
+    /// namespace); [`InstanceRoot::own_steps`] adds the function's part.
+    pub(super) fn base_steps(&self, mount_proc: bool) -> io::Result<Vec<Step>> {
+        let root = &self.mount_point;
         let at = |rel: &str| cs(root.join(rel.trim_start_matches('/')));
         let mut steps = vec![
             Step::Mount {
@@ -147,70 +199,21 @@ impl InstanceRoot<'_> {
                 what: c"mount the instance root",
             },
         ];
-        let bind_ro = |steps: &mut Vec<Step>, src: &Path, dst: &str| -> io::Result<()> {
-            steps.push(Step::Mkdir(at(dst)?));
-            steps.push(Step::Mount {
-                src: Some(cs(src)?),
-                dst: at(dst)?,
-                fstype: None,
-                flags: libc::MS_BIND | libc::MS_REC,
-                data: None,
-                what: c"bind a read-only directory",
-            });
-            steps.push(Step::Mount {
-                src: None,
-                dst: at(dst)?,
-                fstype: None,
-                flags: bind_flags(src),
-                data: None,
-                what: c"make a bound directory read-only",
-            });
-            Ok(())
-        };
-        for (dir, link) in &self.layout.system {
+        for (dir, link) in &self.system {
             let rel = dir.to_string_lossy();
             match link {
                 Some(target) => steps.push(Step::Symlink {
                     target: cs(target)?,
                     link: at(&rel)?,
                 }),
-                None => bind_ro(&mut steps, dir, &rel)?,
+                None => bind_ro(&mut steps, &at, dir, &rel)?,
             }
         }
         steps.push(Step::Mkdir(at("var")?));
-        bind_ro(&mut steps, self.code_dir, "var/task")?;
-        if let Some(rt) = self.runtime_dir {
-            bind_ro(&mut steps, rt, "var/runtime")?;
-            if let Some((sdk, name)) = self.sdk {
-                bind_ro(&mut steps, sdk, &format!("var/runtime/{name}"))?;
-            }
-        }
         steps.push(Step::Mkdir(at("opt")?));
-        let tmpfs = |steps: &mut Vec<Step>, dst: &str, data: String, extra: libc::c_ulong, what| {
-            steps.push(Step::Mkdir(at(dst)?));
-            steps.push(Step::Mount {
-                src: Some(cstr("tmpfs")?),
-                dst: at(dst)?,
-                fstype: Some(cstr("tmpfs")?),
-                flags: libc::MS_NOSUID | libc::MS_NODEV | extra,
-                data: Some(cstr(&data)?),
-                what,
-            });
-            io::Result::Ok(())
-        };
         tmpfs(
             &mut steps,
-            "tmp",
-            format!("size={}m,mode=1777", self.tmp_mb),
-            0,
-            c"mount a private /tmp",
-        )?;
-        steps.push(Step::Symlink {
-            target: cstr("/tmp")?,
-            link: at("var/tmp")?,
-        });
-        tmpfs(
-            &mut steps,
+            &at,
             "dev",
             "size=64k,mode=0755".into(),
             libc::MS_NOEXEC,
@@ -241,23 +244,12 @@ impl InstanceRoot<'_> {
         }
         tmpfs(
             &mut steps,
+            &at,
             "dev/shm",
             format!("size={SHM_MB}m,mode=1777"),
             libc::MS_NOEXEC,
             c"mount a private /dev/shm",
         )?;
-        for dir in self.interpreter_dirs {
-            if SYSTEM_DIRS.iter().any(|s| dir.starts_with(s)) || !dir.is_absolute() {
-                continue;
-            }
-            // Each parent too: the root is an empty tmpfs.
-            let mut parents: Vec<&Path> = dir.ancestors().skip(1).collect();
-            parents.reverse();
-            for p in parents.iter().skip(1) {
-                steps.push(Step::Mkdir(at(&p.to_string_lossy())?));
-            }
-            bind_ro(&mut steps, dir, &dir.to_string_lossy())?;
-        }
         steps.push(Step::Mkdir(at("proc")?));
         if mount_proc {
             steps.push(Step::Mount {
@@ -269,6 +261,49 @@ impl InstanceRoot<'_> {
                 data: Some(cstr("hidepid=2")?),
                 what: c"mount /proc",
             });
+        }
+        Ok(steps)
+    }
+}
+
+impl InstanceRoot<'_> {
+    /// The function's part of its root, on [`RootLayout::base_steps`]: its
+    /// code, the runtime's bootstrap and SDK, its `/tmp` and the
+    /// interpreter's directories.
+    pub(super) fn own_steps(&self) -> io::Result<Vec<Step>> {
+        let root = &self.layout.mount_point;
+        let at = |rel: &str| cs(root.join(rel.trim_start_matches('/')));
+        let mut steps = Vec::new();
+        bind_ro(&mut steps, &at, self.code_dir, "var/task")?;
+        if let Some(rt) = self.runtime_dir {
+            bind_ro(&mut steps, &at, rt, "var/runtime")?;
+            if let Some((sdk, name)) = self.sdk {
+                bind_ro(&mut steps, &at, sdk, &format!("var/runtime/{name}"))?;
+            }
+        }
+        tmpfs(
+            &mut steps,
+            &at,
+            "tmp",
+            format!("size={}m,mode=1777", self.tmp_mb),
+            0,
+            c"mount a private /tmp",
+        )?;
+        steps.push(Step::Symlink {
+            target: cstr("/tmp")?,
+            link: at("var/tmp")?,
+        });
+        for dir in self.interpreter_dirs {
+            if SYSTEM_DIRS.iter().any(|s| dir.starts_with(s)) || !dir.is_absolute() {
+                continue;
+            }
+            // Each parent too: the root is an empty tmpfs.
+            let mut parents: Vec<&Path> = dir.ancestors().skip(1).collect();
+            parents.reverse();
+            for p in parents.iter().skip(1) {
+                steps.push(Step::Mkdir(at(&p.to_string_lossy())?));
+            }
+            bind_ro(&mut steps, &at, dir, &dir.to_string_lossy())?;
         }
         Ok(steps)
     }
