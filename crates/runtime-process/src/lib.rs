@@ -623,7 +623,7 @@ impl ProcessRuntime {
         let spawned = if let Some(p) = parked.take() {
             // Its cgroup and network namespace are the ones above: this
             // instance can start no other way.
-            match setup.program() {
+            match setup.program_for_parked() {
                 Some((program, _)) => {
                     let log = OwnedFd::from(writer.try_clone()?);
                     drop(writer);

@@ -258,7 +258,16 @@ def _jail_prefix(p, fds, parent):
             _run_step(s)
 
 
-def _jail_rest(p, env, exec_=False):
+def _seccomp_programs(progs):
+    """The filters as the kernel takes them: (length, struct sock_filter[])."""
+    programs = []
+    for prog in progs:
+        raw = b"".join(struct.pack("=HBBI", *ins) for ins in prog)
+        programs.append((len(prog), ctypes.create_string_buffer(raw, len(raw))))
+    return programs
+
+
+def _jail_rest(p, env, exec_=False, parked_seccomp=None):
     """The rest of ChildSetup::apply: the function's part of the root, then
     its identity."""
     c = p["c"]
@@ -290,11 +299,14 @@ def _jail_rest(p, env, exec_=False):
     n = p["nofile"]
     _os_step("set the open-files limit", resource.setrlimit, resource.RLIMIT_NOFILE, (n, n))
     _os_step("chdir to the code", os.chdir, p["workdir"])
-    programs = []
-    for prog in p["seccomp"]:
-        raw = b"".join(struct.pack("=HBBI", *ins) for ins in prog)
-        buf = ctypes.create_string_buffer(raw, len(raw))
-        programs.append((len(prog), buf))
+    if p["seccomp"] == "parked":
+        # Sent with the park order and packed while the child waited.
+        programs = parked_seccomp
+        if programs is None:
+            _say("install the seccomp filter (none was parked)", 0)
+            raise _Failed("seccomp")
+    else:
+        programs = _seccomp_programs(p["seccomp"])
     for n_ins, buf in programs:
         fprog = _SockFprog(n_ins, ctypes.cast(buf, ctypes.c_void_p))
         r = _libc.syscall(c["sys_seccomp"], c["seccomp_set_mode_filter"], 0, ctypes.byref(fprog))
@@ -388,6 +400,8 @@ def _await_order(p, fds, parent):
         _jail_prefix(p, fds[1:], parent)
     except _Failed:
         os._exit(1)
+    # Every instance's filters are the server's: packed now, installed last.
+    seccomp = _seccomp_programs(p["seccomp"])
     while True:
         try:
             msg, ofds, flags, _ = socket.recv_fds(order, MAX_MESSAGE, MAX_FDS)
@@ -399,12 +413,13 @@ def _await_order(p, fds, parent):
     order.detach()
     if not msg or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or not ofds:
         os._exit(0)
-    return json.loads(msg), ofds
+    return json.loads(msg), ofds, seccomp
 
 
 def _instance(req, fds, parent, bootstrap_code, bootstrap_path):
+    seccomp = None
     if "park" in req:
-        req, fds = _await_order(req["park"], fds, parent)
+        req, fds, seccomp = _await_order(req["park"], fds, parent)
         prefix_done = True
     else:
         prefix_done = False
@@ -415,7 +430,7 @@ def _instance(req, fds, parent, bootstrap_code, bootstrap_path):
     try:
         if not prefix_done:
             _jail_prefix(p, fds[1:], parent)
-        _jail_rest(p, env, exec_=bool(exec_))
+        _jail_rest(p, env, exec_=bool(exec_), parked_seccomp=seccomp)
     except _Failed:
         os._exit(1)
     # Only stdin, stdout and stderr cross into the function.

@@ -139,6 +139,20 @@ impl ChildSetup {
     /// is not UTF-8 (the instance is then started by exec, as without a
     /// template).
     pub fn program(&self) -> Option<(serde_json::Value, Vec<std::os::fd::RawFd>)> {
+        self.program_with(false)
+    }
+
+    /// [`ChildSetup::program`] for a child parked with this server's
+    /// seccomp filters (every box has the same): they are not sent again,
+    /// the child installs the ones it packed while it waited.
+    pub fn program_for_parked(&self) -> Option<(serde_json::Value, Vec<std::os::fd::RawFd>)> {
+        self.program_with(true)
+    }
+
+    fn program_with(
+        &self,
+        seccomp_parked: bool,
+    ) -> Option<(serde_json::Value, Vec<std::os::fd::RawFd>)> {
         use serde_json::json;
         let text = |c: &CStr| c.to_str().ok().map(str::to_string);
         let opt = |c: &Option<CString>| -> Option<Option<String>> {
@@ -183,16 +197,21 @@ impl ChildSetup {
             Some(r) => Some(text(r)?),
             None => None,
         };
-        let seccomp: Vec<Vec<[u32; 4]>> = self
-            .seccomp
-            .iter()
-            .flat_map(|f| f.programs.iter())
-            .map(|prog| {
-                prog.iter()
-                    .map(|i| [u32::from(i.code), u32::from(i.jt), u32::from(i.jf), i.k])
-                    .collect()
-            })
-            .collect();
+        let seccomp = if seccomp_parked {
+            json!("parked")
+        } else {
+            let programs: Vec<Vec<[u32; 4]>> = self
+                .seccomp
+                .iter()
+                .flat_map(|f| f.programs.iter())
+                .map(|prog| {
+                    prog.iter()
+                        .map(|i| [u32::from(i.code), u32::from(i.jt), u32::from(i.jf), i.k])
+                        .collect()
+                })
+                .collect();
+            json!(programs)
+        };
         let program = json!({
             "cgroup_procs": self.cgroup_procs.len(),
             "netns": self.netns.is_some(),
