@@ -518,6 +518,14 @@ impl ProcessRuntime {
         let dir = self.instances_dir.join(id);
         let tmp = dir.join("tmp");
         fs::create_dir_all(&dir)?;
+        // Undone on any error from here on.
+        let mut partial = Partial {
+            server: None,
+            cgroup: None,
+            pid: None,
+            dir: dir.clone(),
+            kept: false,
+        };
         if iso.root.is_none() {
             // No instance root: a TMPDIR of its own in the data dir.
             fs::create_dir_all(&tmp)?;
@@ -578,24 +586,22 @@ impl ProcessRuntime {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
+        partial.server = Some(server.abort_handle());
 
         let t_cgroup = Instant::now();
         let limits = sandbox::cgroup::Limits {
             memory_bytes: u64::from(spec.config.memory_mb) << 20,
             pids: sandbox::cgroup::DEFAULT_PIDS,
         };
-        let cgroup = match (parked.as_mut().and_then(|p| p.cgroup.take()), &iso.cgroups) {
+        match (parked.as_mut().and_then(|p| p.cgroup.take()), &iso.cgroups) {
             (Some(cg), _) => {
-                if let Err(e) = cg.set_limits(limits) {
-                    server.abort();
-                    cg.remove();
-                    return Err(e);
-                }
-                Some(cg)
+                let limited = cg.set_limits(limits);
+                partial.cgroup = Some(cg);
+                limited?;
             }
-            (None, Some(root)) => Some(root.create(id, limits)?),
-            (None, None) => None,
-        };
+            (None, Some(root)) => partial.cgroup = Some(root.create(id, limits)?),
+            (None, None) => {}
+        }
         let runtime_dir = match spec.config.kind() {
             RuntimeKind::Python3 | RuntimeKind::Nodejs => {
                 Some(self.runtimes_dir.join(spec.config.kind().to_string()))
@@ -608,7 +614,7 @@ impl ProcessRuntime {
         };
         let sdk = self.sdk.as_ref().and_then(|s| s.part(spec.config.kind()));
         let setup = iso.child_setup(
-            cgroup.as_ref(),
+            partial.cgroup.as_ref(),
             netns,
             &spec.code_dir,
             runtime_dir.as_deref(),
@@ -658,17 +664,8 @@ impl ProcessRuntime {
             }
         };
         let t_spawned = Instant::now();
-        let (pid, exit_rx) = match spawned {
-            Ok(s) => s,
-            Err(e) => {
-                server.abort();
-                if let Some(cg) = &cgroup {
-                    cg.remove();
-                }
-                let _ = fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-        };
+        let (pid, exit_rx) = spawned?;
+        partial.pid = Some(pid);
         // With the start time: only that process is ours after a restart.
         fs::write(
             dir.join("pid"),
@@ -683,7 +680,7 @@ impl ProcessRuntime {
         )?;
         let peak = Arc::new(AtomicU64::new(0));
         let oom_flag = Arc::new(AtomicBool::new(false));
-        if cgroup.is_none() {
+        if partial.cgroup.is_none() {
             tokio::spawn(rss_watchdog(
                 pid,
                 iso.features.pid_ns,
@@ -701,6 +698,7 @@ impl ProcessRuntime {
             after_spawn_us = t_spawned.elapsed().as_micros() as u64,
             "instance prepared"
         );
+        let cgroup = partial.keep();
         let instance = ProcessInstance {
             spec: spec.clone(),
             pid,
@@ -717,6 +715,44 @@ impl ProcessRuntime {
             retire_at: self.access.get().map(|a| minted + a.credentials_ttl),
         };
         Ok((instance, handles))
+    }
+}
+
+/// What a start has made so far: undone when it is dropped before
+/// [`Partial::keep`] (an error part-way through `prepare`), so that a failed
+/// start leaves no Runtime API task, cgroup, process or directory behind.
+struct Partial {
+    server: Option<tokio::task::AbortHandle>,
+    cgroup: Option<sandbox::Cgroup>,
+    pid: Option<i32>,
+    dir: PathBuf,
+    kept: bool,
+}
+
+impl Partial {
+    /// The start succeeded: its cgroup, now the instance's.
+    fn keep(mut self) -> Option<sandbox::Cgroup> {
+        self.kept = true;
+        self.cgroup.take()
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        if let Some(server) = &self.server {
+            server.abort();
+        }
+        if let Some(pid) = self.pid.filter(|p| *p > 0) {
+            sandbox::kill(-pid, libc::SIGKILL);
+            sandbox::kill(pid, libc::SIGKILL);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -783,5 +819,53 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
         (None, Some(libc::SIGABRT)) => "signal: aborted".into(),
         (None, Some(sig)) => format!("signal: {sig}"),
         (None, None) => "unknown exit".into(),
+    }
+}
+
+#[cfg(test)]
+mod partial_tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[tokio::test]
+    async fn a_start_that_fails_part_way_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let instance_dir = dir.path().join("instance");
+        fs::create_dir_all(instance_dir.join("tmp")).unwrap();
+        let server = tokio::spawn(std::future::pending::<()>());
+        let mut child = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        let partial = Partial {
+            server: Some(server.abort_handle()),
+            cgroup: None,
+            pid: Some(child.id() as i32),
+            dir: instance_dir.clone(),
+            kept: false,
+        };
+        drop(partial);
+        assert!(
+            server.await.unwrap_err().is_cancelled(),
+            "the Runtime API task ended"
+        );
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+        assert!(!instance_dir.exists());
+
+        // Kept: nothing is undone.
+        let kept_dir = dir.path().join("kept");
+        fs::create_dir_all(&kept_dir).unwrap();
+        let server = tokio::spawn(std::future::pending::<()>());
+        let partial = Partial {
+            server: Some(server.abort_handle()),
+            cgroup: None,
+            pid: None,
+            dir: kept_dir.clone(),
+            kept: false,
+        };
+        assert!(partial.keep().is_none());
+        assert!(kept_dir.exists());
+        assert!(!server.is_finished());
+        server.abort();
     }
 }
