@@ -72,13 +72,16 @@ enum Command {
     /// Metered use per function, with a cost estimate.
     #[command(after_help = commands::usage::EXAMPLES)]
     Usage(commands::usage::Args),
+    /// The server's wasm compile helper (run by the server, not by people).
+    #[command(hide = true)]
+    CompileWasm(commands::compile_wasm::Args),
 }
 
 impl Command {
     /// The client flags of a command that talks to a server.
     fn client_args(&mut self) -> Option<&mut ClientArgs> {
         match self {
-            Command::Server(_) | Command::Dev(_) => None,
+            Command::Server(_) | Command::Dev(_) | Command::CompileWasm(_) => None,
             Command::Deploy(a) => Some(&mut a.client),
             Command::Invoke(a) => Some(&mut a.client),
             Command::Logs(a) => Some(&mut a.client),
@@ -96,7 +99,10 @@ impl Command {
     /// and `dev` (which must stop its server first) handle a closed pipe
     /// themselves.
     fn prints_for_a_pipe(&self) -> bool {
-        !matches!(self, Command::Server(_) | Command::Dev(_))
+        !matches!(
+            self,
+            Command::Server(_) | Command::Dev(_) | Command::CompileWasm(_)
+        )
     }
 }
 
@@ -107,6 +113,9 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     apply_leading_flags(&mut cli, &matches);
+    if let Command::CompileWasm(args) = cli.command {
+        return commands::compile_wasm::run(args);
+    }
     if cli.command.prints_for_a_pipe() {
         // A reader that goes away (`updraft invoke f | head -c1`) ends the
         // command as it ends `cat`: quietly, by SIGPIPE (exit status 141 in
@@ -147,6 +156,7 @@ fn main() -> ExitCode {
             Command::Rm(a) => commands::rm::run(a, ctx()).await,
             Command::Rollback(a) => commands::rollback::run(a, ctx()).await,
             Command::Usage(a) => commands::usage::run(a, ctx()).await,
+            Command::CompileWasm(_) => unreachable!("compile-wasm runs before the async runtime"),
         }
     });
     match result {

@@ -27,8 +27,8 @@ Scenarios (the goals are the ones of issue 5 and, for wasm, issue 4):
            (+wasm); the platform's share = total - the runtime's own start, and
            cold - warm = the cold request minus the same request sent again
   burst    0 -> 200 concurrent requests to a 100 ms function, max_instances = 50
-  control  deploys per second and `updraft ls` latency with 1,000 functions
-  density  server RSS with 1,000 functions idle and with 100 warm
+  control  deploys per second and `updraft ls` latency with 10,000 functions (--fleet N)
+  density  server RSS with 10,000 functions idle and with 100 warm (--fleet N)
   emulators  the same hello through `cargo lambda watch` (1 and 4 instances) and
            serverless-offline (default and in-process) vs through Updraft, wrk at
            c=16, 64; each runs only when installed (bench/run never installs them:

@@ -21,6 +21,8 @@ def main():
     ap.add_argument("--note", help="a sentence written above the tables (e.g. about the machine's load)")
     ap.add_argument("--updraft", help="use this updraft binary instead of building one")
     ap.add_argument("--no-fixture-build", action="store_true", help="use tests/fixtures/provided-rust/build as it is")
+    ap.add_argument("--fleet", type=int, metavar="N",
+                    help="functions the density and control scenarios deploy (default 10,000; 20 with --quick)")
     args = ap.parse_args()
     chosen = list(SCENARIOS) if not args.only else [s.strip() for s in args.only.split(",")]
     for s in chosen:
@@ -35,6 +37,7 @@ def main():
     updraft, hyper = build(args)
     run = Run(args)
     ctx = Context(args.quick, updraft, hyper)
+    ctx.fleet = args.fleet or (20 if args.quick else 10_000)
     results, broken = {}, []
     ctx.server = Server(updraft, "data")
     try:

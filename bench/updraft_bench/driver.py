@@ -37,6 +37,8 @@ class Context:
     def __init__(self, quick, updraft, hyper):
         self.quick, self.updraft, self.hyper = quick, updraft, hyper
         self.server = None
+        # functions the density and control scenarios deploy (--fleet)
+        self.fleet = 20 if quick else 10_000
         self._once = {}
 
     def timing(self, full):

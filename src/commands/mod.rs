@@ -1,5 +1,6 @@
 //! One module per `updraft` command.
 
+pub mod compile_wasm;
 pub mod deploy;
 pub mod dev;
 pub mod dlq;

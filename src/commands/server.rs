@@ -269,6 +269,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         public_url: format!("{scheme}://{shown}"),
         retry_base: args.retry_base,
         wasm_cache_dir: args.wasm_cache_dir.clone(),
+        wasm_compiler: Some(updraft_runtime_wasm::Compiler::this_binary(&[
+            "compile-wasm",
+        ])),
         isolation: args.isolation,
         allow_function_loopback: args.allow_function_loopback,
         function_subnet: args.function_subnet,

@@ -1,4 +1,4 @@
-"""Section 6: deploys per second and `updraft ls` latency with 1,000 functions (see fleet)."""
+"""Section 6: deploys per second and `updraft ls` latency with 10,000 functions (see fleet)."""
 
 from ..figures import fmt_ms, fmt_ms2, table
 from .fleet import NO_GOAL, measure, mix

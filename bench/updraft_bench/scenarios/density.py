@@ -1,4 +1,4 @@
-"""Section 5: server RSS with 1,000 functions idle and with 100 warm (see fleet)."""
+"""Section 5: server RSS with 10,000 functions idle and with 100 warm (see fleet)."""
 
 from ..figures import table
 from .fleet import NO_GOAL, measure, mix

@@ -1,6 +1,7 @@
 """The measurement sections 5 (density) and 6 (control) both read, made once a run: one fresh
-server, N single-function apps (half python3, half wasm when the C fixture is there), deployed
-a few at a time, then listed, then some of them invoked and left warm."""
+server, N single-function apps (half python3, half wasm when the C fixture is there; N is
+`bench/run --fleet N`, 10,000 by default as issue 14's targets say), deployed a few at a time,
+then listed, then some of them invoked and left warm."""
 
 import json
 import shutil
@@ -43,7 +44,7 @@ def write_apps(n):
     wasm_src = DENSITY_COMPONENT.read_bytes() if DENSITY_COMPONENT.exists() else None
     dirs, wasm_names, py_names = [], [], []
     for i in range(n):
-        name = f"bench-d{i:04}"
+        name = f"bench-d{i:05}"
         if wasm_src is not None and i % 2 == 1:
             body, files = 'runtime = "wasm"\ncode = "code/fn.wasm"\n', {
                 "fn.wasm": wasm_src + custom_section("updraft-bench", name.encode())}
@@ -57,8 +58,8 @@ def write_apps(n):
 
 def _measure(ctx):
     q = ctx.quick
-    n = 20 if q else 1000
-    warm_n = 5 if q else 100
+    n = ctx.fleet
+    warm_n = min(n // 4, 5 if q else 100)
     parallel = 4
     srv = Server(ctx.updraft, "data-density")
     try:

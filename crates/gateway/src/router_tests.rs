@@ -28,6 +28,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         public_url: "http://gateway.test".into(),
         retry_base: std::time::Duration::from_secs(1),
         wasm_cache_dir: None,
+        wasm_compiler: None,
         isolation: updraft_platform::IsolationMode::Auto,
         allow_function_loopback: false,
         function_subnet: updraft_platform::DEFAULT_FUNCTION_SUBNET.parse().unwrap(),

@@ -80,6 +80,9 @@ pub struct PlatformConfig {
     pub retry_base: Duration,
     /// Compiled wasm components (`--wasm-cache-dir`; default DATA_DIR/wasm).
     pub wasm_cache_dir: Option<PathBuf>,
+    /// The helper process that compiles wasm components (`updraft server`:
+    /// its own binary, `updraft compile-wasm`); `None` compiles in process.
+    pub wasm_compiler: Option<updraft_runtime_wasm::Compiler>,
     /// How much isolation instances must get (`--isolation`).
     pub isolation: IsolationMode,
     /// Functions share the host's network, loopback included
@@ -151,10 +154,11 @@ impl Platform {
     /// [`Platform::start`] with the AWS SDK that python3 and nodejs
     /// functions import (`updraft server --sdk-dir`, `--install-sdk`).
     pub async fn start_with_sdk(
-        config: PlatformConfig,
+        mut config: PlatformConfig,
         sdk: Sdk,
     ) -> Result<Platform, PlatformError> {
         use std::os::unix::fs::PermissionsExt;
+        let wasm_compiler = config.wasm_compiler.take();
         let data_dir = &config.data_dir;
         std::fs::create_dir_all(data_dir)
             .map_err(|e| PlatformError::internal("creating the data directory", e))?;
@@ -241,7 +245,7 @@ impl Platform {
             .wasm_cache_dir
             .clone()
             .unwrap_or_else(|| data_dir.join("wasm"));
-        let wasm = WasmRuntime::new(&wasm_cache, &config.region, logs.clone())
+        let wasm = WasmRuntime::new(&wasm_cache, wasm_compiler, &config.region, logs.clone())
             .map_err(|e| PlatformError::internal("preparing the wasm runtime", e))?;
         wasm.set_allow_loopback(config.allow_function_loopback);
         runtimes.insert(RuntimeKind::Wasm, Arc::new(wasm));

@@ -4,6 +4,7 @@ use crate::{Platform, PlatformError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use updraft_core::now_ms;
+use updraft_core::UrlAuth;
 use updraft_metering::UsageReport;
 use updraft_store::{LogQuery, VersionRow};
 
@@ -59,23 +60,24 @@ pub struct LogEntry {
 }
 
 impl Platform {
-    async fn info(
+    /// `published_revision` is that of version `last_published`, if any;
+    /// `url_auth` the function's own setting (else the config's).
+    fn info(
         &self,
         name: &str,
         latest: &VersionRow,
         app: Option<String>,
         updated_ms: i64,
-        last_published: i64,
-    ) -> Result<FunctionInfo, PlatformError> {
-        let version = if last_published > 0 {
-            match self.inner.store.get_version(name, last_published).await? {
-                Some(v) if v.revision == latest.revision => last_published,
-                _ => 0,
-            }
+        (last_published, published_revision): (i64, Option<&str>),
+        url_auth: Option<UrlAuth>,
+    ) -> FunctionInfo {
+        let version = if last_published > 0 && published_revision == Some(latest.revision.as_str())
+        {
+            last_published
         } else {
             0
         };
-        Ok(FunctionInfo {
+        FunctionInfo {
             name: name.into(),
             app,
             version,
@@ -89,7 +91,7 @@ impl Platform {
             memory_mb: latest.config.memory_mb,
             timeout_ms: latest.config.timeout_ms,
             url: self.function_url(name),
-            url_auth: self.effective_url_auth(name, &latest.config).await?,
+            url_auth: url_auth.unwrap_or(latest.config.url),
             routes: latest.config.routes().map(|r| r.key()).collect(),
             triggers: latest
                 .config
@@ -102,27 +104,34 @@ impl Platform {
             updated_ms,
             live_instances: self.inner.scheduler.live_instances(name),
             idle_instances: self.inner.scheduler.idle_instances(name),
-        })
+        }
     }
 
+    /// Every function, by name: two queries however many there are.
     pub async fn list(&self) -> Result<Vec<FunctionInfo>, PlatformError> {
         let store = &self.inner.store;
-        let latest: HashMap<String, VersionRow> = store
-            .all_latest()
+        let mut url_auth: HashMap<String, UrlAuth> = store
+            .all_function_settings()
             .await?
             .into_iter()
-            .map(|v| (v.function.clone(), v))
+            .filter_map(|s| Some((s.function, s.url_auth?)))
             .collect();
-        let mut out = Vec::new();
-        for f in store.list_functions().await? {
-            if let Some(l) = latest.get(&f.name) {
-                out.push(
-                    self.info(&f.name, l, f.app.clone(), f.updated_ms, f.last_published)
-                        .await?,
-                );
-            }
-        }
-        Ok(out)
+        Ok(store
+            .list_with_latest()
+            .await?
+            .into_iter()
+            .map(|l| {
+                let f = l.function;
+                self.info(
+                    &f.name,
+                    &l.latest,
+                    f.app,
+                    f.updated_ms,
+                    (f.last_published, l.published_revision.as_deref()),
+                    url_auth.remove(&f.name),
+                )
+            })
+            .collect())
     }
 
     pub async fn get(&self, name: &str) -> Result<FunctionInfo, PlatformError> {
@@ -135,8 +144,19 @@ impl Platform {
             .get_version(name, 0)
             .await?
             .ok_or_else(|| self.not_found(name))?;
-        self.info(name, &latest, f.app, f.updated_ms, f.last_published)
-            .await
+        let published = match f.last_published {
+            0 => None,
+            n => store.get_version(name, n).await?.map(|v| v.revision),
+        };
+        let url_auth = store.function_settings(name).await?.url_auth;
+        Ok(self.info(
+            name,
+            &latest,
+            f.app,
+            f.updated_ms,
+            (f.last_published, published.as_deref()),
+            url_auth,
+        ))
     }
 
     // ---- logs and usage ---------------------------------------------------
@@ -174,8 +194,7 @@ impl Platform {
 
     /// Whether any function belongs to `app`.
     pub async fn app_exists(&self, app: &str) -> Result<bool, PlatformError> {
-        let functions = self.inner.store.list_functions().await?;
-        Ok(functions.iter().any(|f| f.app.as_deref() == Some(app)))
+        Ok(!self.inner.store.app_functions(app).await?.is_empty())
     }
 
     /// Usage since `since_ms` per function, and per UTC day with `by_day`.

@@ -65,7 +65,7 @@ impl Platform {
 
     pub(crate) async fn refresh_routes(&self) -> Result<(), PlatformError> {
         let mut routes = Vec::new();
-        for row in self.inner.store.all_latest().await? {
+        for row in self.inner.store.routed_latest().await? {
             for r in row.config.routes() {
                 routes.push((r.clone(), row.function.clone()));
             }
@@ -217,17 +217,22 @@ impl Platform {
                 }
             }
         }
-        // Routes: each new route against every other function's routes.
-        let all = store.all_latest().await?;
-        let mut pruned = Vec::new();
+        // Routes: each new route against the routes of every other
+        // function that has any (read from the store: another server may
+        // have deployed them).
+        let pruned: Vec<String> = if prune {
+            store
+                .app_functions(app)
+                .await?
+                .into_iter()
+                .filter(|n| !names.contains(n))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut others: Vec<(HttpRoute, String)> = Vec::new();
-        for row in &all {
-            if names.contains(&row.function) {
-                continue;
-            }
-            let fun = store.get_function(&row.function).await?;
-            if prune && fun.as_ref().and_then(|f| f.app.as_deref()) == Some(app) {
-                pruned.push(row.function.clone());
+        for row in store.routed_latest().await? {
+            if names.contains(&row.function) || pruned.contains(&row.function) {
                 continue;
             }
             others.extend(

@@ -4,10 +4,10 @@
 //! `CACHE/packages/{code sha256}` records which component a code
 //! package holds, so loading one does not hash it again.
 
+use crate::compile::Compiler;
 use crate::WasmError;
 use sha2::{Digest, Sha256};
 use std::fs;
-use std::hash::{Hash, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
@@ -22,22 +22,23 @@ pub struct Artifacts {
     packages: PathBuf,
     /// Distinguishes artifacts of other wasmtime versions or settings.
     engine_key: String,
+    /// Compiles in a helper process; in this one when unset.
+    compiler: Option<Compiler>,
 }
 
 impl Artifacts {
-    pub fn new(dir: &Path, engine: &Engine) -> io::Result<Artifacts> {
+    pub fn new(dir: &Path, engine: &Engine, compiler: Option<Compiler>) -> io::Result<Artifacts> {
         use std::os::unix::fs::PermissionsExt;
         let dir = dir.to_path_buf();
         let packages = dir.join("packages");
         fs::create_dir_all(&packages)?;
         // Only the server reads compiled code: it is trusted as it is loaded.
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut h);
         Ok(Artifacts {
             dir,
             packages,
-            engine_key: format!("{:016x}", h.finish()),
+            engine_key: crate::engine::key(engine),
+            compiler,
         })
     }
 
@@ -65,7 +66,7 @@ impl Artifacts {
         if let Some(sha) = self.known(code_sha) {
             return Ok(self.artifact(&sha));
         }
-        let (file, bytes) = read_component(code_dir)?;
+        let (file, source, bytes) = read_component(code_dir)?;
         let wasm_sha = hex::encode(Sha256::digest(&bytes));
         let path = self.artifact(&wasm_sha);
         // Servers sharing a cache compile a component once: the others wait
@@ -76,12 +77,32 @@ impl Artifacts {
         if !path.is_file() {
             check_header(&file, &bytes)?;
             let started = std::time::Instant::now();
-            let compiled = engine.precompile_component(&bytes).map_err(|e| {
-                WasmError::Invalid(format!("{file}: not a valid WebAssembly component: {e:#}"))
-            })?;
-            write_atomically(&path, &compiled)
-                .map_err(|e| WasmError::Io("writing a compiled component", e))?;
-            tracing::info!(component = %file, sha256 = %wasm_sha, ms = started.elapsed().as_millis() as u64, "wasm: compiled");
+            match &self.compiler {
+                Some(compiler) => {
+                    drop(bytes);
+                    let tmp = temporary(&path);
+                    let done = compiler
+                        .compile(&file, &source, &tmp, &self.engine_key)
+                        .and_then(|()| {
+                            fs::rename(&tmp, &path)
+                                .map_err(|e| WasmError::Io("writing a compiled component", e))
+                        });
+                    if done.is_err() {
+                        let _ = fs::remove_file(&tmp);
+                    }
+                    done?;
+                }
+                None => {
+                    let compiled = engine.precompile_component(&bytes).map_err(|e| {
+                        WasmError::Invalid(format!(
+                            "{file}: not a valid WebAssembly component: {e:#}"
+                        ))
+                    })?;
+                    write_atomically(&path, &compiled)
+                        .map_err(|e| WasmError::Io("writing a compiled component", e))?;
+                }
+            }
+            tracing::info!(component = %file, sha256 = %wasm_sha, ms = started.elapsed().as_millis() as u64, helper = self.compiler.is_some(), "wasm: compiled");
         }
         drop(lock);
         write_atomically(&self.packages.join(code_sha), wasm_sha.as_bytes())
@@ -123,8 +144,9 @@ fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     unsafe { Component::deserialize_file(engine, path) }
 }
 
-/// The package's component: `function.wasm`, or its one `.wasm` file.
-fn read_component(code_dir: &Path) -> Result<(String, Vec<u8>), WasmError> {
+/// The package's component: `function.wasm`, or its one `.wasm` file (its
+/// name, path and bytes).
+fn read_component(code_dir: &Path) -> Result<(String, PathBuf, Vec<u8>), WasmError> {
     let entry = code_dir.join(ENTRY);
     let path = if entry.is_file() {
         entry
@@ -153,7 +175,7 @@ fn read_component(code_dir: &Path) -> Result<(String, Vec<u8>), WasmError> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let bytes = fs::read(&path).map_err(|e| WasmError::Io("reading the component", e))?;
-    Ok((name, bytes))
+    Ok((name, path, bytes))
 }
 
 /// Tells a core module or a non-wasm file apart from a component, with advice.
@@ -171,8 +193,13 @@ fn check_header(file: &str, bytes: &[u8]) -> Result<(), WasmError> {
     Ok(())
 }
 
+/// A name beside `path` for writing it whole before renaming it there.
+fn temporary(path: &Path) -> PathBuf {
+    path.with_extension(format!("tmp.{}", std::process::id()))
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let tmp = temporary(path);
     fs::write(&tmp, bytes)?;
     fs::rename(&tmp, path)
 }
@@ -201,6 +228,6 @@ mod tests {
         let e = read_component(dir.path()).unwrap_err();
         assert!(e.to_string().contains("found 2"), "{e}");
         fs::write(dir.path().join(ENTRY), b"c").unwrap();
-        assert_eq!(read_component(dir.path()).unwrap().1, b"c");
+        assert_eq!(read_component(dir.path()).unwrap().2, b"c");
     }
 }

@@ -66,6 +66,24 @@ pub fn build() -> Result<(Engine, bool), wasmtime::Error> {
     }
 }
 
+/// An engine with the server's code-generation settings and no pooling
+/// allocator (compiling allocates no instances): what the compile helper
+/// uses. Its artifacts load in [`build`]'s engine, pooling or not: the
+/// allocation strategy is not part of an engine's compatibility hash
+/// (`compile_only_matches_the_server` checks).
+pub fn compile_only() -> Result<Engine, wasmtime::Error> {
+    Engine::new(&base_config())
+}
+
+/// A short name for an engine's settings and wasmtime version: artifacts
+/// carry it in their file names, and the compile helper checks it.
+pub fn key(engine: &Engine) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
 fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
@@ -141,5 +159,15 @@ impl Drop for Ticker {
         self.state.stop.store(true, Ordering::SeqCst);
         let _guard = self.state.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.state.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn compile_only_matches_the_server() {
+        let (server, _pooling) = super::build().unwrap();
+        let helper = super::compile_only().unwrap();
+        assert_eq!(super::key(&server), super::key(&helper));
     }
 }

@@ -12,6 +12,7 @@
 //! cold start); further slots share it.
 
 mod cache;
+pub mod compile;
 mod engine;
 mod guest;
 pub mod outbound;
@@ -27,6 +28,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+pub use compile::Compiler;
 use guest::Guest;
 use slot::{guest_env, Slot};
 
@@ -75,9 +77,6 @@ pub struct WasmRuntime {
 }
 
 impl WasmRuntime {
-    /// Builds the engine and the linker (wasi:http plus every WASI p2
-    /// interface; no preopened directories, no network sockets), and opens the
-    /// artifact cache `cache_dir` (the server's `DATA_DIR/wasm` by default).
     /// Lets guests' outgoing requests reach loopback and link-local
     /// addresses (refused by default: outbound.rs).
     pub fn set_allow_loopback(&self, allow: bool) {
@@ -86,8 +85,14 @@ impl WasmRuntime {
             .store(allow, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Builds the engine and the linker (wasi:http plus every WASI p2
+    /// interface; no preopened directories, no network sockets), and opens the
+    /// artifact cache `cache_dir` (the server's `DATA_DIR/wasm` by default).
+    /// Components are compiled by `compiler`'s helper process, or in this
+    /// process when it is `None`.
     pub fn new(
         cache_dir: &Path,
+        compiler: Option<Compiler>,
         region: &str,
         logs: Arc<dyn LogSink>,
     ) -> Result<WasmRuntime, WasmError> {
@@ -96,7 +101,7 @@ impl WasmRuntime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-        let artifacts = cache::Artifacts::new(cache_dir, &engine)
+        let artifacts = cache::Artifacts::new(cache_dir, &engine, compiler)
             .map_err(|e| WasmError::Io("preparing the wasm cache directory", e))?;
         let ticker = engine::Ticker::start(engine.clone())
             .map_err(|e| WasmError::Io("starting the epoch ticker", e))?;

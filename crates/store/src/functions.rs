@@ -34,6 +34,15 @@ pub struct VersionRow {
     pub description: String,
 }
 
+/// A function as [`Store::list_with_latest`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedFunction {
+    pub function: FunctionRow,
+    pub latest: VersionRow,
+    /// The revision of version `last_published`, if there is one.
+    pub published_revision: Option<String>,
+}
+
 /// What [`Store::deploy`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeployOutcome {
@@ -246,11 +255,64 @@ impl Store {
         Ok(gone > 0)
     }
 
-    /// `$LATEST` of every function, ordered by name (input of the route table).
+    /// `$LATEST` of every function, ordered by name.
     pub async fn all_latest(&self) -> Result<Vec<VersionRow>, StoreError> {
         let sql =
             format!("SELECT {VERSION_COLS} FROM versions WHERE version = 0 ORDER BY function");
         fetch_all(&self.pool, &sql, &[], version_from_row).await
+    }
+
+    /// `$LATEST` of the functions that declare HTTP routes, ordered by name
+    /// (the input of the route table; it reads none of the others).
+    pub async fn routed_latest(&self) -> Result<Vec<VersionRow>, StoreError> {
+        let sql = format!(
+            "SELECT {VERSION_COLS} FROM versions WHERE version = 0 AND has_routes = 1 ORDER BY function"
+        );
+        fetch_all(&self.pool, &sql, &[], version_from_row).await
+    }
+
+    /// The names of `app`'s functions, ordered.
+    pub async fn app_functions(&self, app: &str) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM functions WHERE app = $1 ORDER BY name")
+                .bind(app)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Every function with its `$LATEST` and the revision of its last
+    /// published version, ordered by name: what a listing shows, in one query.
+    pub async fn list_with_latest(&self) -> Result<Vec<ListedFunction>, StoreError> {
+        let sql = "SELECT f.name, f.app, f.created_ms, f.updated_ms, f.last_published, \
+                   l.function, l.version, l.config, l.code_sha256, l.code_size, l.revision, \
+                   l.created_ms AS latest_ms, l.description, p.revision AS published_revision \
+                   FROM functions f JOIN versions l ON l.function = f.name AND l.version = 0 \
+                   LEFT JOIN versions p ON p.function = f.name AND p.version = f.last_published \
+                   AND f.last_published > 0 ORDER BY f.name";
+        fetch_all(&self.pool, sql, &[], |row| {
+            let function = function_from_row(row)?;
+            let json: String = row.try_get("config")?;
+            let config = serde_json::from_str(&json).map_err(|e| {
+                StoreError::Corrupt(format!("config of function {} $LATEST: {e}", function.name))
+            })?;
+            let latest = VersionRow {
+                function: function.name.clone(),
+                version: 0,
+                config,
+                code_sha256: row.try_get("code_sha256")?,
+                code_size: row.try_get("code_size")?,
+                revision: row.try_get("revision")?,
+                created_ms: row.try_get("latest_ms")?,
+                description: row.try_get("description")?,
+            };
+            Ok(ListedFunction {
+                function,
+                latest,
+                published_revision: row.try_get("published_revision")?,
+            })
+        })
+        .await
     }
 }
 
@@ -347,11 +409,11 @@ async fn write_latest(
     now: i64,
 ) -> Result<VersionRow, StoreError> {
     sqlx::query(
-        "INSERT INTO versions (function, version, config, code_sha256, code_size, revision, created_ms, description) \
-         VALUES ($1, 0, $2, $3, $4, $5, $6, $7) \
+        "INSERT INTO versions (function, version, config, code_sha256, code_size, revision, created_ms, description, has_routes) \
+         VALUES ($1, 0, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (function, version) DO UPDATE SET config = excluded.config, \
          code_sha256 = excluded.code_sha256, code_size = excluded.code_size, revision = excluded.revision, \
-         created_ms = excluded.created_ms, description = excluded.description",
+         created_ms = excluded.created_ms, description = excluded.description, has_routes = excluded.has_routes",
     )
     .bind(name)
     .bind(c.config_json.as_str())
@@ -360,6 +422,7 @@ async fn write_latest(
     .bind(c.revision.as_str())
     .bind(now)
     .bind(c.config.description.as_str())
+    .bind(i64::from(c.config.routes().next().is_some()))
     .execute(&mut *conn)
     .await?;
     Ok(VersionRow {
@@ -403,8 +466,8 @@ async fn publish_locked(
         .unwrap_or(&latest.config.description)
         .to_string();
     sqlx::query(
-        "INSERT INTO versions (function, version, config, code_sha256, code_size, revision, created_ms, description) \
-         SELECT function, $2, config, code_sha256, code_size, revision, $3, $4 FROM versions \
+        "INSERT INTO versions (function, version, config, code_sha256, code_size, revision, created_ms, description, has_routes) \
+         SELECT function, $2, config, code_sha256, code_size, revision, $3, $4, has_routes FROM versions \
          WHERE function = $1 AND version = 0",
     )
     .bind(name)

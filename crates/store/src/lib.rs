@@ -38,7 +38,7 @@ use sql::{fetch_all, fetch_optional, numbered_params, per_chunk, placeholders, A
 pub use aliases::{AliasRow, AliasUpdate};
 pub use batch::{with_retries, BatchWriter, Weigh};
 pub use buses::BusSubscription;
-pub use functions::{DeployOutcome, FunctionRow, VersionRow};
+pub use functions::{DeployOutcome, FunctionRow, ListedFunction, VersionRow};
 pub use identity::FIRST_FUNCTION_UID;
 pub use invocations::InvocationRecord;
 pub use logs::{LogQuery, LogRow, LogScope};

@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "function tags", "0008_function_tags"),
     migration!(9, "log levels", "0009_log_levels"),
     migration!(10, "trace context", "0010_trace_context"),
+    migration!(11, "route index", "0011_route_index"),
 ];
 
 impl Migration {

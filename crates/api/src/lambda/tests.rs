@@ -24,6 +24,7 @@ async fn platform(dir: &std::path::Path) -> Platform {
         public_url: "http://127.0.0.1:1".into(),
         retry_base: std::time::Duration::from_millis(10),
         wasm_cache_dir: None,
+        wasm_compiler: None,
         isolation: updraft_platform::IsolationMode::Auto,
         allow_function_loopback: false,
         function_subnet: updraft_platform::DEFAULT_FUNCTION_SUBNET.parse().unwrap(),

@@ -345,7 +345,75 @@ async fn function_uids_are_distinct_stable_and_never_reused() {
     }
 }
 
+/// What deploys and `ls` read instead of every function: the functions with
+/// routes, an app's functions, and every function with its `$LATEST` and
+/// published revision in one query.
+async fn routes_apps_and_listing(db: &TestDb) {
+    let s = db.open().await;
+    let routed = |path: &str| {
+        let mut c = cfg(128);
+        c.triggers = vec![updraft_core::config::Trigger::Http(
+            updraft_core::config::HttpRoute::parse(&format!("GET {path}")).unwrap(),
+        )];
+        c
+    };
+    s.deploy("a", "shop", &cfg(128), "aaa", 10).await.unwrap();
+    s.deploy("b", "shop", &routed("/b"), "aaa", 10)
+        .await
+        .unwrap();
+    s.deploy("c", "other", &routed("/c"), "aaa", 10)
+        .await
+        .unwrap();
+    s.create_function("d", None, &cfg(128), "aaa", 10)
+        .await
+        .unwrap();
+    s.update_latest("d", &routed("/d"), "aaa", 10)
+        .await
+        .unwrap();
+    // c drops its route; a published version keeps its own.
+    s.deploy("c", "other", &cfg(128), "aaa", 10).await.unwrap();
+    let names = |rows: Vec<VersionRow>| rows.into_iter().map(|v| v.function).collect::<Vec<_>>();
+    assert_eq!(names(s.routed_latest().await.unwrap()), ["b", "d"]);
+    assert_eq!(s.app_functions("shop").await.unwrap(), ["a", "b"]);
+    assert_eq!(s.app_functions("other").await.unwrap(), ["c"]);
+    assert!(s.app_functions("none").await.unwrap().is_empty());
+
+    s.update_latest("a", &cfg(256), "aaa", 10).await.unwrap();
+    let listed = s.list_with_latest().await.unwrap();
+    let all: Vec<&str> = listed.iter().map(|l| l.function.name.as_str()).collect();
+    assert_eq!(all, ["a", "b", "c", "d"]);
+    for l in &listed {
+        let latest = s.get_version(&l.function.name, 0).await.unwrap().unwrap();
+        assert_eq!(l.latest, latest, "{}", l.function.name);
+        assert_eq!(
+            Some(&l.function),
+            s.get_function(&l.function.name).await.unwrap().as_ref()
+        );
+        let published = match l.function.last_published {
+            0 => None,
+            n => s
+                .get_version(&l.function.name, n)
+                .await
+                .unwrap()
+                .map(|v| v.revision),
+        };
+        assert_eq!(l.published_revision, published, "{}", l.function.name);
+    }
+    // a has unpublished changes, b is as published, d was never published.
+    assert_ne!(
+        listed[0].published_revision.as_deref(),
+        Some(listed[0].latest.revision.as_str())
+    );
+    assert_eq!(
+        listed[1].published_revision.as_deref(),
+        Some(listed[1].latest.revision.as_str())
+    );
+    assert_eq!(listed[3].published_revision, None);
+    db.finish(s).await;
+}
+
 suite!(
+    routes_apps_and_listing,
     deploy_semantics,
     create_update_publish,
     persists_across_reopen,

@@ -1,0 +1,332 @@
+//! Compiling a component in a helper process.
+//!
+//! Cranelift turns an uploaded component into machine code: the one step
+//! of a deploy that takes untrusted input through a large optimising
+//! compiler. The server does not do it in its own address space. It runs
+//! its own binary again (`updraft compile-wasm`, [`helper_main`]) under
+//! limits of CPU time and address space, at most one compile per core at
+//! a time, and waits for the artifact. So a component built to make the
+//! compiler take gigabytes or minutes costs a helper, never the server;
+//! and the compiler's heap, tens of megabytes for one component that
+//! the allocator would keep, goes back to the kernel when the helper exits,
+//! which is what lets a server hold thousands of idle wasm functions in a
+//! few kilobytes each.
+//!
+//! Library tests and embedders that cannot exec the server's binary leave
+//! [`Compiler`] unset: [`crate::cache::Artifacts`] then compiles in
+//! process, with the same engine settings.
+
+use crate::WasmError;
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Condvar, Mutex};
+
+/// CPU seconds one compile may take (soft limit: SIGXCPU; the hard limit,
+/// a few seconds later, is SIGKILL). The largest real components
+/// (an interpreter built with componentize-py, ~40 MB) take under a minute
+/// on one core.
+pub const CPU_SECONDS: u64 = 600;
+
+/// Address space of a helper. Cranelift compiles functions in parallel,
+/// each thread with its own arenas; the largest real components stay well
+/// under 2 GiB resident.
+pub const ADDRESS_SPACE_BYTES: u64 = 8 << 30;
+
+/// The most of a helper's stderr kept for an error message.
+const STDERR_BYTES: usize = 4096;
+
+/// Exit status of a helper whose input is not a valid component.
+pub const EXIT_INVALID: i32 = 2;
+/// Exit status of a helper whose engine differs from the server's.
+pub const EXIT_ENGINE_MISMATCH: i32 = 3;
+
+/// How the server runs its compile helper.
+pub struct Compiler {
+    program: PathBuf,
+    args: Vec<OsString>,
+    /// Compiles running now, at most [`Compiler::parallel`].
+    running: Mutex<usize>,
+    freed: Condvar,
+    parallel: usize,
+}
+
+impl Compiler {
+    /// A helper run as `PROGRAM ARGS... --engine-key KEY INPUT OUTPUT`; the
+    /// program must call [`helper_main`] with those last three.
+    pub fn new(program: impl Into<PathBuf>, args: &[&str]) -> Compiler {
+        Compiler {
+            program: program.into(),
+            args: args.iter().map(OsString::from).collect(),
+            running: Mutex::new(0),
+            freed: Condvar::new(),
+            parallel: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
+    /// This binary again (`/proc/self/exe`: the file that is running, even
+    /// if the one at its path was replaced since) with `args`.
+    pub fn this_binary(args: &[&str]) -> Compiler {
+        Compiler::new("/proc/self/exe", args)
+    }
+
+    /// Compiles `input` (the component `file` of a package) into `output`
+    /// for an engine whose key is `engine_key`. Blocking.
+    pub(crate) fn compile(
+        &self,
+        file: &str,
+        input: &Path,
+        output: &Path,
+        engine_key: &str,
+    ) -> Result<(), WasmError> {
+        let _turn = self.turn();
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .arg("--engine-key")
+            .arg(engine_key)
+            .arg(input)
+            .arg(output)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        die_with_parent(&mut command);
+        let mut child = command
+            .spawn()
+            .map_err(|e| WasmError::Io("starting the wasm compile helper", e))?;
+        let mut stderr = Vec::new();
+        if let Some(pipe) = child.stderr.take() {
+            // Read to the end (so a chatty helper never blocks on a full
+            // pipe), keep the start.
+            let mut pipe = pipe;
+            let mut buf = [0u8; 8192];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let room = STDERR_BYTES.saturating_sub(stderr.len());
+                        stderr.extend_from_slice(&buf[..n.min(room)]);
+                    }
+                }
+            }
+        }
+        let status = child
+            .wait()
+            .map_err(|e| WasmError::Io("waiting for the wasm compile helper", e))?;
+        let said = String::from_utf8_lossy(&stderr).trim().to_string();
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(0), _) => Ok(()),
+            (Some(EXIT_INVALID), _) => Err(WasmError::Invalid(format!(
+                "{file}: not a valid WebAssembly component: {said}"
+            ))),
+            (_, Some(libc::SIGXCPU)) => Err(WasmError::Invalid(format!(
+                "{file}: compiling the component took more than the {CPU_SECONDS} s of CPU a compile may take"
+            ))),
+            (_, Some(libc::SIGKILL)) => Err(WasmError::Invalid(format!(
+                "{file}: compiling the component was stopped: it took more than the {CPU_SECONDS} s of CPU or the memory a compile may take"
+            ))),
+            (_, Some(sig)) if said.contains("memory allocation") || sig == libc::SIGABRT => {
+                Err(WasmError::Invalid(format!(
+                    "{file}: compiling the component needed more than the {} GiB of memory a compile may take",
+                    ADDRESS_SPACE_BYTES >> 30
+                )))
+            }
+            (code, sig) => Err(WasmError::Engine(format!(
+                "the compile helper failed ({}){}",
+                match (code, sig) {
+                    (Some(c), _) => format!("exit status {c}"),
+                    (_, Some(s)) => format!("signal {s}"),
+                    _ => "no status".into(),
+                },
+                if said.is_empty() { String::new() } else { format!(": {said}") }
+            ))),
+        }
+    }
+
+    /// Waits for a free core.
+    fn turn(&self) -> Turn<'_> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        while *running >= self.parallel {
+            running = self.freed.wait(running).unwrap_or_else(|e| e.into_inner());
+        }
+        *running += 1;
+        Turn(self)
+    }
+}
+
+struct Turn<'a>(&'a Compiler);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut running = self.0.running.lock().unwrap_or_else(|e| e.into_inner());
+        *running -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// The helper is killed if the server thread that started it goes away.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of ours;
+    // it runs in the child between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Why a helper failed; [`HelperError::exit_code`] tells the server which.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("this binary's wasm engine ({ours}) is not the server's ({theirs}): the server's binary was replaced while it ran; restart it")]
+    EngineMismatch { ours: String, theirs: String },
+    #[error("{0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl HelperError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            HelperError::Invalid(_) => EXIT_INVALID,
+            HelperError::EngineMismatch { .. } => EXIT_ENGINE_MISMATCH,
+            HelperError::Io(..) | HelperError::Other(_) => 1,
+        }
+    }
+}
+
+/// The helper's side: limits itself, builds an engine with the server's
+/// settings, checks that its key is `engine_key`, compiles `input` and
+/// writes the artifact to `output`.
+pub fn helper_main(engine_key: &str, input: &Path, output: &Path) -> Result<(), HelperError> {
+    limit(libc::RLIMIT_CORE, 0, 0)?;
+    limit(libc::RLIMIT_CPU, CPU_SECONDS, CPU_SECONDS + 5)?;
+    limit(libc::RLIMIT_AS, ADDRESS_SPACE_BYTES, ADDRESS_SPACE_BYTES)?;
+    let engine = crate::engine::compile_only()
+        .map_err(|e| HelperError::Other(format!("wasm engine: {e:#}")))?;
+    let ours = crate::engine::key(&engine);
+    if ours != engine_key {
+        return Err(HelperError::EngineMismatch {
+            ours,
+            theirs: engine_key.to_string(),
+        });
+    }
+    let bytes = std::fs::read(input)
+        .map_err(|e| HelperError::Io(format!("reading {}", input.display()), e))?;
+    let compiled = engine
+        .precompile_component(&bytes)
+        .map_err(|e| HelperError::Invalid(format!("{e:#}")))?;
+    drop(bytes);
+    std::fs::write(output, &compiled)
+        .map_err(|e| HelperError::Io(format!("writing {}", output.display()), e))
+}
+
+/// Lowers a limit (never raises one the server was given lower).
+#[allow(unsafe_code)]
+fn limit(resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> Result<(), HelperError> {
+    let mut now = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass, which we own.
+    if unsafe { libc::getrlimit(resource, &mut now) } != 0 {
+        return Err(HelperError::Io(
+            format!("reading the compile helper's limits (resource {resource})"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let hard = hard.min(now.rlim_max);
+    let l = libc::rlimit {
+        rlim_cur: soft.min(hard),
+        rlim_max: hard,
+    };
+    // SAFETY: setrlimit only reads the struct we pass, which we own.
+    if unsafe { libc::setrlimit(resource, &l) } != 0 {
+        return Err(HelperError::Io(
+            format!("limiting the compile helper (resource {resource})"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in helper: a shell running `script` in place of the compiler
+    /// (the real one is the `updraft` binary, driven by tests/wasm.rs).
+    fn run(script: &str) -> Result<(), WasmError> {
+        let dir = tempfile::tempdir().unwrap();
+        let compiler = Compiler::new("/bin/sh", &["-c", script, "helper"]);
+        compiler.compile(
+            "fn.wasm",
+            &dir.path().join("in.wasm"),
+            &dir.path().join("out.cwasm"),
+            "0123",
+        )
+    }
+
+    #[test]
+    fn the_helper_gets_the_engine_key_input_and_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let seen = dir.path().join("args");
+        let script = format!("echo \"$@\" > {}", seen.display());
+        let compiler = Compiler::new("/bin/sh", &["-c", &script, "helper"]);
+        compiler
+            .compile(
+                "fn.wasm",
+                Path::new("/a/in.wasm"),
+                Path::new("/b/out"),
+                "k1",
+            )
+            .unwrap();
+        let args = std::fs::read_to_string(seen).unwrap();
+        assert_eq!(args.trim(), "--engine-key k1 /a/in.wasm /b/out");
+    }
+
+    #[test]
+    fn an_invalid_component_is_the_uploaders_error_with_the_helpers_words() {
+        let e = run("echo 'bad section at offset 8' >&2; exit 2").unwrap_err();
+        assert!(matches!(e, WasmError::Invalid(_)), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "fn.wasm: not a valid WebAssembly component: bad section at offset 8"
+        );
+    }
+
+    #[test]
+    fn a_helper_stopped_by_its_limits_names_the_limit() {
+        let e = run("kill -XCPU $$").unwrap_err();
+        assert!(matches!(e, WasmError::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains("s of CPU a compile may take"), "{e}");
+        let e = run("echo 'memory allocation of 4294967296 bytes failed' >&2; kill -ABRT $$")
+            .unwrap_err();
+        assert!(e.to_string().contains("GiB of memory"), "{e}");
+    }
+
+    #[test]
+    fn any_other_failure_is_the_servers_with_what_the_helper_said() {
+        let e = run("echo 'engine mismatch' >&2; exit 3").unwrap_err();
+        assert!(matches!(e, WasmError::Engine(_)), "{e:?}");
+        assert!(
+            e.to_string().contains("(exit status 3): engine mismatch"),
+            "{e}"
+        );
+        let e = run("head -c 100000 /dev/zero | tr '\\0' x >&2; exit 1").unwrap_err();
+        assert!(
+            e.to_string().len() < STDERR_BYTES + 200,
+            "stderr is cut short"
+        );
+    }
+}
