@@ -245,6 +245,46 @@ fn components_compile_at_deploy_once_and_a_restart_compiles_nothing() {
     let (status, _) = get(&url(&s, "wasm-js", "/"));
     assert_eq!(status, 200);
     assert_eq!(artifacts(&cache), before, "nothing was compiled again");
+
+    // Another component whose functions are all known (the same code, a
+    // custom section added: another sha256, so another artifact) is put
+    // together from the compiled-function cache: of the JS and C
+    // components' thousands of functions it adds only a few (trampolines
+    // Cranelift keys per component).
+    let functions = || {
+        walk(&cache.join("functions"))
+            .into_iter()
+            .filter(|p| p.extension().is_none())
+            .count()
+    };
+    let known = functions();
+    assert!(known > 0, "the compile helper keeps compiled functions");
+    let mut other = std::fs::read(fixture("wasm/c/handler.wasm")).unwrap();
+    other.extend_from_slice(&[0, 6, 4, b'n', b'o', b't', b'e', b'!']);
+    std::fs::write(copy.join("same.wasm"), other).unwrap();
+    s.deploy(&copy);
+    let (status, _) = get(&url(&s, "wasm-c-again", "/"));
+    assert_eq!(status, 200);
+    assert_eq!(artifacts(&cache).len(), before.len() + 1);
+    let added = functions() - known;
+    assert!(
+        added * 100 < known,
+        "{added} functions compiled again, of {known} known"
+    );
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
 
 #[test]

@@ -10,6 +10,9 @@ pub struct Args {
     /// The server engine's key: the helper refuses to compile for another.
     #[arg(long)]
     engine_key: String,
+    /// Compiled functions to reuse and add to (Cranelift's incremental cache).
+    #[arg(long)]
+    function_cache: PathBuf,
     /// The component.
     input: PathBuf,
     /// Where the compiled artifact goes.
@@ -19,7 +22,12 @@ pub struct Args {
 /// Runs before any async runtime or thread exists: the helper is one
 /// thread (and Cranelift's) under the limits it sets itself.
 pub fn run(args: Args) -> ExitCode {
-    match updraft_runtime_wasm::compile::helper_main(&args.engine_key, &args.input, &args.output) {
+    match updraft_runtime_wasm::compile::helper_main(
+        &args.engine_key,
+        &args.function_cache,
+        &args.input,
+        &args.output,
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");

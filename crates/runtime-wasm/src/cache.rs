@@ -82,7 +82,13 @@ impl Artifacts {
                     drop(bytes);
                     let tmp = temporary(&path);
                     let done = compiler
-                        .compile(&file, &source, &tmp, &self.engine_key)
+                        .compile(
+                            &file,
+                            &source,
+                            &tmp,
+                            &self.engine_key,
+                            &self.dir.join("functions"),
+                        )
                         .and_then(|()| {
                             fs::rename(&tmp, &path)
                                 .map_err(|e| WasmError::Io("writing a compiled component", e))

@@ -12,6 +12,12 @@
 //! which is what lets a server hold thousands of idle wasm functions in a
 //! few kilobytes each.
 //!
+//! Compiled functions are also kept one by one ([`FunctionCache`],
+//! `CACHE/functions`, Cranelift's incremental cache): components built
+//! with the same toolchain share most of their code (wasi-libc, an
+//! interpreter such as StarlingMonkey or CPython), and a function body
+//! compiled once is not compiled again for another component.
+//!
 //! Library tests and embedders that cannot exec the server's binary leave
 //! [`Compiler`] unset: [`crate::cache::Artifacts`] then compiles in
 //! process, with the same engine settings.
@@ -53,8 +59,8 @@ pub struct Compiler {
 }
 
 impl Compiler {
-    /// A helper run as `PROGRAM ARGS... --engine-key KEY INPUT OUTPUT`; the
-    /// program must call [`helper_main`] with those last three.
+    /// A helper run as `PROGRAM ARGS... --engine-key KEY --function-cache
+    /// DIR INPUT OUTPUT`; the program must call [`helper_main`] with them.
     pub fn new(program: impl Into<PathBuf>, args: &[&str]) -> Compiler {
         Compiler {
             program: program.into(),
@@ -79,6 +85,7 @@ impl Compiler {
         input: &Path,
         output: &Path,
         engine_key: &str,
+        functions: &Path,
     ) -> Result<(), WasmError> {
         let _turn = self.turn();
         let mut command = Command::new(&self.program);
@@ -86,6 +93,8 @@ impl Compiler {
             .args(&self.args)
             .arg("--engine-key")
             .arg(engine_key)
+            .arg("--function-cache")
+            .arg(functions)
             .arg(input)
             .arg(output)
             .stdin(Stdio::null())
@@ -206,13 +215,20 @@ impl HelperError {
 }
 
 /// The helper's side: limits itself, builds an engine with the server's
-/// settings, checks that its key is `engine_key`, compiles `input` and
-/// writes the artifact to `output`.
-pub fn helper_main(engine_key: &str, input: &Path, output: &Path) -> Result<(), HelperError> {
+/// settings and the function cache `functions`, checks that its key is
+/// `engine_key`, compiles `input` and writes the artifact to `output`.
+pub fn helper_main(
+    engine_key: &str,
+    functions: &Path,
+    input: &Path,
+    output: &Path,
+) -> Result<(), HelperError> {
     limit(libc::RLIMIT_CORE, 0, 0)?;
     limit(libc::RLIMIT_CPU, CPU_SECONDS, CPU_SECONDS + 5)?;
     limit(libc::RLIMIT_AS, ADDRESS_SPACE_BYTES, ADDRESS_SPACE_BYTES)?;
-    let engine = crate::engine::compile_only()
+    let cache = FunctionCache::open(functions)
+        .map_err(|e| HelperError::Io(format!("opening {}", functions.display()), e))?;
+    let engine = crate::engine::compile_only(Some(cache))
         .map_err(|e| HelperError::Other(format!("wasm engine: {e:#}")))?;
     let ours = crate::engine::key(&engine);
     if ours != engine_key {
@@ -229,6 +245,56 @@ pub fn helper_main(engine_key: &str, input: &Path, output: &Path) -> Result<(), 
     drop(bytes);
     std::fs::write(output, &compiled)
         .map_err(|e| HelperError::Io(format!("writing {}", output.display()), e))
+}
+
+/// Compiled functions on disk, by the hash of their body and the compiler's
+/// settings (Cranelift computes the key and checks a value against it):
+/// `DIR/{first two hex digits}/{key in hex}`, written whole then renamed.
+/// Only the server and its helpers can write DIR (it is below the 0700
+/// artifact cache). An entry that does not read back is compiled again.
+#[derive(Debug)]
+pub struct FunctionCache {
+    dir: PathBuf,
+}
+
+impl FunctionCache {
+    pub fn open(dir: &Path) -> std::io::Result<std::sync::Arc<FunctionCache>> {
+        std::fs::create_dir_all(dir)?;
+        Ok(std::sync::Arc::new(FunctionCache {
+            dir: dir.to_path_buf(),
+        }))
+    }
+
+    fn path(&self, key: &[u8]) -> Option<PathBuf> {
+        // Cranelift's keys are sha256 digests; anything else is not ours.
+        if key.is_empty() || key.len() > 64 {
+            return None;
+        }
+        let name = hex::encode(key);
+        Some(self.dir.join(&name[..2]).join(name))
+    }
+}
+
+impl wasmtime::CacheStore for FunctionCache {
+    fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+        std::fs::read(self.path(key)?).ok().map(Into::into)
+    }
+
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        let Some(path) = self.path(key) else {
+            return false;
+        };
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&tmp, &value))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.is_ok()
+    }
 }
 
 /// Lowers a limit (never raises one the server was given lower).
@@ -274,11 +340,12 @@ mod tests {
             &dir.path().join("in.wasm"),
             &dir.path().join("out.cwasm"),
             "0123",
+            &dir.path().join("functions"),
         )
     }
 
     #[test]
-    fn the_helper_gets_the_engine_key_input_and_output() {
+    fn the_helper_gets_the_engine_key_caches_input_and_output() {
         let dir = tempfile::tempdir().unwrap();
         let seen = dir.path().join("args");
         let script = format!("echo \"$@\" > {}", seen.display());
@@ -289,10 +356,14 @@ mod tests {
                 Path::new("/a/in.wasm"),
                 Path::new("/b/out"),
                 "k1",
+                Path::new("/c/f"),
             )
             .unwrap();
         let args = std::fs::read_to_string(seen).unwrap();
-        assert_eq!(args.trim(), "--engine-key k1 /a/in.wasm /b/out");
+        assert_eq!(
+            args.trim(),
+            "--engine-key k1 --function-cache /c/f /a/in.wasm /b/out"
+        );
     }
 
     #[test]
@@ -328,5 +399,21 @@ mod tests {
             e.to_string().len() < STDERR_BYTES + 200,
             "stderr is cut short"
         );
+    }
+
+    #[test]
+    fn the_function_cache_keeps_what_it_is_given_under_digest_keys() {
+        use wasmtime::CacheStore;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FunctionCache::open(&dir.path().join("f")).unwrap();
+        let key = [7u8; 32];
+        assert!(cache.get(&key).is_none());
+        assert!(cache.insert(&key, b"code".to_vec()));
+        assert_eq!(cache.get(&key).as_deref(), Some(&b"code"[..]));
+        assert!(dir.path().join("f/07").join("07".repeat(32)).is_file());
+        // Keys that are not digests are refused, not turned into paths.
+        assert!(!cache.insert(&[], b"x".to_vec()));
+        assert!(!cache.insert(&[1u8; 65], b"x".to_vec()));
+        assert!(cache.get(&[1u8; 65]).is_none());
     }
 }

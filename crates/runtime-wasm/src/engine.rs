@@ -71,8 +71,16 @@ pub fn build() -> Result<(Engine, bool), wasmtime::Error> {
 /// uses. Its artifacts load in [`build`]'s engine, pooling or not: the
 /// allocation strategy is not part of an engine's compatibility hash
 /// (`compile_only_matches_the_server` checks).
-pub fn compile_only() -> Result<Engine, wasmtime::Error> {
-    Engine::new(&base_config())
+/// With `functions`, compiled functions are reused from and added to that
+/// cache (not part of the compatibility hash either).
+pub fn compile_only(
+    functions: Option<std::sync::Arc<crate::compile::FunctionCache>>,
+) -> Result<Engine, wasmtime::Error> {
+    let mut config = base_config();
+    if let Some(cache) = functions {
+        config.enable_incremental_compilation(cache)?;
+    }
+    Engine::new(&config)
 }
 
 /// A short name for an engine's settings and wasmtime version: artifacts
@@ -167,7 +175,13 @@ mod tests {
     #[test]
     fn compile_only_matches_the_server() {
         let (server, _pooling) = super::build().unwrap();
-        let helper = super::compile_only().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = crate::compile::FunctionCache::open(dir.path()).unwrap();
+        let helper = super::compile_only(Some(cache)).unwrap();
         assert_eq!(super::key(&server), super::key(&helper));
+        assert_eq!(
+            super::key(&server),
+            super::key(&super::compile_only(None).unwrap())
+        );
     }
 }
