@@ -13,7 +13,9 @@ def run(ctx):
 def render(r):
     return [f"{mix(r)} single-function apps deployed with `updraft deploy DIR`, {r['parallel']} at a time "
             "(each one a CLI process: load the manifest, zip, sha256, skip the upload when the server has the "
-            "code, sign, deploy; a wasm deploy includes compiling its component).", "",
+            "code, sign, deploy; a wasm deploy includes compiling its component in the compile helper: the "
+            "components differ only in a custom section, so after the first one their functions come from the "
+            "compiled-function cache, as most functions of components built with one toolchain do).", "",
             *table(["functions", "deploys/s", "one deploy (median / p99)", "redeploy, unchanged",
                     "`updraft ls --json` (median / p99)", "`GET /api/v1/functions` (median / p99)"], "rrrrrr",
                    [[r["n"], f"{r['deploys_per_s']:.1f}", fmt_ms2(r["deploy_lat"]), fmt_ms(r["redeploy"]),

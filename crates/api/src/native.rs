@@ -89,7 +89,15 @@ async fn deploy(State(p): State<Platform>, Path(app): Path<String>, body: Bytes)
 }
 
 async fn list(State(p): State<Platform>) -> ApiResult {
-    Ok(Json(serde_json::json!({ "functions": p.list().await? })).into_response())
+    /// Serialised straight from the list (no `serde_json::Value` between).
+    #[derive(serde::Serialize)]
+    struct Listing {
+        functions: Vec<updraft_platform::FunctionInfo>,
+    }
+    Ok(Json(Listing {
+        functions: p.list().await?,
+    })
+    .into_response())
 }
 
 async fn get_function(State(p): State<Platform>, Path(name): Path<String>) -> ApiResult {

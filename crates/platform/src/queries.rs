@@ -2,7 +2,6 @@
 
 use crate::{Platform, PlatformError};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use updraft_core::now_ms;
 use updraft_core::UrlAuth;
 use updraft_metering::UsageReport;
@@ -107,15 +106,9 @@ impl Platform {
         }
     }
 
-    /// Every function, by name: two queries however many there are.
+    /// Every function, by name: one query however many there are.
     pub async fn list(&self) -> Result<Vec<FunctionInfo>, PlatformError> {
         let store = &self.inner.store;
-        let mut url_auth: HashMap<String, UrlAuth> = store
-            .all_function_settings()
-            .await?
-            .into_iter()
-            .filter_map(|s| Some((s.function, s.url_auth?)))
-            .collect();
         Ok(store
             .list_with_latest()
             .await?
@@ -128,7 +121,7 @@ impl Platform {
                     f.app,
                     f.updated_ms,
                     (f.last_published, l.published_revision.as_deref()),
-                    url_auth.remove(&f.name),
+                    l.url_auth,
                 )
             })
             .collect())

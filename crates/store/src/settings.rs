@@ -36,18 +36,21 @@ fn auth_text(a: UrlAuth) -> &'static str {
     }
 }
 
+/// A stored `url_auth`.
+pub(crate) fn auth_from_text(auth: Option<&str>) -> Result<Option<UrlAuth>, StoreError> {
+    match auth {
+        None => Ok(None),
+        Some("public") => Ok(Some(UrlAuth::Public)),
+        Some("private") => Ok(Some(UrlAuth::Private)),
+        Some(other) => Err(StoreError::Corrupt(format!(
+            "url_auth {other:?} of function settings"
+        ))),
+    }
+}
+
 fn settings_from_row(row: &AnyRow) -> Result<FunctionSettings, StoreError> {
     let auth: Option<String> = row.try_get("url_auth")?;
-    let url_auth = match auth.as_deref() {
-        None => None,
-        Some("public") => Some(UrlAuth::Public),
-        Some("private") => Some(UrlAuth::Private),
-        Some(other) => {
-            return Err(StoreError::Corrupt(format!(
-                "url_auth {other:?} of function settings"
-            )))
-        }
-    };
+    let url_auth = auth_from_text(auth.as_deref())?;
     Ok(FunctionSettings {
         function: row.try_get("function")?,
         url_auth,

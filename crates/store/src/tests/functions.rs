@@ -271,6 +271,10 @@ async fn corrupt_config_is_reported(db: &TestDb) {
         s.get_version("f", 0).await,
         Err(StoreError::Corrupt(_))
     ));
+    match s.list_with_latest().await {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("function f"), "{m}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
     db.finish(s).await;
 }
 
@@ -350,6 +354,7 @@ async fn function_uids_are_distinct_stable_and_never_reused() {
 /// published revision in one query.
 async fn routes_apps_and_listing(db: &TestDb) {
     let s = db.open().await;
+    assert!(s.list_with_latest().await.unwrap().is_empty());
     let routed = |path: &str| {
         let mut c = cfg(128);
         c.triggers = vec![updraft_core::config::Trigger::Http(
@@ -379,7 +384,10 @@ async fn routes_apps_and_listing(db: &TestDb) {
     assert!(s.app_functions("none").await.unwrap().is_empty());
 
     s.update_latest("a", &cfg(256), "aaa", 10).await.unwrap();
+    s.set_url("b", UrlAuth::Private, None).await.unwrap();
     let listed = s.list_with_latest().await.unwrap();
+    let auth: Vec<_> = listed.iter().map(|l| l.url_auth).collect();
+    assert_eq!(auth, [None, Some(UrlAuth::Private), None, None]);
     let all: Vec<&str> = listed.iter().map(|l| l.function.name.as_str()).collect();
     assert_eq!(all, ["a", "b", "c", "d"]);
     for l in &listed {
