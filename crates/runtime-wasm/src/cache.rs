@@ -144,9 +144,11 @@ impl Artifacts {
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     // SAFETY: the file was written by `Engine::precompile_component` of this
-    // server into a directory only the server can write (mode 0700), under a
-    // name that includes the engine's compatibility hash; wasmtime checks its
-    // header against this engine's settings before using it.
+    // server, or of its compile helper (this same binary, whose engine key
+    // is checked equal to the server's before it compiles), into a
+    // directory only the server can write (mode 0700), under a name that
+    // includes the engine's compatibility hash; wasmtime checks its header
+    // against this engine's settings before using it.
     unsafe { Component::deserialize_file(engine, path) }
 }
 
