@@ -363,6 +363,11 @@ pub struct FunctionConfig {
         skip_serializing_if = "crate::logs::LoggingConfig::is_default"
     )]
     pub logging: crate::logs::LoggingConfig,
+    /// Start instances from a snapshot: a template that has run the
+    /// function's init once, forked per instance (python3 only; Lambda's
+    /// SnapStart).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub snapshot: bool,
 }
 
 /// The form of a permission, as errors state it.
@@ -444,6 +449,13 @@ impl FunctionConfig {
                 }
             }
             RuntimeKind::Provided | RuntimeKind::Wasm => {}
+        }
+        if self.snapshot && self.kind() != RuntimeKind::Python3 {
+            return Err(Invalid::new(
+                "snapshot",
+                "false for this runtime (snapshots are of python3 functions)",
+                true,
+            ));
         }
         if !(128..=10240).contains(&self.memory_mb) {
             return Err(Invalid::new(
@@ -537,6 +549,7 @@ mod tests {
             description: String::new(),
             permissions: Vec::new(),
             logging: Default::default(),
+            snapshot: false,
         }
     }
 

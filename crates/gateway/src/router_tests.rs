@@ -73,6 +73,7 @@ fn function(name: &str, url: UrlAuth, routes: &[&str], sha: &str) -> DeployFunct
             description: String::new(),
             permissions: Vec::new(),
             logging: Default::default(),
+            snapshot: false,
         },
         code_sha256: sha.into(),
     }

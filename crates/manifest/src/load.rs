@@ -320,6 +320,7 @@ impl Cx<'_> {
                 Ok(l) => l.unwrap_or_default(),
                 Err((k, msg)) => return Err(self.invalid(key(&format!("logging.{k}")), msg)),
             },
+            snapshot: f.snapshot,
         };
         // The shared rules live in core so that the Lambda API enforces the same
         // ones; their field becomes "functions.NAME.field".

@@ -550,6 +550,7 @@ mod tests {
             description: String::new(),
             permissions: Vec::new(),
             logging: Default::default(),
+            snapshot: false,
         };
         let mut s = FunctionSettings {
             reserved_concurrency: Some(2),

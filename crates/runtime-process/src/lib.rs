@@ -10,6 +10,7 @@ mod output;
 mod proc;
 pub mod sandbox;
 pub mod sdk;
+mod snapshot;
 #[cfg(test)]
 mod test_support;
 mod zygote;
@@ -60,6 +61,7 @@ use updraft_scheduler::{Instance, InstanceSpec, Runtime, StartFailure};
 const PYTHON_BOOTSTRAP: &str = include_str!("../bootstrap/python3/bootstrap.py");
 const NODE_BOOTSTRAP: &str = include_str!("../bootstrap/nodejs/bootstrap.js");
 const PYTHON_ZYGOTE: &str = include_str!("../bootstrap/python3/zygote.py");
+const PYTHON_SNAPSHOT_HOOKS: &str = include_str!("../bootstrap/python3/lib/snapshot_restore_py.py");
 
 /// The `PATH` instances see: the system's, never the server's.
 const INSTANCE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -97,6 +99,8 @@ pub struct ProcessRuntime {
     sdk: Option<Sdk>,
     /// python3 template processes instances are forked from.
     zygotes: Arc<zygote::Zygotes>,
+    /// Templates that ran a function's init (`snapshot = true`).
+    snapshots: Arc<snapshot::Snapshots>,
 }
 
 /// Parked children's boxes: a cgroup and network namespace each, and the
@@ -182,6 +186,11 @@ impl ProcessRuntime {
         for (dir, file, text) in [
             ("python3", "bootstrap.py", PYTHON_BOOTSTRAP),
             ("python3", "zygote.py", PYTHON_ZYGOTE),
+            (
+                "python3/lib",
+                "snapshot_restore_py.py",
+                PYTHON_SNAPSHOT_HOOKS,
+            ),
             ("nodejs", "bootstrap.js", NODE_BOOTSTRAP),
         ] {
             let d = runtimes_dir.join(dir);
@@ -212,6 +221,7 @@ impl ProcessRuntime {
         ));
         Ok(ProcessRuntime {
             zygotes,
+            snapshots: Arc::default(),
             access: Arc::default(),
             instances_dir,
             runtimes_dir,
@@ -460,16 +470,27 @@ impl ProcessRuntime {
             .command(&spec)
             .map_err(|m| fail("Runtime.InvalidEntrypoint", m))?;
         let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
-        let prepared = self
-            .prepare(&spec, &id, request_id, &program, &args)
-            .await
-            .map_err(|e| {
-                fail(
-                    "Runtime.StartError",
-                    format!("could not start an instance: {e}"),
-                )
-            })?;
-        let (instance, handles) = prepared;
+        let template = match self.template_for(&spec, request_id).await {
+            Ok(t) => t,
+            Err(TemplateError::Start(failure)) => return Err(failure),
+            Err(TemplateError::Io(e)) => {
+                tracing::warn!(function = %spec.function, "no snapshot template, starting afresh: {e}");
+                None
+            }
+        };
+        let prepared = match &template {
+            Some(t) => self.prepare_from(t, &spec, &id, request_id).await,
+            None => {
+                self.prepare(&spec, &id, request_id, &program, &args, None)
+                    .await
+            }
+        };
+        let (instance, handles) = prepared.map_err(|e| {
+            fail(
+                "Runtime.StartError",
+                format!("could not start an instance: {e}"),
+            )
+        })?;
         let mut ready = handles.ready;
         let mut init_error = handles.init_error;
         let mut exit = instance.exit.clone();
@@ -508,6 +529,7 @@ impl ProcessRuntime {
         request_id: &str,
         program: &Path,
         args: &[PathBuf],
+        keep: Option<&OwnedFd>,
     ) -> io::Result<(ProcessInstance, api::ApiHandles)> {
         use std::os::unix::fs::PermissionsExt;
         // Before the credentials are minted (in `env`): they expire no
@@ -550,6 +572,11 @@ impl ProcessRuntime {
             (None, Some(_)) => self.park_host().await,
             (None, None) => None,
         };
+        if keep.is_some() && zygote.is_none() {
+            return Err(io::Error::other(
+                "a snapshot template is forked from the python3 template process, which is off",
+            ));
+        }
         let mut parked = host.as_ref().and_then(|z| z.take_parked(&self.zygotes));
 
         // The Runtime API: in the instance's own network namespace, or on
@@ -578,14 +605,7 @@ impl ProcessRuntime {
             let addr = listener.local_addr()?.to_string();
             (sandbox::UidListener::new(listener, uid), None, addr)
         };
-        let (state, handles) = api::new_state();
-        let mut app = api::router(state);
-        if let Some(access) = self.access.get() {
-            app = app.fallback_service(access.control.clone());
-        }
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (server, handles) = self.serve_api(listener);
         partial.server = Some(server.abort_handle());
 
         let t_cgroup = Instant::now();
@@ -624,7 +644,13 @@ impl ProcessRuntime {
             spec.uid,
         )?;
         let (reader, writer) = io::pipe()?;
-        let env = self.env(spec, &api_addr, id);
+        let mut env = self.env(spec, &api_addr, id);
+        if keep.is_some() {
+            // zygote.py puts the order socket at descriptor 3.
+            env.insert("_UPDRAFT_SNAPSHOT_FD".into(), "3".into());
+            env.insert("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "snap-start".into());
+        }
+        let keep = keep.map(std::os::fd::AsRawFd::as_raw_fd);
         let t_spawn = Instant::now();
         let spawned = if let Some(p) = parked.take() {
             // Its cgroup and network namespace are the ones above: this
@@ -633,7 +659,7 @@ impl ProcessRuntime {
                 Some((program, _)) => {
                     let log = OwnedFd::from(writer.try_clone()?);
                     drop(writer);
-                    let ordered = p.order(program, &env, &log, exec_argv.as_deref());
+                    let ordered = p.order(program, &env, &log, exec_argv.as_deref(), keep);
                     drop(setup);
                     ordered
                 }
@@ -646,7 +672,7 @@ impl ProcessRuntime {
             if let Some(z) = &zygote {
                 if let Some((program, fds)) = setup.program() {
                     let log = OwnedFd::from(writer.try_clone()?);
-                    match z.fork(program, &env, &log, &fds).await {
+                    match z.fork(program, &env, &log, &fds, keep).await {
                         Ok(f) => forked = Some(f),
                         Err(e) => {
                             tracing::warn!(function = %spec.function, "forking from the python3 template failed, starting by exec: {e}")
@@ -660,6 +686,9 @@ impl ProcessRuntime {
                     drop(setup);
                     Ok(f)
                 }
+                None if keep.is_some() => Err(io::Error::other(
+                    "the snapshot template could not be forked from the python3 template process",
+                )),
                 None => self.exec(program, args, env, setup, writer),
             }
         };
@@ -713,6 +742,261 @@ impl ProcessRuntime {
             oom_flag,
             stopped: AtomicBool::new(false),
             retire_at: self.access.get().map(|a| minted + a.credentials_ttl),
+        };
+        Ok((instance, handles))
+    }
+}
+
+/// Why there is no snapshot template to fork from.
+enum TemplateError {
+    /// Its start failed as an instance's would (the function's init
+    /// failed, timed out or crashed): the invocation's error.
+    Start(StartFailure),
+    /// The platform could not make it: instances start afresh.
+    Io(io::Error),
+}
+
+impl ProcessRuntime {
+    /// Serves an instance's Runtime API (and the control API beside it)
+    /// on `listener`.
+    fn serve_api(
+        &self,
+        listener: sandbox::UidListener,
+    ) -> (tokio::task::JoinHandle<()>, api::ApiHandles) {
+        let (state, handles) = api::new_state();
+        let mut app = api::router(state);
+        if let Some(access) = self.access.get() {
+            app = app.fallback_service(access.control.clone());
+        }
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (server, handles)
+    }
+
+    /// The snapshot template of `spec`'s revision, started if there is
+    /// none (or it died, or its credentials grew old); `None` when the
+    /// function asks for no snapshot or its instances cannot fork from the
+    /// python3 template process.
+    async fn template_for(
+        &self,
+        spec: &Arc<InstanceSpec>,
+        request_id: &str,
+    ) -> Result<Option<Arc<snapshot::Template>>, TemplateError> {
+        if !spec.config.snapshot || self.zygote_for(spec).await.is_none() {
+            return Ok(None);
+        }
+        let max_age = self.access.get().map(|a| a.credentials_ttl / 2);
+        self.snapshots.sweep_from_now_on(max_age);
+        let cell = self.snapshots.cell(&spec.revision);
+        let mut slot = cell.lock().await;
+        if let Some(t) = slot.as_ref() {
+            let young = max_age.is_none_or(|m| t.minted.elapsed() < m);
+            if t.alive() && young {
+                return Ok(Some(t.clone()));
+            }
+        }
+        if let Some(old) = slot.take() {
+            self.snapshots.retire(old);
+        }
+        let t = self.start_template(spec, request_id).await?;
+        *slot = Some(t.clone());
+        Ok(Some(t))
+    }
+
+    /// Starts a template: an instance whose bootstrap runs the init and
+    /// then waits for orders on a socket of ours.
+    async fn start_template(
+        &self,
+        spec: &Arc<InstanceSpec>,
+        request_id: &str,
+    ) -> Result<Arc<snapshot::Template>, TemplateError> {
+        let io = TemplateError::Io;
+        let (program, args) = self
+            .command(spec)
+            .map_err(|m| TemplateError::Io(io::Error::other(m)))?;
+        let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+        let (ours, theirs) = zygote::seqpacket_pair().map_err(io)?;
+        let minted = Instant::now();
+        let (instance, handles) = self
+            .prepare(spec, &id, request_id, &program, &args, Some(&theirs))
+            .await
+            .map_err(io)?;
+        drop(theirs);
+        let (orders, ready) = zygote::Zygote::attach(ours).map_err(io)?;
+        let mut init_error = handles.init_error;
+        let mut exit = instance.exit.clone();
+        let deadline = Instant::now() + Duration::from_millis(spec.config.timeout_ms);
+        let failure = tokio::select! {
+            Ok(_) = ready => None,
+            Ok((error_type, body)) = &mut init_error => Some(Outcome::Error { kind: ErrorKind::Init, error_type, body: body.to_vec() }),
+            _ = exited(&mut exit) => Some(instance.exit_outcome(request_id)),
+            _ = tokio::time::sleep_until(deadline.into()) => Some(Outcome::platform_error(
+                ErrorKind::Init,
+                "Sandbox.Timedout",
+                format!("RequestId: {request_id} Error: init did not complete within {:.2} seconds (the snapshot's template was not ready)", spec.config.timeout_ms as f64 / 1000.0),
+            )),
+        };
+        instance.output.flush();
+        if let Some(outcome) = failure {
+            let max_memory_mb = instance.max_memory_mb();
+            instance.stop_now().await;
+            return Err(TemplateError::Start(StartFailure {
+                outcome,
+                max_memory_mb,
+            }));
+        }
+        let netns = if self.isolation.network_ns {
+            let f = fs::File::open(format!("/proc/{}/ns/net", instance.pid)).map_err(io)?;
+            Some(OwnedFd::from(f))
+        } else {
+            None
+        };
+        let procs = instance
+            .cgroup
+            .as_ref()
+            .and_then(|c| c.procs_files().next());
+        tracing::info!(function = %spec.function, revision = %spec.revision, "snapshot template ready");
+        Ok(Arc::new(snapshot::Template {
+            orders,
+            instance,
+            netns,
+            procs,
+            minted,
+            live: Arc::default(),
+            last_fork: std::sync::Mutex::new(Instant::now().into()),
+        }))
+    }
+
+    /// An instance forked from the template `t`: a Runtime API in the
+    /// template's network namespace, a cgroup of its own, the child moved
+    /// into it, then its environment and log sent.
+    async fn prepare_from(
+        &self,
+        t: &Arc<snapshot::Template>,
+        spec: &Arc<InstanceSpec>,
+        id: &str,
+        request_id: &str,
+    ) -> io::Result<(ProcessInstance, api::ApiHandles)> {
+        *t.last_fork.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now().into();
+        let iso = &self.isolation;
+        let uid = iso.per_function_uid.then_some(spec.uid);
+        let dir = self.instances_dir.join(id);
+        fs::create_dir_all(&dir)?;
+        let mut partial = Partial {
+            server: None,
+            cgroup: None,
+            pid: None,
+            dir: dir.clone(),
+            kept: false,
+        };
+        let (listener, api_addr) = match &t.netns {
+            Some(ns) => {
+                let ns = ns.try_clone()?;
+                let l = tokio::task::spawn_blocking(move || sandbox::netns::listen_in(&ns))
+                    .await
+                    .map_err(io::Error::other)??;
+                let addr = l.local_addr()?.to_string();
+                let l = tokio::net::TcpListener::from_std(l)?;
+                (sandbox::UidListener::new(l, None), addr)
+            }
+            None => {
+                let l = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+                let addr = l.local_addr()?.to_string();
+                (sandbox::UidListener::new(l, uid), addr)
+            }
+        };
+        let (server, handles) = self.serve_api(listener);
+        partial.server = Some(server.abort_handle());
+        if let Some(root) = &iso.cgroups {
+            let limits = sandbox::cgroup::Limits {
+                memory_bytes: u64::from(spec.config.memory_mb) << 20,
+                pids: sandbox::cgroup::DEFAULT_PIDS,
+            };
+            let root = root.clone();
+            let name = id.to_string();
+            partial.cgroup = Some(
+                tokio::task::spawn_blocking(move || root.create(&name, limits))
+                    .await
+                    .map_err(io::Error::other)??,
+            );
+        }
+
+        // The child: its pid from the kernel, checked to be the template's.
+        let (ours, theirs) = zygote::seqpacket_pair()?;
+        let hello = snapshot::hello_socket(ours)?;
+        let (_, reported) = t
+            .orders
+            .fork_snapshot(std::os::fd::AsRawFd::as_raw_fd(&theirs))
+            .await?;
+        drop(theirs);
+        let creds = snapshot::hello_from(&hello).await?;
+        let pid = creds.pid();
+        let ours_to_move = match &t.procs {
+            Some(procs) => snapshot::in_cgroup(procs, pid),
+            None => uid.is_none_or(|u| creds.uid() == u),
+        };
+        if pid <= 0 || !ours_to_move {
+            return Err(io::Error::other(format!(
+                "the snapshot template's child (pid {pid}) is not in its box"
+            )));
+        }
+        partial.pid = Some(pid);
+        if let Some(cg) = &partial.cgroup {
+            let files: Vec<PathBuf> = cg.procs_files().collect();
+            tokio::task::spawn_blocking(move || {
+                files.iter().try_for_each(|f| fs::write(f, pid.to_string()))
+            })
+            .await
+            .map_err(io::Error::other)??;
+        }
+        let exit_rx = snapshot::watch_exit(pid, reported, t.live.clone())?;
+        let mut env = self.env(spec, &api_addr, id);
+        env.insert("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "snap-start".into());
+        let (reader, writer) = io::pipe()?;
+        let order = serde_json::to_vec(&serde_json::json!({ "env": env }))?;
+        snapshot::send_order(&hello, &order, std::os::fd::AsRawFd::as_raw_fd(&writer))?;
+        drop(writer);
+        fs::write(
+            dir.join("pid"),
+            format!("{pid} {}", start_time(pid).unwrap_or(0)),
+        )?;
+        let output = output::Output::spawn(
+            OwnedFd::from(reader),
+            spec.function.clone(),
+            request_id,
+            self.logs.clone(),
+        )?;
+        let peak = Arc::new(AtomicU64::new(0));
+        let oom_flag = Arc::new(AtomicBool::new(false));
+        if partial.cgroup.is_none() {
+            tokio::spawn(rss_watchdog(
+                pid,
+                false,
+                u64::from(spec.config.memory_mb) << 20,
+                peak.clone(),
+                oom_flag.clone(),
+                exit_rx.clone(),
+            ));
+        }
+        let cgroup = partial.keep();
+        let instance = ProcessInstance {
+            spec: spec.clone(),
+            pid,
+            isolation_pid_ns: false,
+            dir,
+            invocations: handles.invocations.clone(),
+            exit: exit_rx,
+            output,
+            cgroup,
+            server,
+            peak,
+            oom_flag,
+            stopped: AtomicBool::new(false),
+            retire_at: self
+                .access
+                .get()
+                .map(|a| Instant::from(t.minted) + a.credentials_ttl),
         };
         Ok((instance, handles))
     }

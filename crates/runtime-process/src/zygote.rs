@@ -259,13 +259,18 @@ impl Parked {
         env: &BTreeMap<String, String>,
         log: &OwnedFd,
         exec: Option<&[String]>,
+        keep: Option<RawFd>,
     ) -> io::Result<(i32, watch::Receiver<Option<String>>)> {
-        let msg = serde_json::to_vec(&json!({ "jail": program, "env": env, "exec": exec }))?;
+        let msg = serde_json::to_vec(
+            &json!({ "jail": program, "env": env, "exec": exec, "keep": keep.is_some() }),
+        )?;
+        let mut fds = vec![log.as_raw_fd()];
+        fds.extend(keep);
         // A fresh socket with one message on it: this never blocks.
         let n = sendmsg::<()>(
             self.child.order.as_raw_fd(),
             &[IoSlice::new(&msg)],
-            &[ControlMessage::ScmRights(&[log.as_raw_fd()])],
+            &[ControlMessage::ScmRights(&fds)],
             MsgFlags::MSG_NOSIGNAL,
             None,
         )
@@ -391,19 +396,61 @@ impl Zygote {
     }
 
     /// Forks an instance boxed by `program` (with `fds`, in its order),
-    /// its stdout and stderr on `log`: its pid and its exit, as a wait of
-    /// a child spawned by the server would give them.
+    /// its stdout and stderr on `log`, and `keep` (a snapshot template's
+    /// order socket) at descriptor 3: its pid and its exit, as a wait of a
+    /// child spawned by the server would give them.
     pub(crate) async fn fork(
         &self,
         program: Value,
         env: &BTreeMap<String, String>,
         log: &OwnedFd,
         fds: &[RawFd],
+        keep: Option<RawFd>,
     ) -> io::Result<(i32, watch::Receiver<Option<String>>)> {
         let mut all = vec![log.as_raw_fd()];
+        all.extend(keep);
         all.extend_from_slice(fds);
-        self.request(json!({ "jail": program, "env": env }), &all)
-            .await
+        self.request(
+            json!({ "jail": program, "env": env, "keep": keep.is_some() }),
+            &all,
+        )
+        .await
+    }
+
+    /// The same conversation with a snapshot template (bootstrap.py
+    /// `_snapshot`) on `socket`, already started: it answers `{"ready"}`
+    /// (the receiver), then a pid per order and each child's exit.
+    pub(crate) fn attach(socket: OwnedFd) -> io::Result<(Arc<Zygote>, oneshot::Receiver<i32>)> {
+        set_nonblocking(&socket)?;
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let state = Arc::new(Mutex::new(State {
+            alive: true,
+            ready: Some(ready_tx),
+            ..State::default()
+        }));
+        // SAFETY: an OwnedFd stays open, and the same descriptor, for as
+        // long as the AsyncFd owns it.
+        #[allow(unsafe_code)]
+        let socket =
+            unsafe { AsyncFd::register(socket) }.map_err(|e| io::Error::other(e.to_string()))?;
+        let zygote = Arc::new(Zygote {
+            pid: 0,
+            socket,
+            seq: AtomicU64::new(0),
+            state: state.clone(),
+        });
+        tokio::spawn(read_replies(Arc::downgrade(&zygote), state));
+        Ok((zygote, ready_rx))
+    }
+
+    /// Orders a snapshot template to fork: the child says hello on
+    /// `hello` and waits there for its environment. Its pid as the
+    /// template sees it, and its exit as the template reports it.
+    pub(crate) async fn fork_snapshot(
+        &self,
+        hello: RawFd,
+    ) -> io::Result<(i32, watch::Receiver<Option<String>>)> {
+        self.request(json!({}), &[hello]).await
     }
 
     /// Forks a child that runs what no function decides (cgroup, network
@@ -662,7 +709,7 @@ async fn read_replies(zygote: std::sync::Weak<Zygote>, state: Arc<Mutex<State>>)
 }
 
 /// A connected pair of message sockets, both close-on-exec.
-fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -671,7 +718,7 @@ fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we own.
     #[allow(unsafe_code)]
     unsafe {

@@ -269,6 +269,7 @@ mod tests {
             description: String::new(),
             permissions: Vec::new(),
             logging: Default::default(),
+            snapshot: false,
         }
     }
 

@@ -112,6 +112,7 @@ fn cfg(memory_mb: u32) -> FunctionConfig {
         description: "hello".into(),
         permissions: Vec::new(),
         logging: Default::default(),
+        snapshot: false,
     }
 }
 

@@ -41,6 +41,9 @@ pub(super) struct RawFunction {
     #[serde(default)]
     pub(super) permissions: Vec<String>,
     pub(super) logging: Option<RawLogging>,
+    /// Start instances from a template that has run the init (python3).
+    #[serde(default)]
+    pub(super) snapshot: bool,
 }
 
 /// `[functions.NAME.logging]`: Lambda's `LoggingConfig`.

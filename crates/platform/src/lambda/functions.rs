@@ -30,6 +30,7 @@ impl Platform {
             // The role's grants, as the server defines them (`--role`).
             permissions: self.role_permissions(f.role.as_deref()),
             logging: f.logging,
+            snapshot: false,
         };
         let mut config = config;
         if config.kind() == RuntimeKind::Wasm {

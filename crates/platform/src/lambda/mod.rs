@@ -175,6 +175,7 @@ mod tests {
             description: String::new(),
             permissions: Vec::new(),
             logging: Default::default(),
+            snapshot: false,
         };
         match check_config("f", &c) {
             Err(PlatformError::Invalid(e)) => assert_eq!(e.field, "memory_mb"),

@@ -21,6 +21,8 @@ _THIS_FILE = os.path.abspath(__file__)
 # so a function's own copy (in its code) wins, as on Lambda.
 SDK_DIR = os.path.join(os.path.dirname(_THIS_FILE), "sdk")
 SDK_MODULES = ("boto3", "botocore", "s3transfer")
+# Modules the runtime provides (snapshot_restore_py), last on sys.path too.
+LIB_DIR = os.path.join(os.path.dirname(_THIS_FILE), "lib")
 SDK_HINT = (
     " (the AWS SDK for Python is not installed on this server: start it with"
     " `updraft server --install-sdk`, or give an installed copy with --sdk-dir DIR)"
@@ -51,6 +53,9 @@ API_PREFIX = "/2018-06-01/runtime"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
 JSON_HEADERS = {"Content-Type": "application/json"}
 NEXT_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)  # ~1.5s in total, then exit 1
+# Set by the server for a snapshot template (`snapshot = true`): the socket
+# it orders instances on. Not the function's to see.
+_SNAPSHOT_FD = _ENV.pop("_UPDRAFT_SNAPSHOT_FD", None)
 
 
 # --- Runtime API client (one keep-alive connection) -------------------------
@@ -468,6 +473,158 @@ def handle_invocation(client, handler, headers, body):
         )
 
 
+# --- Snapshots (snapshot = true) ----------------------------------------------
+def _run_hooks(which):
+    """Runs the hooks registered with snapshot_restore_py (the runtime's copy
+    or a function's own): `before_snapshot` or `after_restore`."""
+    mod = sys.modules.get("snapshot_restore_py")
+    getter = getattr(mod, "get_" + which, None) if mod is not None else None
+    if getter is None:
+        return
+    for func, args, kwargs in list(getter()):
+        func(*args, **kwargs)
+
+
+def _fail_init(client):
+    error = build_fault(sys.exc_info(), None)
+    log_error(error)
+    client.post(
+        API_PREFIX + "/init/error",
+        json.dumps(error).encode("utf-8"),
+        {"Content-Type": "application/json", ERROR_TYPE_HEADER: error["errorType"]},
+    )
+    _flush()
+    os._exit(1)
+
+
+def _snapshot(client, fd):
+    """This process is a snapshot template: the function's init has run.
+    Serves the server's orders on the socket at `fd`: each forks an
+    instance, which returns from here (a new Runtime API client) once the
+    server has moved it into its own cgroup and sent it its environment and
+    log. This process reports each child's pid and, as their parent, their
+    exits. The box (root, uid, namespaces, seccomp) is this process's own,
+    made before the init ran, and each child inherits it."""
+    import ctypes
+    import gc
+    import selectors
+    import signal
+    import socket
+
+    try:
+        _run_hooks("before_snapshot")
+    except Exception:
+        _fail_init(client)
+    _flush()
+    client.close()
+    # Objects made by the init stay out of the collector's way: a collection
+    # in an instance would otherwise touch, and so copy, every page of them.
+    gc.collect()
+    gc.freeze()
+
+    sock = socket.socket(fileno=fd)
+    me = os.getpid()
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ, "server")
+    sel.register(wake_r, selectors.EVENT_READ, "children")
+
+    def send(msg):
+        sock.send(json.dumps(msg).encode())
+
+    send({"ready": me})
+    hello = None
+    while hello is None:
+        for key, _ in sel.select():
+            if key.data == "children":
+                try:
+                    while os.read(wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                while True:
+                    try:
+                        pid, status = os.waitpid(-1, os.WNOHANG)
+                    except ChildProcessError:
+                        break
+                    if pid == 0:
+                        break
+                    send({"exit": pid, "status": status})
+                continue
+            try:
+                msg, fds, flags, _ = socket.recv_fds(sock, 1 << 16, 4)
+            except InterruptedError:
+                continue
+            if not msg:
+                os._exit(0)  # the server is gone
+            try:
+                seq = json.loads(msg)["seq"]
+            except (ValueError, KeyError, TypeError):
+                seq = None
+            if seq is None or len(fds) != 1 or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+                for f in fds:
+                    os.close(f)
+                if seq is not None:
+                    send({"seq": seq, "error": "an unreadable order"})
+                continue
+            try:
+                pid = os.fork()
+            except OSError as e:
+                os.close(fds[0])
+                send({"seq": seq, "error": "fork: %s" % e})
+                continue
+            if pid == 0:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                sel.close()
+                os.close(wake_r)
+                os.close(wake_w)
+                sock.close()
+                hello = fds[0]
+                break
+            os.close(fds[0])
+            send({"seq": seq, "pid": pid})
+
+    # An instance: its own session (the server signals the group), and it
+    # dies with the template.
+    os.setsid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+    if os.getppid() != me:
+        os._exit(1)
+    conn = socket.socket(fileno=hello)
+    try:
+        conn.send(b"hello")  # the server reads this process's pid from it
+        msg, fds, flags, _ = socket.recv_fds(conn, 1 << 20, 1)
+    except OSError:
+        os._exit(1)
+    conn.close()
+    if not msg or len(fds) != 1 or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        os._exit(0)  # the server changed its mind
+    order = json.loads(msg)
+    os.dup2(fds[0], 1)
+    os.dup2(fds[0], 2)
+    os.close(fds[0])
+    os.environ.clear()
+    os.environ.update(order["env"])
+    time.tzset()
+    global RUNTIME_API, LOG_STREAM_NAME
+    RUNTIME_API = os.environ.get("AWS_LAMBDA_RUNTIME_API", "")
+    LOG_STREAM_NAME = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+    client = RuntimeClient(RUNTIME_API)
+    # Each instance draws its own random numbers (os.urandom and the
+    # secrets module always do; the random module's state was the template's).
+    if "random" in sys.modules:
+        sys.modules["random"].seed()
+    try:
+        _run_hooks("after_restore")
+    except Exception:
+        _fail_init(client)
+    return client
+
+
 def main():
     if not RUNTIME_API:
         _stderr("AWS_LAMBDA_RUNTIME_API is not set")
@@ -478,6 +635,8 @@ def main():
         sys.path.insert(0, TASK_ROOT)
     if SDK_DIR not in sys.path:
         sys.path.append(SDK_DIR)
+    if LIB_DIR not in sys.path:
+        sys.path.append(LIB_DIR)
 
     error = None
     try:
@@ -495,6 +654,10 @@ def main():
         )
         _flush()
         os._exit(1)
+
+    if _SNAPSHOT_FD is not None:
+        # Returns in each instance forked from this template.
+        client = _snapshot(client, int(_SNAPSHOT_FD))
 
     while True:
         headers, body = client.next_invocation()

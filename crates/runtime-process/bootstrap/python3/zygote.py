@@ -425,16 +425,25 @@ def _instance(req, fds, parent, bootstrap_code, bootstrap_path):
         prefix_done = False
     p, env, exec_ = req["jail"], req["env"], req.get("exec")
     log = fds[0]
+    # A snapshot template's order socket (`"keep"`), after the log.
+    keep = fds[1] if req.get("keep") else None
+    box_fds = fds[2:] if keep is not None else fds[1:]
     os.dup2(log, 1)
     os.dup2(log, 2)
     try:
         if not prefix_done:
-            _jail_prefix(p, fds[1:], parent)
+            _jail_prefix(p, box_fds, parent)
         _jail_rest(p, env, exec_=bool(exec_), parked_seccomp=seccomp)
     except _Failed:
         os._exit(1)
-    # Only stdin, stdout and stderr cross into the function.
-    _close_from(p["c"], 3)
+    # Only stdin, stdout and stderr cross into the function (and a
+    # template's order socket, as descriptor 3).
+    if keep is not None:
+        if keep != 3:
+            os.dup2(keep, 3)
+        _close_from(p["c"], 4)
+    else:
+        _close_from(p["c"], 3)
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)

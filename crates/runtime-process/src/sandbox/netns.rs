@@ -141,6 +141,29 @@ fn make() -> io::Result<Namespace> {
     })
 }
 
+/// A listener at 127.0.0.1 (any port) inside the network namespace `ns`:
+/// one more Runtime API in a namespace that holds one already (the
+/// instances of a snapshot template share its namespace).
+pub fn listen_in(ns: &OwnedFd) -> io::Result<std::net::TcpListener> {
+    let ns = ns.try_clone()?;
+    std::thread::Builder::new()
+        .name("updraft-netns".into())
+        .spawn(move || {
+            #[allow(unsafe_code)]
+            // SAFETY: setns affects only this thread, which ends after this call.
+            unsafe {
+                if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        })?
+        .join()
+        .map_err(|_| io::Error::other("the network namespace thread panicked"))?
+}
+
 /// Where the next slot search starts: spread over the subnet so that servers
 /// sharing a host (and the slots of instances just stopped, whose veth may
 /// still be going away) rarely meet. The kernel settles any meeting: a host

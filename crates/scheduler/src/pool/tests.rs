@@ -132,6 +132,7 @@ fn spec(revision: &str, scaling: Scaling) -> Arc<InstanceSpec> {
             description: String::new(),
             permissions: Vec::new(),
             logging: Default::default(),
+            snapshot: false,
         },
         code_sha256: String::new(),
         code_dir: std::path::PathBuf::new(),
