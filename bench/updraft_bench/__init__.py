@@ -5,7 +5,7 @@
                               # (with --only: just those scenarios' sections, the rest kept)
     bench/run --quick         # smoke run of every scenario (< 2 minutes once built);
                               # exits 1 if a scenario breaks (errors where 0 are required)
-    bench/run --only warm,cold  # some scenarios: warm wasm cold burst control density emulators sandbox
+    bench/run --only warm,cold  # some scenarios: warm wasm cold snapshot burst control density emulators sandbox
                                 #   events keepalive observability
 
 Builds in release mode what it needs (the `updraft` binary into target/bench,
@@ -26,6 +26,8 @@ Scenarios (the goals are the ones of issue 5 and, for wasm, issue 4):
   cold     cold start after deploy and after scale-to-zero, python3/nodejs/provided
            (+wasm); the platform's share = total - the runtime's own start, and
            cold - warm = the cold request minus the same request sent again
+  snapshot a python3 handler with a dozen heavy imports, cold, with and without
+           `snapshot = true`, beside a hello
   burst    0 -> 200 concurrent requests to a 100 ms function, max_instances = 50
   control  deploys per second and `updraft ls` latency with 10,000 functions (--fleet N)
   density  server RSS with 10,000 functions idle and with 100 warm (--fleet N)

@@ -479,7 +479,7 @@ impl ProcessRuntime {
             }
         };
         let prepared = match &template {
-            Some(t) => self.prepare_from(t, &spec, &id, request_id).await,
+            Some(t) => self.prepare_from(t, &spec, request_id).await,
             None => {
                 self.prepare(&spec, &id, request_id, &program, &args, None)
                     .await
@@ -800,6 +800,13 @@ impl ProcessRuntime {
             self.snapshots.retire(old);
         }
         let t = self.start_template(spec, request_id).await?;
+        // A child parked at once: the first instance need not wait for it.
+        let limits = sandbox::cgroup::Limits {
+            memory_bytes: u64::from(spec.config.memory_mb) << 20,
+            pids: sandbox::cgroup::DEFAULT_PIDS,
+        };
+        let uid = self.isolation.per_function_uid.then_some(spec.uid);
+        t.refill(self.isolation.cgroups.clone(), limits, uid);
         *slot = Some(t.clone());
         Ok(Some(t))
     }
@@ -831,7 +838,7 @@ impl ProcessRuntime {
             Ok(_) = ready => None,
             Ok((error_type, body)) = &mut init_error => Some(Outcome::Error { kind: ErrorKind::Init, error_type, body: body.to_vec() }),
             _ = exited(&mut exit) => Some(instance.exit_outcome(request_id)),
-            _ = tokio::time::sleep_until(deadline.into()) => Some(Outcome::platform_error(
+            _ = tokio::time::sleep_until(deadline) => Some(Outcome::platform_error(
                 ErrorKind::Init,
                 "Sandbox.Timedout",
                 format!("RequestId: {request_id} Error: init did not complete within {:.2} seconds (the snapshot's template was not ready)", spec.config.timeout_ms as f64 / 1000.0),
@@ -864,7 +871,9 @@ impl ProcessRuntime {
             procs,
             minted,
             live: Arc::default(),
-            last_fork: std::sync::Mutex::new(Instant::now().into()),
+            last_fork: std::sync::Mutex::new(Instant::now()),
+            parked: Default::default(),
+            parking: Default::default(),
         }))
     }
 
@@ -875,18 +884,26 @@ impl ProcessRuntime {
         &self,
         t: &Arc<snapshot::Template>,
         spec: &Arc<InstanceSpec>,
-        id: &str,
         request_id: &str,
     ) -> io::Result<(ProcessInstance, api::ApiHandles)> {
-        *t.last_fork.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now().into();
         let iso = &self.isolation;
         let uid = iso.per_function_uid.then_some(spec.uid);
-        let dir = self.instances_dir.join(id);
+        let limits = sandbox::cgroup::Limits {
+            memory_bytes: u64::from(spec.config.memory_mb) << 20,
+            pids: sandbox::cgroup::DEFAULT_PIDS,
+        };
+        let t_child = Instant::now();
+        let mut child = t.child(iso.cgroups.clone(), limits, uid).await?;
+        let t_api = Instant::now();
+        // The instance is named after its child's cgroup.
+        let id = child.id.clone();
+        let dir = self.instances_dir.join(&id);
         fs::create_dir_all(&dir)?;
+        let pid = child.pid;
         let mut partial = Partial {
             server: None,
-            cgroup: None,
-            pid: None,
+            cgroup: child.cgroup.take(),
+            pid: Some(pid),
             dir: dir.clone(),
             kept: false,
         };
@@ -908,55 +925,24 @@ impl ProcessRuntime {
         };
         let (server, handles) = self.serve_api(listener);
         partial.server = Some(server.abort_handle());
-        if let Some(root) = &iso.cgroups {
-            let limits = sandbox::cgroup::Limits {
-                memory_bytes: u64::from(spec.config.memory_mb) << 20,
-                pids: sandbox::cgroup::DEFAULT_PIDS,
-            };
-            let root = root.clone();
-            let name = id.to_string();
-            partial.cgroup = Some(
-                tokio::task::spawn_blocking(move || root.create(&name, limits))
-                    .await
-                    .map_err(io::Error::other)??,
-            );
-        }
-
-        // The child: its pid from the kernel, checked to be the template's.
-        let (ours, theirs) = zygote::seqpacket_pair()?;
-        let hello = snapshot::hello_socket(ours)?;
-        let (_, reported) = t
-            .orders
-            .fork_snapshot(std::os::fd::AsRawFd::as_raw_fd(&theirs))
-            .await?;
-        drop(theirs);
-        let creds = snapshot::hello_from(&hello).await?;
-        let pid = creds.pid();
-        let ours_to_move = match &t.procs {
-            Some(procs) => snapshot::in_cgroup(procs, pid),
-            None => uid.is_none_or(|u| creds.uid() == u),
-        };
-        if pid <= 0 || !ours_to_move {
-            return Err(io::Error::other(format!(
-                "the snapshot template's child (pid {pid}) is not in its box"
-            )));
-        }
-        partial.pid = Some(pid);
-        if let Some(cg) = &partial.cgroup {
-            let files: Vec<PathBuf> = cg.procs_files().collect();
-            tokio::task::spawn_blocking(move || {
-                files.iter().try_for_each(|f| fs::write(f, pid.to_string()))
-            })
-            .await
-            .map_err(io::Error::other)??;
-        }
-        let exit_rx = snapshot::watch_exit(pid, reported, t.live.clone())?;
-        let mut env = self.env(spec, &api_addr, id);
+        let exit_rx = child.exit.clone();
+        let mut env = self.env(spec, &api_addr, &id);
         env.insert("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "snap-start".into());
         let (reader, writer) = io::pipe()?;
         let order = serde_json::to_vec(&serde_json::json!({ "env": env }))?;
-        snapshot::send_order(&hello, &order, std::os::fd::AsRawFd::as_raw_fd(&writer))?;
+        snapshot::send_order(
+            &child.hello,
+            &order,
+            std::os::fd::AsRawFd::as_raw_fd(&writer),
+        )?;
         drop(writer);
+        drop(child);
+        tracing::debug!(
+            function = %spec.function,
+            child_us = (t_api - t_child).as_micros() as u64,
+            after_us = t_api.elapsed().as_micros() as u64,
+            "instance prepared from a snapshot"
+        );
         fs::write(
             dir.join("pid"),
             format!("{pid} {}", start_time(pid).unwrap_or(0)),
@@ -993,10 +979,7 @@ impl ProcessRuntime {
             peak,
             oom_flag,
             stopped: AtomicBool::new(false),
-            retire_at: self
-                .access
-                .get()
-                .map(|a| Instant::from(t.minted) + a.credentials_ttl),
+            retire_at: self.access.get().map(|a| t.minted + a.credentials_ttl),
         };
         Ok((instance, handles))
     }

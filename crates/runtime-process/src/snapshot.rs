@@ -57,9 +57,189 @@ pub(crate) struct Template {
     /// When the credentials its init saw were minted: every child may hold
     /// them, so each retires as if started then.
     pub(crate) minted: Instant,
-    /// Children alive.
+    /// Instances forked from it and alive (not counting parked children).
     pub(crate) live: Arc<AtomicUsize>,
     pub(crate) last_fork: Mutex<Instant>,
+    /// Children forked and moved into their cgroups ahead of need, and how
+    /// many are being made.
+    pub(crate) parked: Mutex<std::collections::VecDeque<ParkedChild>>,
+    pub(crate) parking: AtomicUsize,
+}
+
+/// Children kept parked per template: a cold start takes one and skips the
+/// fork, the hello and the cgroup move (on cgroup v1 the move waits out an
+/// RCU grace period); a burst that takes it forks the rest on the spot.
+pub(crate) const PARKED: usize = 1;
+
+/// A child of a template, in a cgroup of its own, waiting for its order.
+pub(crate) struct ParkedChild {
+    /// The instance it becomes (its cgroup is named after it).
+    pub(crate) id: String,
+    pub(crate) pid: i32,
+    pub(crate) hello: AsyncFd<OwnedFd>,
+    pub(crate) exit: watch::Receiver<Option<String>>,
+    pub(crate) cgroup: Option<crate::sandbox::Cgroup>,
+}
+
+impl Drop for ParkedChild {
+    fn drop(&mut self) {
+        // Unless ordered (then the instance owns its cgroup), it ends with
+        // its socket, and its cgroup goes once it has.
+        let Some(cg) = self.cgroup.take() else { return };
+        crate::sandbox::kill(self.pid, libc::SIGKILL);
+        let mut exit = self.exit.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                exited(&mut exit).await;
+                tokio::task::spawn_blocking(move || cg.remove());
+            });
+        }
+    }
+}
+
+/// Forks a child of `t` into a new cgroup with `limits` (none without a
+/// cgroup root): its pid from the kernel, checked to be the template's
+/// before it is moved. `uid`: the function's, when instances switch users.
+pub(crate) async fn park(
+    t: &Template,
+    cgroups: Option<crate::sandbox::cgroup::CgroupRoot>,
+    limits: crate::sandbox::cgroup::Limits,
+    uid: Option<u32>,
+) -> io::Result<ParkedChild> {
+    let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+    let cgroup = match cgroups {
+        Some(root) => {
+            let name = id.clone();
+            Some(
+                tokio::task::spawn_blocking(move || root.create(&name, limits))
+                    .await
+                    .map_err(io::Error::other)??,
+            )
+        }
+        None => None,
+    };
+    // Removed on any error below.
+    let guard = scopeguard(cgroup);
+    let (ours, theirs) = crate::zygote::seqpacket_pair()?;
+    let hello = hello_socket(ours)?;
+    let (_, reported) = t.orders.fork_snapshot(theirs.as_raw_fd()).await?;
+    drop(theirs);
+    let creds = hello_from(&hello).await?;
+    let pid = creds.pid();
+    let ours_to_move = match &t.procs {
+        Some(procs) => in_cgroup(procs, pid),
+        None => uid.is_none_or(|u| creds.uid() == u),
+    };
+    if pid <= 0 || !ours_to_move {
+        return Err(io::Error::other(format!(
+            "the snapshot template's child (pid {pid}) is not in its box"
+        )));
+    }
+    let exit = watch_exit(pid, reported)?;
+    let cgroup = guard.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let parked = ParkedChild {
+        id,
+        pid,
+        hello,
+        exit,
+        cgroup,
+    };
+    if let Some(cg) = &parked.cgroup {
+        let files: Vec<PathBuf> = cg.procs_files().collect();
+        tokio::task::spawn_blocking(move || {
+            files
+                .iter()
+                .try_for_each(|f| std::fs::write(f, pid.to_string()))
+        })
+        .await
+        .map_err(io::Error::other)??;
+    }
+    Ok(parked)
+}
+
+/// A cgroup removed when dropped, unless taken.
+struct CgroupGuard(Mutex<Option<crate::sandbox::Cgroup>>);
+
+fn scopeguard(cg: Option<crate::sandbox::Cgroup>) -> CgroupGuard {
+    CgroupGuard(Mutex::new(cg))
+}
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Some(cg) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            cg.remove();
+        }
+    }
+}
+
+impl Template {
+    /// A parked child if one is ready and alive, or one forked now; more
+    /// are parked in the background.
+    pub(crate) async fn child(
+        self: &Arc<Self>,
+        cgroups: Option<crate::sandbox::cgroup::CgroupRoot>,
+        limits: crate::sandbox::cgroup::Limits,
+        uid: Option<u32>,
+    ) -> io::Result<ParkedChild> {
+        *self.last_fork.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let ready = loop {
+            let next = self
+                .parked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            match next {
+                Some(p) if p.exit.borrow().is_none() => break Some(p),
+                Some(_) => continue,
+                None => break None,
+            }
+        };
+        self.refill(cgroups.clone(), limits, uid);
+        let child = match ready {
+            Some(p) => p,
+            None => park(self, cgroups, limits, uid).await?,
+        };
+        // Alive until it exits.
+        self.live.fetch_add(1, Ordering::SeqCst);
+        let live = self.live.clone();
+        let mut exit = child.exit.clone();
+        tokio::spawn(async move {
+            exited(&mut exit).await;
+            live.fetch_sub(1, Ordering::SeqCst);
+        });
+        Ok(child)
+    }
+
+    /// Parks children until [`PARKED`] wait (or are being made).
+    pub(crate) fn refill(
+        self: &Arc<Self>,
+        cgroups: Option<crate::sandbox::cgroup::CgroupRoot>,
+        limits: crate::sandbox::cgroup::Limits,
+        uid: Option<u32>,
+    ) {
+        let have = self.parked.lock().unwrap_or_else(|e| e.into_inner()).len()
+            + self.parking.load(Ordering::SeqCst);
+        for _ in have..PARKED {
+            self.parking.fetch_add(1, Ordering::SeqCst);
+            let t = self.clone();
+            let cgroups = cgroups.clone();
+            tokio::spawn(async move {
+                let parked = park(&t, cgroups, limits, uid).await;
+                t.parking.fetch_sub(1, Ordering::SeqCst);
+                match parked {
+                    Ok(p) if t.alive() => t
+                        .parked
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push_back(p),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(function = %t.instance.spec.function, "parking a snapshot child failed: {e}")
+                    }
+                }
+            });
+        }
+    }
 }
 
 impl Template {
@@ -72,10 +252,13 @@ impl Template {
     }
 }
 
+/// Where one revision's template lives; its lock is held while it starts.
+pub(crate) type Cell = Arc<tokio::sync::Mutex<Option<Arc<Template>>>>;
+
 /// The templates of one server, by function revision.
 #[derive(Default)]
 pub(crate) struct Snapshots {
-    cells: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Arc<Template>>>>>>,
+    cells: Mutex<HashMap<String, Cell>>,
     /// Replaced or idle templates, stopped once no child of theirs runs.
     retiring: Mutex<Vec<Arc<Template>>>,
     sweeping: std::sync::atomic::AtomicBool,
@@ -83,7 +266,7 @@ pub(crate) struct Snapshots {
 
 impl Snapshots {
     /// The cell of `revision`'s template: its lock is held while one starts.
-    pub(crate) fn cell(&self, revision: &str) -> Arc<tokio::sync::Mutex<Option<Arc<Template>>>> {
+    pub(crate) fn cell(&self, revision: &str) -> Cell {
         self.cells
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -242,7 +425,6 @@ pub(crate) fn in_cgroup(procs: &std::path::Path, pid: i32) -> bool {
 pub(crate) fn watch_exit(
     pid: i32,
     mut reported: watch::Receiver<Option<String>>,
-    live: Arc<AtomicUsize>,
 ) -> io::Result<watch::Receiver<Option<String>>> {
     #[allow(unsafe_code)]
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
@@ -256,7 +438,6 @@ pub(crate) fn watch_exit(
     let pidfd = unsafe { AsyncFd::register(OwnedFd::from_raw_fd(fd as RawFd)) }
         .map_err(|e| io::Error::other(e.to_string()))?;
     let (tx, rx) = watch::channel(None);
-    live.fetch_add(1, Ordering::SeqCst);
     tokio::spawn(async move {
         let mut first = reported.clone();
         tokio::select! {
@@ -266,7 +447,6 @@ pub(crate) fn watch_exit(
             }
         }
         let how = reported.borrow().clone().unwrap_or_else(|| "exited".into());
-        live.fetch_sub(1, Ordering::SeqCst);
         let _ = tx.send(Some(how));
     });
     Ok(rx)
