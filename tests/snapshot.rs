@@ -170,3 +170,85 @@ fn snapshot_is_refused_for_other_runtimes() {
         stderr(&out)
     );
 }
+
+/// The template ran the function's code, so the server believes nothing
+/// it says: a child's pid comes from the kernel. An init that makes every
+/// hello claim another process's credentials (PID 1, root) is refused by
+/// the kernel, and the instance still runs as itself.
+#[test]
+fn attack_a_template_cannot_make_the_server_move_another_process() {
+    let s = Server::start("snapshot-forge");
+    let dir = scratch("snapshot-forge-app");
+    let code = r#"
+import os, socket, struct
+_Real = socket.socket
+FORGED = []
+
+class Forging(_Real):
+    def send(self, data, *args):
+        if data == b"hello":
+            creds = struct.pack("iII", 1, 0, 0)
+            try:
+                self.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
+                FORGED.append("sent")
+                return len(data)
+            except OSError as e:
+                FORGED.append(e.errno)
+        return super().send(data, *args)
+
+socket.socket = Forging
+
+def handler(event, context):
+    with open("/proc/self/cgroup") as f:
+        cgroup = f.read()
+    return {"forged": FORGED, "uid": os.getuid(), "cgroup": cgroup,
+            "instance": os.environ["UPDRAFT_INSTANCE_ID"]}
+"#;
+    app(&dir, "forge", "python3", code);
+    s.deploy(&dir);
+    let server_cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", s.pid())).unwrap();
+    let v = s.invoke_json("forge", "{}");
+    // EPERM: only a process's own pid (without CAP_SYS_ADMIN).
+    assert_eq!(v["forged"], serde_json::json!([1]), "{v}");
+    if require(is_root(), "root (per-function uids and cgroups)") {
+        assert!(v["uid"].as_u64().unwrap() >= 1000, "{v}");
+        let instance = v["instance"].as_str().unwrap();
+        assert!(
+            v["cgroup"].as_str().unwrap().contains(instance),
+            "the child itself was moved: {v}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{}/cgroup", s.pid())).unwrap(),
+        server_cgroup,
+        "the server's own cgroups are untouched"
+    );
+    assert_eq!(get(&format!("{}/healthz", s.endpoint)).0, 200);
+}
+
+/// A template that answers orders without forking (its init replaced
+/// `os.fork`) names pids that are not its children: the start fails with a
+/// clear error, promptly, and the server carries on.
+#[test]
+fn attack_a_template_that_lies_about_its_children_fails_the_start_only() {
+    let s = Server::start("snapshot-liar");
+    let dir = scratch("snapshot-liar-app");
+    let code = "import os\nos.fork = lambda: 1\ndef handler(e, c):\n    return 1\n";
+    app(&dir, "liar", "python3", code);
+    s.deploy(&dir);
+    let out = s.cli(&["invoke", "liar"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).starts_with("Runtime.StartError: ")
+            && (stderr(&out).contains("did not say hello")
+                || stderr(&out).contains("closed its socket")),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(get(&format!("{}/healthz", s.endpoint)).0, 200);
+    s.deploy(&fixture("py"));
+    assert_eq!(
+        s.invoke_json("echo", "{}")["context"]["function_name"],
+        "echo"
+    );
+}
