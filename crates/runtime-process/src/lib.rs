@@ -707,18 +707,13 @@ impl ProcessRuntime {
             request_id,
             self.logs.clone(),
         )?;
-        let peak = Arc::new(AtomicU64::new(0));
-        let oom_flag = Arc::new(AtomicBool::new(false));
-        if partial.cgroup.is_none() {
-            tokio::spawn(rss_watchdog(
-                pid,
-                iso.features.pid_ns,
-                u64::from(spec.config.memory_mb) << 20,
-                peak.clone(),
-                oom_flag.clone(),
-                exit_rx.clone(),
-            ));
-        }
+        let (peak, oom_flag) = watch_memory(
+            partial.cgroup.is_none(),
+            pid,
+            iso.features.pid_ns,
+            spec,
+            &exit_rx,
+        );
         tracing::debug!(
             function = %spec.function,
             netns_us = (t_cgroup - t_netns).as_micros() as u64,
@@ -745,6 +740,31 @@ impl ProcessRuntime {
         };
         Ok((instance, handles))
     }
+}
+
+/// The peak memory and out-of-memory flags of an instance: kept by a
+/// watchdog of `pid`'s resident memory when it has no cgroup (`watch`),
+/// otherwise the cgroup's.
+fn watch_memory(
+    watch: bool,
+    pid: i32,
+    pid_ns: bool,
+    spec: &InstanceSpec,
+    exit: &watch::Receiver<Option<String>>,
+) -> (Arc<AtomicU64>, Arc<AtomicBool>) {
+    let peak = Arc::new(AtomicU64::new(0));
+    let oom_flag = Arc::new(AtomicBool::new(false));
+    if watch {
+        tokio::spawn(rss_watchdog(
+            pid,
+            pid_ns,
+            u64::from(spec.config.memory_mb) << 20,
+            peak.clone(),
+            oom_flag.clone(),
+            exit.clone(),
+        ));
+    }
+    (peak, oom_flag)
 }
 
 /// Why there is no snapshot template to fork from.
@@ -953,18 +973,7 @@ impl ProcessRuntime {
             request_id,
             self.logs.clone(),
         )?;
-        let peak = Arc::new(AtomicU64::new(0));
-        let oom_flag = Arc::new(AtomicBool::new(false));
-        if partial.cgroup.is_none() {
-            tokio::spawn(rss_watchdog(
-                pid,
-                false,
-                u64::from(spec.config.memory_mb) << 20,
-                peak.clone(),
-                oom_flag.clone(),
-                exit_rx.clone(),
-            ));
-        }
+        let (peak, oom_flag) = watch_memory(partial.cgroup.is_none(), pid, false, spec, &exit_rx);
         let cgroup = partial.keep();
         let instance = ProcessInstance {
             spec: spec.clone(),

@@ -358,24 +358,8 @@ impl Zygote {
         let mut child = cmd.spawn()?;
         drop(theirs);
         let pid = child.id().unwrap_or(0) as i32;
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let state = Arc::new(Mutex::new(State {
-            alive: true,
-            ready: Some(ready_tx),
-            ..State::default()
-        }));
-        // SAFETY: an OwnedFd stays open, and the same descriptor, for as
-        // long as the AsyncFd owns it.
-        #[allow(unsafe_code)]
-        let socket =
-            unsafe { AsyncFd::register(ours) }.map_err(|e| io::Error::other(e.to_string()))?;
-        let zygote = Arc::new(Zygote {
-            pid,
-            socket,
-            seq: AtomicU64::new(0),
-            state: state.clone(),
-        });
-        tokio::spawn(read_replies(Arc::downgrade(&zygote), state.clone()));
+        let (zygote, ready_rx) = Zygote::on(ours, pid)?;
+        let state = zygote.state.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
             tracing::debug!(pid, ?status, "python3 template process exited");
@@ -422,6 +406,12 @@ impl Zygote {
     /// (the receiver), then a pid per order and each child's exit.
     pub(crate) fn attach(socket: OwnedFd) -> io::Result<(Arc<Zygote>, oneshot::Receiver<i32>)> {
         set_nonblocking(&socket)?;
+        Zygote::on(socket, 0)
+    }
+
+    /// The conversation on `socket` (non-blocking) with the process `pid`
+    /// (0: not the server's child), its replies read from now on.
+    fn on(socket: OwnedFd, pid: i32) -> io::Result<(Arc<Zygote>, oneshot::Receiver<i32>)> {
         let (ready_tx, ready_rx) = oneshot::channel();
         let state = Arc::new(Mutex::new(State {
             alive: true,
@@ -434,7 +424,7 @@ impl Zygote {
         let socket =
             unsafe { AsyncFd::register(socket) }.map_err(|e| io::Error::other(e.to_string()))?;
         let zygote = Arc::new(Zygote {
-            pid: 0,
+            pid,
             socket,
             seq: AtomicU64::new(0),
             state: state.clone(),

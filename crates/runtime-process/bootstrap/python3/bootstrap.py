@@ -485,8 +485,11 @@ def _run_hooks(which):
         func(*args, **kwargs)
 
 
-def _fail_init(client):
-    error = build_fault(sys.exc_info(), None)
+def _fail_init(client, error=None):
+    """Reports the init's error (the exception being handled, unless
+    given) and exits, as Lambda's runtime does."""
+    if error is None:
+        error = build_fault(sys.exc_info(), None)
     log_error(error)
     client.post(
         API_PREFIX + "/init/error",
@@ -646,14 +649,7 @@ def main():
     except Exception:
         error = build_fault(sys.exc_info(), None)
     if error is not None:
-        log_error(error)
-        client.post(
-            API_PREFIX + "/init/error",
-            json.dumps(error).encode("utf-8"),
-            {"Content-Type": "application/json", ERROR_TYPE_HEADER: error["errorType"]},
-        )
-        _flush()
-        os._exit(1)
+        _fail_init(client, error)
 
     if _SNAPSHOT_FD is not None:
         # Returns in each instance forked from this template.
