@@ -636,10 +636,10 @@ def main():
     _install_logging()
     if TASK_ROOT not in sys.path:
         sys.path.insert(0, TASK_ROOT)
-    if SDK_DIR not in sys.path:
-        sys.path.append(SDK_DIR)
     if LIB_DIR not in sys.path:
         sys.path.append(LIB_DIR)
+    if SDK_DIR not in sys.path:
+        sys.path.append(SDK_DIR)
 
     error = None
     try:
