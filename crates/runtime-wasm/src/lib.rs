@@ -2,9 +2,8 @@
 //! `wasi:cli` interfaces, as `wasmtime serve -S cli` provides) run by
 //! wasmtime. One `Engine` with the pooling allocator; each component compiled
 //! once at deploy into a cache keyed by its content hash (the most recent
-//! ones also kept in memory); one `ProxyPre` per loaded version, dropped when
-//! its last slot idles out; a fresh `Store` per request, limited to
-//! `memory_mb` and stopped at its deadline by epochs.
+//! ones also kept in memory, linked: a `ProxyPre` each); a fresh `Store` per
+//! request, limited to `memory_mb` and stopped at its deadline by epochs.
 //!
 //! In the scheduler's terms an instance of a wasm function is a *slot*: room
 //! for one concurrent request on a loaded version (`max_instances ×
@@ -46,9 +45,21 @@ pub enum WasmError {
     Engine(String),
 }
 
-/// A version loaded for serving: its pre-linked component.
+/// A component loaded for serving: pre-linked.
 struct Loaded {
     pre: ProxyPre<Guest>,
+}
+
+/// A version being served: held by its slots (the first one's start was
+/// the cold start), found by further slots while any lives.
+pub(crate) struct Serving {
+    loaded: Arc<Loaded>,
+}
+
+impl Serving {
+    pub(crate) fn pre(&self) -> &ProxyPre<Guest> {
+        &self.loaded.pre
+    }
 }
 
 struct Inner {
@@ -58,12 +69,12 @@ struct Inner {
     linker: Linker<Guest>,
     artifacts: cache::Artifacts,
     /// Loaded versions by code package; alive while a slot holds them.
-    loaded: Mutex<HashMap<String, Weak<Loaded>>>,
+    loaded: Mutex<HashMap<String, Weak<Serving>>>,
     /// One load at a time, so concurrent cold starts of a version load it once.
     loading: tokio::sync::Mutex<()>,
-    /// The most recently loaded compiled components, kept after their
-    /// versions scaled to zero (no `ProxyPre`, store or instance is left): a
-    /// start from zero then links in memory instead of loading from disk.
+    /// The most recently loaded components, compiled and linked, kept after
+    /// their versions scaled to zero (no store or instance is left): a start
+    /// from zero then takes one from memory, neither loading nor linking.
     recent: Recent,
     ticker: engine::Ticker,
     logs: Arc<dyn LogSink>,
@@ -123,18 +134,18 @@ impl WasmRuntime {
     }
 
     /// Compiles a version's component unless it is cached, and checks that it
-    /// links against the proxy world; the compiled component stays in memory
+    /// links against the proxy world; the linked component stays in memory
     /// for the first request.
     async fn prepare_spec(&self, spec: &InstanceSpec) -> Result<(), WasmError> {
-        let component = self.component(spec).await?;
-        link(&self.inner.linker, &component).map(|_| ())
+        self.linked(spec).await.map(|_| ())
     }
 
-    /// The compiled component of `spec`: from memory if a recent version used
-    /// it, else from the artifact cache (compiling if need be).
-    async fn component(&self, spec: &InstanceSpec) -> Result<Component, WasmError> {
-        if let Some(c) = self.inner.recent.get(&spec.code_sha256) {
-            return Ok(c);
+    /// The component of `spec`, compiled and linked: from memory if a recent
+    /// version used it, else loaded from the artifact cache (compiled if need
+    /// be) and linked.
+    async fn linked(&self, spec: &InstanceSpec) -> Result<Arc<Loaded>, WasmError> {
+        if let Some(l) = self.inner.recent.get(&spec.code_sha256) {
+            return Ok(l);
         }
         let inner = self.inner.clone();
         let code_sha = spec.code_sha256.clone();
@@ -144,13 +155,16 @@ impl WasmRuntime {
         })
         .await
         .map_err(|e| WasmError::Engine(format!("load task: {e}")))??;
-        self.inner.recent.put(&spec.code_sha256, component.clone());
-        Ok(component)
+        let loaded = Arc::new(Loaded {
+            pre: link(&self.inner.linker, &component)?,
+        });
+        self.inner.recent.put(&spec.code_sha256, loaded.clone());
+        Ok(loaded)
     }
 
     /// The loaded version of `spec`, loading it if no slot holds it; true when
     /// this call loaded it.
-    async fn load(&self, spec: &InstanceSpec) -> Result<(Arc<Loaded>, bool), WasmError> {
+    async fn load(&self, spec: &InstanceSpec) -> Result<(Arc<Serving>, bool), WasmError> {
         if let Some(l) = self.cached(&spec.code_sha256) {
             return Ok((l, false));
         }
@@ -158,9 +172,8 @@ impl WasmRuntime {
         if let Some(l) = self.cached(&spec.code_sha256) {
             return Ok((l, false));
         }
-        let component = self.component(spec).await?;
-        let loaded = Arc::new(Loaded {
-            pre: link(&self.inner.linker, &component)?,
+        let loaded = Arc::new(Serving {
+            loaded: self.linked(spec).await?,
         });
         let mut map = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|_, w| w.strong_count() > 0);
@@ -168,22 +181,22 @@ impl WasmRuntime {
         Ok((loaded, true))
     }
 
-    fn cached(&self, code_sha: &str) -> Option<Arc<Loaded>> {
+    fn cached(&self, code_sha: &str) -> Option<Arc<Serving>> {
         let map = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
         map.get(code_sha).and_then(Weak::upgrade)
     }
 }
 
-/// How many compiled components [`Recent`] keeps (their code is mapped from
+/// How many linked components [`Recent`] keeps (their code is mapped from
 /// the artifact files; pages not in use can be reclaimed by the kernel).
 const RECENT_COMPONENTS: usize = 32;
 
-/// A small most-recently-used list of compiled components by code package.
+/// A small most-recently-used list of linked components by code package.
 #[derive(Default)]
-struct Recent(Mutex<Vec<(String, Component)>>);
+struct Recent(Mutex<Vec<(String, Arc<Loaded>)>>);
 
 impl Recent {
-    fn get(&self, code_sha: &str) -> Option<Component> {
+    fn get(&self, code_sha: &str) -> Option<Arc<Loaded>> {
         let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let pos = list.iter().position(|(k, _)| k == code_sha)?;
         let entry = list.remove(pos);
@@ -192,7 +205,7 @@ impl Recent {
         Some(component)
     }
 
-    fn put(&self, code_sha: &str, component: Component) {
+    fn put(&self, code_sha: &str, component: Arc<Loaded>) {
         let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
         list.retain(|(k, _)| k != code_sha);
         list.push((code_sha.to_string(), component));

@@ -2,7 +2,7 @@
 //! in a fresh store, from the HTTP request to the reply.
 
 use crate::guest::{Guest, GuestOutput, Limits, MemoryUse};
-use crate::{outbound, Loaded, WasmRuntime, MAX_RESPONSE_BYTES};
+use crate::{outbound, Serving, WasmRuntime, MAX_RESPONSE_BYTES};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
@@ -23,7 +23,7 @@ pub(crate) struct Slot {
     pub(crate) spec: Arc<InstanceSpec>,
     /// The guest's environment, made once per slot rather than per request.
     pub(crate) env: Vec<(String, String)>,
-    pub(crate) loaded: Arc<Loaded>,
+    pub(crate) loaded: Arc<Serving>,
     pub(crate) cold: bool,
 }
 
@@ -193,7 +193,7 @@ impl Slot {
             Ok(r) => r,
             Err(e) => return Ended::Failed(format!("passing the request to the component: {e:#}")),
         };
-        let pre = self.loaded.pre.clone();
+        let pre = self.loaded.pre().clone();
         let task = tokio::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
