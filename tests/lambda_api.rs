@@ -47,6 +47,11 @@ fn boto3_logging_config() {
 }
 
 #[test]
+fn boto3_snap_start() {
+    boto3_class("SnapStartTest");
+}
+
+#[test]
 fn boto3_errors() {
     boto3_class("ErrorsTest");
 }

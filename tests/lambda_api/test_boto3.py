@@ -504,6 +504,47 @@ class LoggingConfigTest(LambdaTest):
             self.assertIn(field, str(cm.exception))
 
 
+class SnapStartTest(LambdaTest):
+    SOURCE = (
+        "import os, uuid\n"
+        "TOKEN = uuid.uuid4().hex\n"
+        "def handler(event, context):\n"
+        "    if event.get('exit'):\n"
+        "        os._exit(3)\n"
+        "    return {'token': TOKEN, 'type': os.environ.get('AWS_LAMBDA_INITIALIZATION_TYPE')}\n"
+    )
+
+    def test_snap_start_forks_instances_from_one_init(self):
+        name = unique("snap")
+        resp = self.create(name, zip_of(self.SOURCE), SnapStart={"ApplyOn": "PublishedVersions"})
+        on = {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}
+        self.assertEqual(resp["SnapStart"], on)
+        self.assertEqual(self.lam.get_function_configuration(FunctionName=name)["SnapStart"], on)
+        _, a = self.invoke_json(name)
+        self.assertEqual(a["type"], "snap-start")
+        # That instance crashes; the next is forked from the same template.
+        resp = self.invoke(name, {"exit": True})
+        self.assertEqual(resp["FunctionError"], "Unhandled")
+        _, b = self.invoke_json(name)
+        self.assertEqual(b["token"], a["token"])
+
+        resp = self.lam.update_function_configuration(FunctionName=name, SnapStart={"ApplyOn": "None"})
+        self.assertEqual(resp["SnapStart"], {"ApplyOn": "None", "OptimizationStatus": "Off"})
+        _, c = self.invoke_json(name)
+        self.assertEqual(c["type"], "on-demand")
+
+    def test_bad_snap_start_names_the_field(self):
+        name = unique("snapbad")
+        self.create(name)
+        with self.assertRaises(self.lam.exceptions.InvalidParameterValueException) as cm:
+            self.lam.update_function_configuration(FunctionName=name, SnapStart={"ApplyOn": "Always"})
+        self.assertIn("SnapStart.ApplyOn", str(cm.exception))
+        with self.assertRaises(self.lam.exceptions.InvalidParameterValueException) as cm:
+            self.create(unique("snapnode"), zip_of("exports.handler = async () => 1;\n", "app.js"),
+                        Runtime="nodejs20.x", SnapStart={"ApplyOn": "PublishedVersions"})
+        self.assertIn("SnapStart.ApplyOn", str(cm.exception))
+
+
 class ErrorsTest(LambdaTest):
     def test_missing_function_is_resource_not_found(self):
         name = unique("missing")

@@ -48,6 +48,7 @@ fn lambda_field(field: &str) -> Option<&'static str> {
         "handler" => "Handler",
         "memory_mb" => "MemorySize",
         "ephemeral_storage_mb" => "EphemeralStorage.Size",
+        "snapshot" => "SnapStart.ApplyOn",
         "timeout" => "Timeout",
         "env" => "Environment.Variables",
         "logging.format" => "LoggingConfig.LogFormat",

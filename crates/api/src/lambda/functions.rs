@@ -39,6 +39,25 @@ struct EphemeralStorage {
     size: Option<i64>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct SnapStart {
+    apply_on: Option<String>,
+}
+
+/// `SnapStart.ApplyOn`: `PublishedVersions` turns on `snapshot` (for every
+/// version, `$LATEST` too: compatibility.md), `None` turns it off.
+fn snap_start(v: Option<SnapStart>) -> Result<Option<bool>, PlatformError> {
+    match v.and_then(|s| s.apply_on).as_deref() {
+        None => Ok(None),
+        Some("PublishedVersions") => Ok(Some(true)),
+        Some("None") => Ok(Some(false)),
+        Some(other) => Err(PlatformError::InvalidParameter(format!(
+            "SnapStart.ApplyOn: expected PublishedVersions or None, got {other:?}"
+        ))),
+    }
+}
+
 /// `EphemeralStorage.Size` in MB (Lambda: 512 to 10240; checked with the rest
 /// of the configuration).
 fn ephemeral(v: Option<EphemeralStorage>) -> Result<Option<u32>, PlatformError> {
@@ -65,6 +84,7 @@ struct CreateBody {
     timeout: Option<i64>,
     memory_size: Option<i64>,
     ephemeral_storage: Option<EphemeralStorage>,
+    snap_start: Option<SnapStart>,
     publish: bool,
     package_type: Option<String>,
     environment: Option<Environment>,
@@ -176,6 +196,7 @@ pub async fn create(State(p): State<Platform>, bytes: Bytes) -> ApiResult {
         memory_mb: memory(b.memory_size)?.unwrap_or(128),
         ephemeral_storage_mb: ephemeral(b.ephemeral_storage)?
             .unwrap_or(updraft_core::DEFAULT_EPHEMERAL_MB),
+        snapshot: snap_start(b.snap_start)?.unwrap_or(false),
         timeout_ms: timeout_ms(b.timeout)?.unwrap_or(3000),
         env: b.environment.and_then(|e| e.variables).unwrap_or_default(),
         description: b.description.unwrap_or_default(),
@@ -300,6 +321,7 @@ struct UpdateConfigBody {
     timeout: Option<i64>,
     memory_size: Option<i64>,
     ephemeral_storage: Option<EphemeralStorage>,
+    snap_start: Option<SnapStart>,
     environment: Option<Environment>,
     runtime: Option<String>,
     revision_id: Option<String>,
@@ -330,6 +352,7 @@ pub async fn update_configuration(
         handler: b.handler,
         memory_mb: memory(b.memory_size)?,
         ephemeral_storage_mb: ephemeral(b.ephemeral_storage)?,
+        snapshot: snap_start(b.snap_start)?,
         timeout_ms: timeout_ms(b.timeout)?,
         env: b.environment.map(|e| e.variables.unwrap_or_default()),
         description: b.description,

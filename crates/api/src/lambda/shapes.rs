@@ -66,6 +66,11 @@ pub fn function_configuration(p: &Platform, d: &FunctionDetail, qualify_latest: 
         "PackageType": "Zip",
         "Architectures": [architecture()],
         "EphemeralStorage": {"Size": c.ephemeral_storage_mb},
+        "SnapStart": if c.snapshot {
+            json!({"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"})
+        } else {
+            json!({"ApplyOn": "None", "OptimizationStatus": "Off"})
+        },
         "LoggingConfig": super::logging::shape(&c.logging, name),
     });
     if !c.env.is_empty() {

@@ -30,7 +30,7 @@ impl Platform {
             // The role's grants, as the server defines them (`--role`).
             permissions: self.role_permissions(f.role.as_deref()),
             logging: f.logging,
-            snapshot: false,
+            snapshot: f.snapshot,
         };
         let mut config = config;
         if config.kind() == RuntimeKind::Wasm {
@@ -194,6 +194,9 @@ impl Platform {
         }
         if let Some(v) = patch.ephemeral_storage_mb {
             config.ephemeral_storage_mb = v;
+        }
+        if let Some(v) = patch.snapshot {
+            config.snapshot = v;
         }
         if let Some(v) = patch.timeout_ms {
             config.timeout_ms = v;

@@ -55,6 +55,8 @@ pub struct NewFunction {
     pub memory_mb: u32,
     /// `EphemeralStorage.Size`: the instance's `/tmp`, in MB.
     pub ephemeral_storage_mb: u32,
+    /// `SnapStart.ApplyOn = PublishedVersions`.
+    pub snapshot: bool,
     pub timeout_ms: u64,
     pub env: BTreeMap<String, String>,
     pub description: String,
@@ -74,6 +76,7 @@ pub struct ConfigPatch {
     pub handler: Option<String>,
     pub memory_mb: Option<u32>,
     pub ephemeral_storage_mb: Option<u32>,
+    pub snapshot: Option<bool>,
     pub timeout_ms: Option<u64>,
     pub env: Option<BTreeMap<String, String>>,
     pub description: Option<String>,
