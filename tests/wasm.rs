@@ -513,3 +513,26 @@ fn guests_cannot_fetch_from_the_hosts_loopback_unless_allowed() {
         "only the allowed server's guest reached the loopback service"
     );
 }
+
+/// The compile helper sets its own parent-death signal (the server spawns
+/// it without running code between fork and exec): one whose server is
+/// already gone (its parent is not the pid it was given) stops at once and
+/// compiles nothing.
+#[test]
+fn a_compile_helper_whose_server_is_gone_does_nothing() {
+    let dir = scratch("wasm-helper-orphan");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("out.cwasm");
+    let component = repo().join("tests/fixtures/wasm/c/handler.wasm");
+    let status = std::process::Command::new(BIN)
+        .args(["compile-wasm", "--engine-key", "any", "--function-cache"])
+        .arg(dir.join("functions"))
+        .args(["--parent", "1"])
+        .arg(&component)
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(!out.exists());
+    assert!(!dir.join("functions").exists(), "it stopped before any work");
+}

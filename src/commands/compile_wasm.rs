@@ -13,6 +13,9 @@ pub struct Args {
     /// Compiled functions to reuse and add to (Cranelift's incremental cache).
     #[arg(long)]
     function_cache: PathBuf,
+    /// The server's pid: the helper dies with the thread that started it.
+    #[arg(long)]
+    parent: Option<u32>,
     /// The component.
     input: PathBuf,
     /// Where the compiled artifact goes.
@@ -25,6 +28,7 @@ pub fn run(args: Args) -> ExitCode {
     match updraft_runtime_wasm::compile::helper_main(
         &args.engine_key,
         &args.function_cache,
+        args.parent,
         &args.input,
         &args.output,
     ) {

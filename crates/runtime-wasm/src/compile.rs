@@ -95,12 +95,19 @@ impl Compiler {
             .arg(engine_key)
             .arg("--function-cache")
             .arg(functions)
+            .arg("--parent")
+            .arg(std::process::id().to_string())
             .arg(input)
             .arg(output)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        die_with_parent(&mut command);
+        // No code between fork and exec (the helper sets its parent-death
+        // signal itself): the standard library can then spawn with
+        // posix_spawn, which does not copy the server's page tables (with
+        // the pooling allocator's reservations and thousands of functions
+        // loaded, a fork and the exec after it cost more than a compile
+        // whose functions are cached).
         let mut child = command
             .spawn()
             .map_err(|e| WasmError::Io("starting the wasm compile helper", e))?;
@@ -175,20 +182,24 @@ impl Drop for Turn<'_> {
     }
 }
 
-/// The helper is killed if the server thread that started it goes away.
-#[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl(2) is async-signal-safe and touches no memory of ours;
-    // it runs in the child between fork and exec.
+/// Ends this process with SIGKILL when the server thread that started it
+/// goes away, or now if the server (`parent`) is already gone.
+fn die_with_parent(parent: u32) -> Result<(), HelperError> {
+    #[allow(unsafe_code)]
+    // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid touch no memory of ours.
     unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+            return Err(HelperError::Io(
+                "setting the parent-death signal".into(),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // The server died before the signal was set: nobody waits for this.
+        if libc::getppid() as u32 != parent {
+            std::process::exit(1);
+        }
     }
+    Ok(())
 }
 
 /// Why a helper failed; [`HelperError::exit_code`] tells the server which.
@@ -220,9 +231,13 @@ impl HelperError {
 pub fn helper_main(
     engine_key: &str,
     functions: &Path,
+    parent: Option<u32>,
     input: &Path,
     output: &Path,
 ) -> Result<(), HelperError> {
+    if let Some(parent) = parent {
+        die_with_parent(parent)?;
+    }
     limit(libc::RLIMIT_CORE, 0, 0)?;
     limit(libc::RLIMIT_CPU, CPU_SECONDS, CPU_SECONDS + 5)?;
     limit(libc::RLIMIT_AS, ADDRESS_SPACE_BYTES, ADDRESS_SPACE_BYTES)?;
@@ -362,7 +377,10 @@ mod tests {
         let args = std::fs::read_to_string(seen).unwrap();
         assert_eq!(
             args.trim(),
-            "--engine-key k1 --function-cache /c/f /a/in.wasm /b/out"
+            format!(
+                "--engine-key k1 --function-cache /c/f --parent {} /a/in.wasm /b/out",
+                std::process::id()
+            )
         );
     }
 
