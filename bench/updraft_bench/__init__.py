@@ -10,7 +10,10 @@
 
 Builds in release mode what it needs (the `updraft` binary into target/bench,
 the plain hyper baseline in bench/hyper-baseline/ into target/bench-hyper, the
-`provided-rust` fixture via scripts/fixtures), starts `updraft server` on
+`provided-rust` fixture via scripts/fixtures, and, when no `wasmtime` is on PATH,
+the wasmtime CLI the wasm rows compare against: wasmtime-cli 48.0.8 with only
+`serve`, `compile` and the pooling allocator, into target/bench-wasmtime, once,
+full runs only: see wasmtime_cli.py), starts `updraft server` on
 loopback with a data dir under bench/.work/, deploys generated apps, and
 drives load with `wrk` (Debian package) against loopback only, bounded in
 count and time. Python 3 standard library only; the code is the package
@@ -22,7 +25,8 @@ Scenarios (the goals are the ones of issue 5 and, for wasm, issue 4):
            its function URL vs a plain hyper server, wrk at c=1, 16, 64
   wasm     warm throughput of each wasm fixture component vs `wasmtime serve` as it ships
            and vs `wasmtime serve` with Updraft's pooling settings, wrk at c=16, 64
-           (skipped, saying why, without the wasmtime CLI)
+           (skipped, saying why, when there is no wasmtime CLI: --quick and
+           --no-wasmtime-build use only one on PATH or already in target/bench-wasmtime)
   cold     cold start after deploy and after scale-to-zero, python3/nodejs/provided
            (+wasm); the platform's share = total - the runtime's own start, and
            cold - warm = the cold request minus the same request sent again

@@ -10,6 +10,7 @@ from . import __doc__ as USAGE
 from .driver import WORK, Broken, Context, Server, build, say
 from .report import Run, report, write_benchmarks
 from .scenarios import SCENARIOS
+from .wasmtime_cli import wasmtime_status
 
 
 def main():
@@ -21,6 +22,9 @@ def main():
     ap.add_argument("--note", help="a sentence written above the tables (e.g. about the machine's load)")
     ap.add_argument("--updraft", help="use this updraft binary instead of building one")
     ap.add_argument("--no-fixture-build", action="store_true", help="use tests/fixtures/provided-rust/build as it is")
+    ap.add_argument("--no-wasmtime-build", action="store_true",
+                    help="do not build the `wasmtime` CLI of sections 2 and 3 when it is missing: use the one on "
+                         "PATH or in target/bench-wasmtime, else skip their wasm rows (--quick never builds it)")
     ap.add_argument("--fleet", type=int, metavar="N",
                     help="functions the density and control scenarios deploy (default 10,000; 20 with --quick)")
     args = ap.parse_args()
@@ -35,9 +39,12 @@ def main():
 
     WORK.mkdir(parents=True, exist_ok=True)
     updraft, hyper = build(args)
-    run = Run(args)
     ctx = Context(args.quick, updraft, hyper)
     ctx.fleet = args.fleet or (20 if args.quick else 10_000)
+    ctx.wasmtime_build = not (args.quick or args.no_wasmtime_build)
+    if {"wasm", "cold"} & set(chosen):
+        wasmtime_status(ctx)  # found (or built, when missing) now, before anything is measured
+    run = Run(args)
     results, broken = {}, []
     ctx.server = Server(updraft, "data")
     try:

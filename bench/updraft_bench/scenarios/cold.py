@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..driver import HANDLERS, ROOT, Broken, cold_app, connect, free_port, http_request, say
 from ..figures import fmt_ms, fmt_ms2, med, med_p99, met, table
-from .wasm import WASMTIME_HINT, wasm_status, wasmtime_serve_cmd
+from ..wasmtime_cli import wasmtime_status
+from .wasm import wasm_status, wasmtime_serve_cmd
 
 TITLE = "3. Cold start"
 
@@ -119,10 +120,10 @@ def direct_start(runtime, code_dir, handler):
         api.close()
 
 
-def wasmtime_start(component):
+def wasmtime_start(wasmtime, component):
     """`wasmtime serve -S cli` alone: spawn -> listening (init), -> first response (total), in ms."""
     port = free_port()
-    cmd = wasmtime_serve_cmd(component, port)
+    cmd = wasmtime_serve_cmd(wasmtime, component, port)
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -143,12 +144,12 @@ def wasmtime_start(component):
         p.wait()
 
 
-def skipped(rt, wasm_ok, wasm_why):
+def skipped(rt, wasm_ok, wasm_why, wasmtime_why):
     """Why runtime `rt` has no row here, or None."""
     if rt == "nodejs" and not shutil.which("node"):
         return "node is not installed"
-    if rt == "wasm" and not shutil.which("wasmtime"):
-        return f"`wasmtime` CLI absent (the runtime-alone baseline): {WASMTIME_HINT}"
+    if rt == "wasm" and wasmtime_why:
+        return f"no runtime-alone baseline: {wasmtime_why}"
     if rt == "wasm" and not wasm_ok:
         return wasm_why
     return None
@@ -159,9 +160,10 @@ def run(ctx):
     reps = 2 if ctx.quick else 10
     rows = []
     # Without the baseline there is no wasm row: skip before deploying (and compiling) the component.
-    wasm_ok, wasm_why, wasm_found = wasm_status(ctx) if shutil.which("wasmtime") else (False, None, None)
+    wasmtime, wasmtime_why = wasmtime_status(ctx)
+    wasm_ok, wasm_why, wasm_found = wasm_status(ctx) if wasmtime else (False, None, None)
     for rt in ["python3", "nodejs", "provided", "wasm"]:
-        why = skipped(rt, wasm_ok, wasm_why)
+        why = skipped(rt, wasm_ok, wasm_why, wasmtime_why)
         if why:
             rows.append({"runtime": rt, "skipped": why})
             continue
@@ -192,7 +194,7 @@ def run(ctx):
             # the runtime alone, interleaved with the platform's cold starts so that load hits both alike
             for _ in range(2):
                 if rt == "wasm":
-                    direct.append(wasmtime_start(app / "code" / "component.wasm"))
+                    direct.append(wasmtime_start(wasmtime, app / "code" / "component.wasm"))
                 else:
                     direct.append(direct_start(rt, app / "code", handler))
         d_init, d_total = [d[0] for d in direct], [d[1] for d in direct]

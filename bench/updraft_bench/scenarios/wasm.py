@@ -1,10 +1,11 @@
 """Section 2: warm throughput of each wasm fixture component under Updraft vs `wasmtime serve`
-as it ships and vs `wasmtime serve` with Updraft's pooling settings, wrk at c=16, 64 (skipped,
-saying why, without the wasmtime CLI). Also the wasm helpers section 3 uses."""
+as it ships and vs `wasmtime serve` with Updraft's pooling settings, wrk at c=16, 64. The
+`wasmtime` CLI is the one on PATH, else bench/run's own build (wasmtime_cli.py: a full run
+builds it when missing); without either the section is skipped, saying why. Also the wasm
+helpers section 3 uses."""
 
 import hashlib
 import os
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -12,10 +13,9 @@ from pathlib import Path
 from ..driver import ROOT, WORK, Background, Broken, free_port, run as run_cmd, say
 from ..figures import fmt_ms, fmt_ratio, fmt_rps, met, ratio, table
 from ..load import interleaved, warm_up
+from ..wasmtime_cli import describe, wasmtime_status
 
 TITLE = "2. Warm throughput, wasm runtime vs `wasmtime serve`"
-
-WASMTIME_HINT = "cargo install wasmtime-cli --version 48.0.8"
 
 # `wasmtime serve` told to reset linear memories and tables as Updraft's engine
 # does (crates/runtime-wasm/src/engine.rs: PAGEMAP_SCAN, 8 MiB / 1 MiB kept
@@ -77,29 +77,32 @@ def _deploy_wasm(ctx):
     return True, None, (app, fn, comp)
 
 
-def wasmtime_precompiled(component):
-    """`wasmtime compile` of a component, once per content: `wasmtime serve` then
-    starts from compiled code, as Updraft does from the artifact it compiled at deploy."""
-    sha = hashlib.sha256(Path(component).read_bytes()).hexdigest()[:16]
+def wasmtime_precompiled(wasmtime, component):
+    """`wasmtime compile` of a component, once per content and `wasmtime` binary: `wasmtime
+    serve` then starts from compiled code, as Updraft does from the artifact it compiled at deploy."""
+    exe = os.stat(wasmtime)  # a cwasm loads only into the wasmtime (and settings) that compiled it
+    binary = f"{os.path.realpath(wasmtime)} {exe.st_size} {exe.st_mtime_ns}".encode()
+    sha = hashlib.sha256(Path(component).read_bytes() + binary).hexdigest()[:16]
     out = WORK / "wasmtime-cwasm" / f"{sha}.cwasm"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_suffix(f".tmp{os.getpid()}")
-        run_cmd([shutil.which("wasmtime"), "compile", str(component), "-o", str(tmp)])
+        run_cmd([wasmtime, "compile", str(component), "-o", str(tmp)])
         tmp.rename(out)
     return out
 
 
-def wasmtime_serve_cmd(component, port, options=()):
-    return [shutil.which("wasmtime"), "serve", "-S", "cli", "--allow-precompiled", *options,
-            "--addr", f"127.0.0.1:{port}", str(wasmtime_precompiled(component))]
+def wasmtime_serve_cmd(wasmtime, component, port, options=()):
+    """`wasmtime serve` (the CLI at path `wasmtime`) on `component`, compiled first, at loopback `port`."""
+    return [wasmtime, "serve", "-S", "cli", "--allow-precompiled", *options,
+            "--addr", f"127.0.0.1:{port}", str(wasmtime_precompiled(wasmtime, component))]
 
 
-def wasmtime_serve(component, tuned):
+def wasmtime_serve(wasmtime, component, tuned):
     """A running `wasmtime serve` on `component`: (process, port)."""
     port = free_port()
     name = f"wasmtime-serve-{component.stem}{'-tuned' if tuned else ''}"
-    p = Background(name, wasmtime_serve_cmd(component, port, WASMTIME_TUNED if tuned else []))
+    p = Background(name, wasmtime_serve_cmd(wasmtime, component, port, WASMTIME_TUNED if tuned else []))
     try:
         p.wait_http(port, "/", timeout=60)
     except Broken:
@@ -109,8 +112,9 @@ def wasmtime_serve(component, tuned):
 
 
 def run(ctx):
-    if not shutil.which("wasmtime"):
-        return {"skipped": f"the `wasmtime` CLI is not installed (install it with `{WASMTIME_HINT}`)"}
+    wasmtime, why = wasmtime_status(ctx)
+    if not wasmtime:
+        return {"skipped": why}
     ok, why, _ = wasm_status(ctx)
     if not ok:
         return {"skipped": why}
@@ -122,7 +126,7 @@ def run(ctx):
         servers = {}
         try:
             for key in ("wasmtime", "tuned"):
-                servers[key] = wasmtime_serve(comp, tuned=key == "tuned")
+                servers[key] = wasmtime_serve(wasmtime, comp, tuned=key == "tuned")
             targets = {k: f"http://127.0.0.1:{port}/" for k, (_, port) in servers.items()}
             targets["updraft"] = srv.url(fn, "/")
             warm_up(targets, 16, 1)
@@ -139,7 +143,7 @@ def run(ctx):
         finally:
             for p, _ in servers.values():
                 p.stop()
-    return {"rows": rows, "seconds": secs, "reps": reps,
+    return {"rows": rows, "seconds": secs, "reps": reps, "wasmtime": describe(wasmtime),
             "goal": all((r["ratio"] or 0) >= 1.0 for r in rows)}
 
 
@@ -153,7 +157,8 @@ def render(r):
            f"`{' '.join(WASMTIME_TUNED)}`: dirtied pages copied back from the memory image when a store ends, "
            "instead of `madvise`d away and faulted in again by the next request). Both `wasmtime serve`s run the "
            "`wasmtime compile`d component with `--allow-precompiled`. wrk -d"
-           f"{r['seconds']}s, {r['reps']} run(s) per cell, the three interleaved.", ""]
+           f"{r['seconds']}s, {r['reps']} run(s) per cell, the three interleaved."
+           + (f" The `wasmtime` CLI: {r['wasmtime']}." if r.get("wasmtime") else ""), ""]
 
     def lat(x):
         return f"{fmt_ms(x['p50'])} / {fmt_ms(x['p99'])}"
