@@ -26,7 +26,8 @@ baseline of the same run. Timing never goes into tests; it goes here.
 
 ```sh
 apt-get install -y wrk          # load generator (Debian); hyperfine not needed
-cargo install wasmtime-cli --version 48.0.8   # optional: the wasm baseline
+# the wasm baseline (`wasmtime serve`, `wasmtime compile`): the `wasmtime` on PATH, else a full
+# bench/run builds wasmtime-cli 48.0.8 into target/bench-wasmtime when it is missing (once, ~20 min)
 bench/run                       # full run, prints the tables (under 15 min on 2 cores)
 bench/run --write --note "..."  # ... and rewrites this file
 bench/run --quick               # smoke run of every scenario (scripts/test runs it)
@@ -35,10 +36,17 @@ bench/run --only sandbox --write  # rewrites only those sections here, saying wh
 bench/run --quick --updraft target/debug/updraft  # with a binary already built
 ```
 
-`bench/run` builds in release mode what it needs (`updraft` into target/bench,
-the plain hyper baseline bench/hyper-baseline/ into target/bench-hyper, the
-`provided-rust` fixture), runs `updraft server` on loopback with its data under
-bench/.work/, and drives load with wrk, loopback only. Run it on a quiet machine:
+`bench/run` measures the `release` profile, which keeps line tables for
+profilers; what ships is the `dist` profile (`cargo build --profile dist`:
+release without debug info, stripped), the same code. It builds in release
+mode what it needs (`updraft` into target/bench, the plain hyper baseline
+bench/hyper-baseline/ into target/bench-hyper, the `provided-rust` fixture), runs `updraft server` on loopback with its data under
+bench/.work/, and drives load with wrk, loopback only. When no `wasmtime` is on
+PATH, a full run also builds the one sections 2 and 3 compare against, once, into
+target/bench-wasmtime: wasmtime-cli 48.0.8 with only what they run (`serve`,
+`compile`, the pooling allocator), in its own target dir
+target/bench-wasmtime-build; `--quick` and `--no-wasmtime-build` never build it,
+and skip the wasm rows when there is none. Run it on a quiet machine:
 every other process competes for the same cores as the server, its instances and
 wrk.
 
