@@ -16,6 +16,9 @@ pub struct Args {
     /// The server's pid: the helper dies with the thread that started it.
     #[arg(long)]
     parent: Option<u32>,
+    /// Compile on this thread only (other compiles run beside this one).
+    #[arg(long)]
+    one_thread: bool,
     /// The component.
     input: PathBuf,
     /// Where the compiled artifact goes.
@@ -29,6 +32,7 @@ pub fn run(args: Args) -> ExitCode {
         &args.engine_key,
         &args.function_cache,
         args.parent,
+        args.one_thread,
         &args.input,
         &args.output,
     ) {

@@ -87,10 +87,15 @@ impl Compiler {
         engine_key: &str,
         functions: &Path,
     ) -> Result<(), WasmError> {
-        let _turn = self.turn();
+        let (_turn, alone) = self.turn();
         let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        if !alone {
+            // Other compiles run: one thread each keeps them from
+            // contending for the same cores.
+            command.arg("--one-thread");
+        }
         command
-            .args(&self.args)
             .arg("--engine-key")
             .arg(engine_key)
             .arg("--function-cache")
@@ -161,14 +166,14 @@ impl Compiler {
         }
     }
 
-    /// Waits for a free core.
-    fn turn(&self) -> Turn<'_> {
+    /// Waits for a free core; true when no other compile runs.
+    fn turn(&self) -> (Turn<'_>, bool) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         while *running >= self.parallel {
             running = self.freed.wait(running).unwrap_or_else(|e| e.into_inner());
         }
         *running += 1;
-        Turn(self)
+        (Turn(self), *running == 1)
     }
 }
 
@@ -232,6 +237,7 @@ pub fn helper_main(
     engine_key: &str,
     functions: &Path,
     parent: Option<u32>,
+    one_thread: bool,
     input: &Path,
     output: &Path,
 ) -> Result<(), HelperError> {
@@ -243,7 +249,7 @@ pub fn helper_main(
     limit(libc::RLIMIT_AS, ADDRESS_SPACE_BYTES, ADDRESS_SPACE_BYTES)?;
     let cache = FunctionCache::open(functions)
         .map_err(|e| HelperError::Io(format!("opening {}", functions.display()), e))?;
-    let engine = crate::engine::compile_only(Some(cache))
+    let engine = crate::engine::compile_only(Some(cache), !one_thread)
         .map_err(|e| HelperError::Other(format!("wasm engine: {e:#}")))?;
     let ours = crate::engine::key(&engine);
     if ours != engine_key {
@@ -381,6 +387,47 @@ mod tests {
                 "--engine-key k1 --function-cache /c/f --parent {} /a/in.wasm /b/out",
                 std::process::id()
             )
+        );
+    }
+
+    #[test]
+    fn a_compile_beside_another_runs_on_one_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        // The first helper waits for `go`, which the test makes once the
+        // second has started (so the two overlap).
+        let script = format!(
+            "if mkdir {d}/first 2>/dev/null; then echo \"$@\" > {d}/args1; \
+             while [ ! -e {d}/go ]; do sleep 0.01; done; \
+             else echo \"$@\" > {d}/args2; fi"
+        );
+        let mut compiler = Compiler::new("/bin/sh", &["-c", &script, "helper"]);
+        compiler.parallel = 2;
+        let compiler = std::sync::Arc::new(compiler);
+        let compile = |c: std::sync::Arc<Compiler>| {
+            std::thread::spawn(move || {
+                c.compile(
+                    "fn.wasm",
+                    Path::new("/i"),
+                    Path::new("/o"),
+                    "k",
+                    Path::new("/f"),
+                )
+            })
+        };
+        let first = compile(compiler.clone());
+        while !dir.path().join("args1").exists() {
+            std::thread::yield_now();
+        }
+        compile(compiler.clone()).join().unwrap().unwrap();
+        std::fs::write(dir.path().join("go"), "").unwrap();
+        first.join().unwrap().unwrap();
+        let args1 = std::fs::read_to_string(dir.path().join("args1")).unwrap();
+        let args2 = std::fs::read_to_string(dir.path().join("args2")).unwrap();
+        assert!(!args1.contains("--one-thread"), "alone: {args1}");
+        assert!(
+            args2.starts_with("--one-thread "),
+            "beside another: {args2}"
         );
     }
 

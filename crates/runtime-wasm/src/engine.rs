@@ -75,8 +75,12 @@ pub fn build() -> Result<(Engine, bool), wasmtime::Error> {
 /// cache (not part of the compatibility hash either).
 pub fn compile_only(
     functions: Option<std::sync::Arc<crate::compile::FunctionCache>>,
+    parallel: bool,
 ) -> Result<Engine, wasmtime::Error> {
     let mut config = base_config();
+    // Off when other compiles run beside this one: their threads would
+    // only contend for the same cores.
+    config.parallel_compilation(parallel);
     if let Some(cache) = functions {
         config.enable_incremental_compilation(cache)?;
     }
@@ -177,11 +181,13 @@ mod tests {
         let (server, _pooling) = super::build().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let cache = crate::compile::FunctionCache::open(dir.path()).unwrap();
-        let helper = super::compile_only(Some(cache)).unwrap();
+        let helper = super::compile_only(Some(cache.clone()), true).unwrap();
         assert_eq!(super::key(&server), super::key(&helper));
+        let one_thread = super::compile_only(Some(cache), false).unwrap();
+        assert_eq!(super::key(&server), super::key(&one_thread));
         assert_eq!(
             super::key(&server),
-            super::key(&super::compile_only(None).unwrap())
+            super::key(&super::compile_only(None, true).unwrap())
         );
     }
 }
