@@ -534,5 +534,8 @@ fn a_compile_helper_whose_server_is_gone_does_nothing() {
         .unwrap();
     assert_eq!(status.code(), Some(1));
     assert!(!out.exists());
-    assert!(!dir.join("functions").exists(), "it stopped before any work");
+    assert!(
+        !dir.join("functions").exists(),
+        "it stopped before any work"
+    );
 }
