@@ -695,18 +695,7 @@ impl ProcessRuntime {
         let t_spawned = Instant::now();
         let (pid, exit_rx) = spawned?;
         partial.pid = Some(pid);
-        // With the start time: only that process is ours after a restart.
-        fs::write(
-            dir.join("pid"),
-            format!("{pid} {}", start_time(pid).unwrap_or(0)),
-        )?;
-
-        let output = output::Output::spawn(
-            OwnedFd::from(reader),
-            spec.function.clone(),
-            request_id,
-            self.logs.clone(),
-        )?;
+        let output = self.adopt(&dir, pid, reader, spec, request_id)?;
         let (peak, oom_flag) = watch_memory(
             partial.cgroup.is_none(),
             pid,
@@ -777,6 +766,29 @@ enum TemplateError {
 }
 
 impl ProcessRuntime {
+    /// Records the instance process `pid` in `dir` (with its start time:
+    /// only that process is ours after a restart) and reads its output
+    /// from `reader` into the function's log.
+    fn adopt(
+        &self,
+        dir: &Path,
+        pid: i32,
+        reader: io::PipeReader,
+        spec: &InstanceSpec,
+        request_id: &str,
+    ) -> io::Result<output::Output> {
+        fs::write(
+            dir.join("pid"),
+            format!("{pid} {}", start_time(pid).unwrap_or(0)),
+        )?;
+        output::Output::spawn(
+            OwnedFd::from(reader),
+            spec.function.clone(),
+            request_id,
+            self.logs.clone(),
+        )
+    }
+
     /// Serves an instance's Runtime API (and the control API beside it)
     /// on `listener`.
     fn serve_api(
@@ -963,16 +975,7 @@ impl ProcessRuntime {
             after_us = t_api.elapsed().as_micros() as u64,
             "instance prepared from a snapshot"
         );
-        fs::write(
-            dir.join("pid"),
-            format!("{pid} {}", start_time(pid).unwrap_or(0)),
-        )?;
-        let output = output::Output::spawn(
-            OwnedFd::from(reader),
-            spec.function.clone(),
-            request_id,
-            self.logs.clone(),
-        )?;
+        let output = self.adopt(&dir, pid, reader, spec, request_id)?;
         let (peak, oom_flag) = watch_memory(partial.cgroup.is_none(), pid, false, spec, &exit_rx);
         let cgroup = partial.keep();
         let instance = ProcessInstance {
