@@ -539,3 +539,55 @@ fn a_compile_helper_whose_server_is_gone_does_nothing() {
         "it stopped before any work"
     );
 }
+
+/// A guest that runs long gives its worker thread up: on a server with one
+/// worker thread, another function's request is answered while a looping
+/// guest still runs. A guest that never yielded would hold that thread until
+/// its timeout, and every other request with it.
+#[test]
+fn a_looping_guest_does_not_hold_up_other_requests() {
+    let dir = scratch("wasm-yield");
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::copy(
+        fixture("wasm").join("c/handler.wasm"),
+        app.join("handler.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("updraft.toml"),
+        r#"[app]
+name = "wasm-yield"
+
+[functions.looper]
+runtime = "wasm"
+code = "handler.wasm"
+url = "public"
+timeout = "10s"
+
+[functions.answer]
+runtime = "wasm"
+code = "handler.wasm"
+url = "public"
+"#,
+    )
+    .unwrap();
+    let s = Server::start_in(dir.join("data"), &[("TOKIO_WORKER_THREADS", "1")]);
+    s.deploy(&app);
+    let loop_url = url(&s, "looper", "/loop");
+    let looping = std::thread::spawn(move || get(&loop_url));
+    // Its START line is written as the guest is handed the request.
+    wait_until(
+        "the looping request starts",
+        Duration::from_secs(60),
+        || s.ok(&["logs", "looper"]).contains("START"),
+    );
+    let (status, body) = get(&url(&s, "answer", "/"));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !looping.is_finished(),
+        "the other request was answered only once the loop had ended"
+    );
+    let (status, body) = looping.join().unwrap();
+    assert_eq!(status, 504, "{body}");
+}

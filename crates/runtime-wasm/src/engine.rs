@@ -7,8 +7,19 @@ use std::time::Duration;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances while a request runs: the granularity of
-/// timeouts, and how often a running guest yields to other tasks.
+/// timeouts, and how often a guest that has run past [`RUN_BEFORE_YIELD`]
+/// yields to other tasks.
 pub const TICK: Duration = Duration::from_millis(2);
+
+/// How long a request's guest runs before its first yield. Yielding at every
+/// tick chopped each request of a busy function into 2 ms slices taken in
+/// turn with every other request in flight, so none finished early and all
+/// of their instances stayed live at once (caches, TLB, memory slots): the
+/// JavaScript component served ~30% fewer requests/s at c=16 and c=64 than
+/// when it ran its usual 1–2 ms to the end (bench section 2, compared
+/// interleaved in one run). Past this, a guest still yields every tick, so a
+/// long or looping one holds a worker thread no longer than this at a time.
+pub const RUN_BEFORE_YIELD: Duration = Duration::from_millis(10);
 
 /// Concurrent component instances the pooling allocator makes room for.
 const POOL_COMPONENTS: u32 = 1000;

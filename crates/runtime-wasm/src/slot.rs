@@ -86,10 +86,15 @@ impl Slot {
         let _running = self.runtime.inner.ticker.running();
         let (mut store, output, stats) = self.store(&inv.request_id);
         let std_deadline = deadline.into_std();
-        // Each tick: stop past the deadline, otherwise let other tasks run.
+        let yield_from = std::time::Instant::now() + crate::engine::RUN_BEFORE_YIELD;
+        // Each tick: stop past the deadline; past the first slice, let
+        // other tasks run.
         store.epoch_deadline_callback(move |_| {
-            if std::time::Instant::now() >= std_deadline {
+            let now = std::time::Instant::now();
+            if now >= std_deadline {
                 Ok(UpdateDeadline::Interrupt)
+            } else if now < yield_from {
+                Ok(UpdateDeadline::Continue(1))
             } else {
                 Ok(UpdateDeadline::Yield(1))
             }
