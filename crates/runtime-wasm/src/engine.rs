@@ -15,10 +15,12 @@ pub const TICK: Duration = Duration::from_millis(2);
 /// tick chopped each request of a busy function into 2 ms slices taken in
 /// turn with every other request in flight, so none finished early and all
 /// of their instances stayed live at once (caches, TLB, memory slots): the
-/// JavaScript component served ~30% fewer requests/s at c=16 and c=64 than
-/// when it ran its usual 1–2 ms to the end (bench section 2, compared
-/// interleaved in one run). Past this, a guest still yields every tick, so a
-/// long or looping one holds a worker thread no longer than this at a time.
+/// JavaScript fixture component served ~30% fewer requests/s at c=16 and
+/// c=64 than when it ran its usual 1–2 ms to the end (behind its function
+/// URL under wrk, the two compared interleaved on one build; bench section 2
+/// has the result against `wasmtime serve`). Past this, a guest still yields
+/// every tick, so a long or looping one holds a worker thread no longer than
+/// this at a time.
 pub const RUN_BEFORE_YIELD: Duration = Duration::from_millis(10);
 
 /// Concurrent component instances the pooling allocator makes room for.
